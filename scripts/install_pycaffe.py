@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""Build pycaffe (CPU) from the Caffe source distribution on PyPI and install it.
+
+Debian has no Caffe package and the PyPI project called ``caffe`` is an empty
+placeholder, so stylize builds its own: the ``brocolli-caffe`` sdist (a BVLC
+Caffe fork) compiled with CMake against Debian's libraries, packaged as a
+platform wheel named ``stylize-pycaffe`` and cached under
+``$STYLIZE_HOME/wheels`` (default ``~/.cache/stylize``).
+
+Run it with the interpreter of the virtualenv that should receive pycaffe.
+It is idempotent: when the wanted build is already installed it returns at
+once; when the wheel is cached it only installs it. The wheel's version
+carries a hash of everything that shapes the build (sdist, patches, Python
+and numpy ABI), so changing a patch here rebuilds automatically.
+
+The facts behind each step are in ``shared/caffe-build.md`` of the project.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import tempfile
+import textwrap
+from pathlib import Path
+
+SDIST = "brocolli-caffe==9.0.2"
+SDIST_FILE = "brocolli-caffe-9.0.2.tar.gz"
+SDIST_SHA256 = "c6410cc60bdd6db685d441b66be7df05410f8850ac88d6b75d48ef9b2315c08a"
+DIST_NAME = "stylize-pycaffe"
+BASE_VERSION = "9.0.2"
+
+APT_PACKAGES = [
+    "libboost-system-dev", "libboost-thread-dev", "libboost-filesystem-dev",
+    "libboost-regex-dev", "libboost-python-dev", "libprotobuf-dev",
+    "protobuf-compiler", "libgoogle-glog-dev", "libgflags-dev",
+    "libhdf5-dev", "libopenblas-dev", "cmake", "g++", "make",
+]
+
+# What `import caffe` needs at run time (measured: protobuf 3.19 fails).
+RUNTIME_REQUIRES = ["numpy", "scipy", "scikit-image", "six", "protobuf>=3.20"]
+
+PY_TAG = f"python{sys.version_info.major}{sys.version_info.minor}"
+
+# (file, old text, new text, why). Each must match exactly once, so a changed
+# sdist fails loudly instead of building something subtly different.
+PATCHES = [
+    ("python/CMakeLists.txt", "-lboost_python ", f"-lboost_{PY_TAG} ",
+     "Debian ships only versioned boost_python libraries"),
+    ("src/caffe/net.cpp", '#include "caffe/test/test_caffe_main.hpp"\n', "",
+     "unused include that drags in the gtest headers"),
+    ("src/caffe/net.cpp",
+     "        layers_[layer_id]->set_param_propagate_down(param_id, true);\n",
+     "        // stylize: a parameter frozen with lr_mult: 0 never needs its\n"
+     "        // gradient, even when force_backward asks for input gradients.\n"
+     "        const LayerParameter& lp = layers_[layer_id]->layer_param();\n"
+     "        const ParamSpec* spec = param_id < lp.param_size() ?\n"
+     "            &lp.param(param_id) : NULL;\n"
+     "        if (spec == NULL || spec->lr_mult() != 0) {\n"
+     "          layers_[layer_id]->set_param_propagate_down(param_id, true);\n"
+     "        }\n",
+     "skip weight-gradient GEMMs (a third of a step) for frozen weights"),
+]
+
+
+def log(message: str) -> None:
+    print(f"[pycaffe] {message}", flush=True)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("STYLIZE_HOME", Path.home() / ".cache" / "stylize"))
+
+
+def numpy_major() -> str:
+    import numpy
+    return numpy.__version__.split(".")[0]
+
+
+def build_key() -> str:
+    """Hash of every input that changes the binary we would produce."""
+    h = hashlib.sha256()
+    for part in (SDIST_SHA256, repr(PATCHES), repr(RUNTIME_REQUIRES),
+                 sysconfig.get_platform(), sys.implementation.cache_tag,
+                 numpy_major()):
+        h.update(part.encode())
+    return h.hexdigest()[:10]
+
+
+def wanted_version() -> str:
+    return f"{BASE_VERSION}+{build_key()}"
+
+
+def installed_version() -> str | None:
+    try:
+        return importlib.metadata.version(DIST_NAME)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def run(cmd: list[str], **kwargs) -> None:
+    log("$ " + " ".join(cmd))
+    subprocess.run(cmd, check=True, **kwargs)
+
+
+def ensure_apt_packages() -> None:
+    missing = [p for p in APT_PACKAGES
+               if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0]
+    if not missing:
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run(sudo + ["apt-get", "update", "-qq"], env=env)
+    run(sudo + ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=env)
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fetch_sdist(downloads: Path) -> Path:
+    target = downloads / SDIST_FILE
+    if not target.exists() or sha256_of(target) != SDIST_SHA256:
+        downloads.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=downloads) as tmp:
+            run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                 "-d", tmp, SDIST])
+            os.replace(Path(tmp) / SDIST_FILE, target)
+    digest = sha256_of(target)
+    if digest != SDIST_SHA256:
+        target.unlink()
+        sys.exit(f"[pycaffe] {SDIST_FILE}: sha256 {digest} is not the pinned {SDIST_SHA256}")
+    return target
+
+
+def apply_patches(src: Path) -> None:
+    for rel, old, new, why in PATCHES:
+        path = src / rel
+        text = path.read_text()
+        if text.count(old) != 1:
+            sys.exit(f"[pycaffe] patch for {rel} ({why}) does not apply: source changed?")
+        path.write_text(text.replace(old, new))
+        log(f"patched {rel}: {why}")
+
+
+def configure_and_build(src: Path, prefix: Path) -> None:
+    import numpy
+    build = src / "build"
+    base = sys.base_prefix
+    run(["cmake", "-S", str(src), "-B", str(build),
+         "-DCMAKE_BUILD_TYPE=Release",
+         f"-DANACONDA_HOME={base}",
+         f"-DPYTHON_VERSION=python{sys.version_info.major}.{sys.version_info.minor}",
+         f"-DCMAKE_CXX_FLAGS=-I{numpy.get_include()} -I/usr/include/hdf5/serial",
+         "-DCMAKE_SHARED_LINKER_FLAGS=-L/usr/lib/x86_64-linux-gnu/hdf5/serial",
+         ], stdout=subprocess.DEVNULL)
+    run(["make", "-C", str(build), f"-j{os.cpu_count() or 1}", "pycaffe"],
+        stdout=subprocess.DEVNULL)
+    run(["cmake", "--install", str(build), "--prefix", str(prefix)], stdout=subprocess.DEVNULL)
+
+
+def make_wheel(prefix: Path, staging: Path, wheels: Path) -> Path:
+    """Package the installed python/caffe folder as a platform wheel."""
+    shutil.copytree(prefix / "python" / "caffe", staging / "caffe")
+    (staging / "setup.py").write_text(textwrap.dedent(f"""\
+        from setuptools import setup
+        from setuptools.dist import Distribution
+
+        class BinaryDistribution(Distribution):
+            def has_ext_modules(self):
+                return True
+
+        setup(
+            name={DIST_NAME!r},
+            version={wanted_version()!r},
+            description="pycaffe (CPU) built from {SDIST} by stylize",
+            packages=["caffe", "caffe.proto", "caffe.imagenet"],
+            package_data={{"caffe": ["_caffe.so"], "caffe.imagenet": ["*.npy"]}},
+            install_requires={RUNTIME_REQUIRES!r},
+            distclass=BinaryDistribution,
+            zip_safe=False,
+        )
+        """))
+    (staging / "caffe" / "imagenet" / "__init__.py").touch()
+    wheels.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=wheels) as out:
+        run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", out, str(staging)])
+        built = next(Path(out).glob("*.whl"))
+        final = wheels / built.name
+        os.replace(built, final)
+    return final
+
+
+def cached_wheel(wheels: Path) -> Path | None:
+    local = wanted_version().split("+")[1]
+    matches = sorted(wheels.glob(f"stylize_pycaffe-{BASE_VERSION}+{local}-*.whl"))
+    return matches[0] if matches else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--force", action="store_true", help="rebuild even if a wheel is cached")
+    args = parser.parse_args()
+
+    if not args.force and installed_version() == wanted_version():
+        log(f"{DIST_NAME} {wanted_version()} already installed")
+        return
+    wheels = cache_dir() / "wheels"
+    wheel = None if args.force else cached_wheel(wheels)
+    if wheel is None:
+        ensure_apt_packages()
+        sdist = fetch_sdist(cache_dir() / "downloads")
+        with tempfile.TemporaryDirectory(prefix="stylize-caffe-") as tmp:
+            tmp = Path(tmp)
+            with tarfile.open(sdist) as tar:
+                tar.extractall(tmp, filter="data")
+            src = tmp / SDIST_FILE.removesuffix(".tar.gz")
+            shutil.rmtree(src / ".git", ignore_errors=True)
+            apply_patches(src)
+            configure_and_build(src, tmp / "prefix")
+            wheel = make_wheel(tmp / "prefix", tmp / "staging", wheels)
+        log(f"cached {wheel}")
+    run([sys.executable, "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", str(wheel)])
+    run([sys.executable, "-m", "pip", "install", "-q", *RUNTIME_REQUIRES])
+    run([sys.executable, "-c", "import caffe; caffe.set_mode_cpu()"])
+    log(f"{DIST_NAME} {wanted_version()} installed")
+
+
+if __name__ == "__main__":
+    main()

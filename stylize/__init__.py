@@ -1,0 +1,10 @@
+"""stylize: neural style transfer (Gatys et al.) with Caffe, built from plugins.
+
+The package's folders are its architecture: ``core`` (contracts, images,
+plugin loading, pipeline), ``backends``, ``losses``, ``optimizers`` (the
+built-in plugins) and ``cli`` (the command line, a thin layer over core).
+"""
+from .core.pipeline import Settings, load_inputs, transfer
+
+__all__ = ["Settings", "load_inputs", "transfer"]
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Built-in Caffe backends and the model zoo; registered under ``stylize.backends``."""

@@ -1,0 +1,124 @@
+"""The three plugin contracts: Backend, Loss and Optimizer.
+
+Plugins need not subclass these, but doing so documents the API and keeps
+them honest: the pipeline checks ``isinstance`` when it loads a plugin.
+Every plugin depends only on this module (through ``stylize.core``), never on
+the CLI or on other plugins.
+
+Arrays cross these boundaries as float32 numpy arrays. Images are HxWx3 RGB
+in [0, 1]; network inputs are 1x3xHxW in the backend's own space (for Caffe
+VGG: BGR, 0..255, ImageNet mean subtracted).
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar, Mapping, Sequence
+
+import numpy as np
+
+Features = Mapping[str, np.ndarray]
+
+
+class Backend(abc.ABC):
+    """A frozen network that describes an image at named layers.
+
+    The pipeline reads the class attributes before constructing the backend,
+    so that it can tell the constructor exactly which layers the losses need
+    (a backend may then cut the network after the deepest one).
+    """
+
+    #: Layers read by the content term when the user does not name any.
+    default_content_layers: ClassVar[Sequence[str]] = ()
+    #: Layers read by style terms when the user does not name any.
+    default_style_layers: ClassVar[Sequence[str]] = ()
+
+    @abc.abstractmethod
+    def __init__(self, layers: Sequence[str], **options):
+        """Load the network so that ``forward`` can return ``layers``."""
+
+    @abc.abstractmethod
+    def preprocess(self, image: np.ndarray) -> np.ndarray:
+        """HxWx3 RGB [0, 1] image -> 1x3xHxW network input."""
+
+    @abc.abstractmethod
+    def deprocess(self, x: np.ndarray) -> np.ndarray:
+        """Network input -> HxWx3 RGB image, clipped to [0, 1]."""
+
+    @abc.abstractmethod
+    def input_bounds(self, shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Lower and upper bounds of a valid network input of ``shape``.
+
+        The optimizer keeps pixels inside them, so the result is a real image.
+        """
+
+    @abc.abstractmethod
+    def forward(self, x: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
+        """Run the network on ``x``; return the features of ``layers``.
+
+        Features are CxHxW (no batch axis). The arrays may be views into the
+        network's memory, valid until the next ``forward``: copy to keep.
+        """
+
+    @abc.abstractmethod
+    def backward(self, grads: Features) -> np.ndarray:
+        """Back-propagate dLoss/dfeatures of the last ``forward`` to dLoss/dx."""
+
+
+class Loss(abc.ABC):
+    """One weighted term of the objective, computed on features.
+
+    ``role`` says which image provides the target: ``"content"`` or
+    ``"style"``. A loss reads the layers in ``self.layers``.
+    """
+
+    role: ClassVar[str] = "content"
+
+    def __init__(self, layers: Sequence[str], **options):
+        self.layers = tuple(layers)
+
+    @abc.abstractmethod
+    def set_target(self, features: Features) -> None:
+        """Receive the features of the target image, once per resolution."""
+
+    @abc.abstractmethod
+    def __call__(self, features: Features) -> tuple[float, dict[str, np.ndarray]]:
+        """Return the loss value and its gradient for each layer read."""
+
+
+@dataclass
+class StepResult:
+    """What an optimizer reports after each iteration (one object, so it can grow)."""
+
+    step: int
+    value: float
+    x: np.ndarray
+    #: Filled in by the pipeline: the current image, computed only when asked for.
+    to_image: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
+
+    @property
+    def image(self) -> np.ndarray:
+        if self.to_image is None:
+            raise AttributeError("this result carries no image conversion")
+        return self.to_image(self.x)
+
+
+#: An objective maps a flat float32 vector to (value, gradient of same shape).
+Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
+#: A callback receives one StepResult; raising StopIteration ends the run.
+Callback = Callable[[StepResult], None]
+
+
+class Optimizer(abc.ABC):
+    """Minimizes an objective over a flat vector within bounds."""
+
+    def __init__(self, **options):
+        """Accept and ignore options meant for other optimizers."""
+
+    @abc.abstractmethod
+    def minimize(self, objective: Objective, x0: np.ndarray, bounds: tuple[np.ndarray, np.ndarray],
+                 iterations: int, callback: Callback) -> np.ndarray:
+        """Return the best vector found after at most ``iterations`` steps.
+
+        Call ``callback`` once per iteration; stop early on StopIteration.
+        """

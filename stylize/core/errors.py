@@ -1,0 +1,36 @@
+"""Errors a user can act on.
+
+Anything raised as a ``StylizeError`` is shown by the CLI as one line on
+stderr with the error's exit code, never as a traceback: the message must say
+what is wrong and how to fix it.
+"""
+
+
+class StylizeError(Exception):
+    """Base class: a problem with the user's input or environment."""
+
+    exit_code = 1
+
+
+class UsageError(StylizeError):
+    """Options that cannot work together or are out of range."""
+
+    exit_code = 2
+
+
+class ImageError(StylizeError):
+    """An input image that cannot be read, or an output that cannot be written."""
+
+    exit_code = 3
+
+
+class ModelError(StylizeError):
+    """Missing, corrupt or incompatible network definition or weights."""
+
+    exit_code = 4
+
+
+class PluginError(StylizeError):
+    """A plugin name that is unknown, ambiguous or fails to load."""
+
+    exit_code = 5

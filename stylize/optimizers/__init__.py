@@ -1,0 +1,1 @@
+"""Built-in optimizers; registered in setup.cfg under ``stylize.optimizers``."""
