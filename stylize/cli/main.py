@@ -48,14 +48,17 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 @cli.command()
-@click.option("-c", "--content", required=True, type=click.Path(dir_okay=False),
+# Input paths are checked by load_image, not by click, so that a directory or a
+# missing file is a one-line ``stylize: error:`` like every other bad input.
+@click.option("-c", "--content", required=True, type=click.Path(), metavar="FILE",
               help="Content image (a photo): its structure is kept.")
-@click.option("-s", "--style", required=True, type=click.Path(dir_okay=False),
+@click.option("-s", "--style", required=True, type=click.Path(), metavar="FILE",
               help="Style image (a painting): its textures and colours are transferred.")
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Output image, .png or .jpg; folders are created, written atomically.")
 @click.option("-b", "--backend", default=DEFAULTS.backend, show_default=True,
-              help="Network backend plugin (see `stylize plugins` or setup.cfg).")
+              help="Network backend plugin (entry-point group stylize.backends); "
+                   "an unknown name lists the installed ones.")
 @click.option("--loss", "losses", multiple=True, default=DEFAULTS.losses, show_default=True,
               help="Loss plugin; repeat for several. If none of them is a content term, "
                    "`content` joins automatically (Gatys transfer is content + style).")
@@ -85,7 +88,7 @@ def run(content, style, output, backend, losses, optimizer, ratio, iterations, l
     settings = Settings(backend=backend, losses=losses, optimizer=optimizer, ratio=ratio,
                         iterations=iterations, length=length, init=init, seed=seed, gpu=gpu,
                         backend_options={"pooling": pooling})
-    settings.validate()
+    settings.validate()  # ranges and plugin names, before any image is read
     check_output_path(output)
     content_image, style_image = load_inputs(content, style, length)
     started = time.monotonic()
@@ -103,18 +106,18 @@ def _metadata(settings: Settings, content: str, style: str) -> dict[str, str]:
 
 
 class _progress:
-    """A progress bar with iteration, loss and ETA, fed by the pipeline's callback."""
+    """A progress bar with iteration, loss and ETA, fed by the pipeline's callback.
+
+    The bar starts at the first iteration, so an error while loading the
+    network or the weights is the only line on stderr.
+    """
 
     def __init__(self, total: int, quiet: bool):
-        self.total, self.quiet, self.value = total, quiet, None
+        self.total, self.quiet, self.value, self.bar = total, quiet, None, None
 
     def __enter__(self):
         if self.quiet:
             return lambda result: None
-        self.bar = click.progressbar(length=self.total, label="stylizing", file=sys.stderr,
-                                     show_pos=True, show_eta=True,
-                                     item_show_func=self._describe)
-        self.bar.__enter__()
         return self.update
 
     def _describe(self, _item) -> str | None:
@@ -122,10 +125,15 @@ class _progress:
 
     def update(self, result) -> None:
         self.value = result.value
+        if self.bar is None:
+            self.bar = click.progressbar(length=self.total, label="stylizing", file=sys.stderr,
+                                         show_pos=True, show_eta=True,
+                                         item_show_func=self._describe)
+            self.bar.__enter__()
         self.bar.update(1)
 
     def __exit__(self, *exc):
-        if not self.quiet:
+        if self.bar is not None:
             self.bar.__exit__(*exc)
         return False
 

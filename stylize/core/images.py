@@ -29,7 +29,10 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
                 rgba = img.convert("RGBA")
                 img = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 img.alpha_composite(rgba)
-            rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+            if img.mode.startswith("I") or img.mode == "F":
+                rgb = _high_depth_gray(img)
+            else:
+                rgb = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -39,6 +42,21 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     except (OSError, Image.DecompressionBombError) as e:
         raise ImageError(f"{path}: cannot read image ({e})") from None
     return rgb
+
+
+def _high_depth_gray(img: Image.Image) -> np.ndarray:
+    """16-bit ("I;16", "I") or float ("F") grayscale as RGB in [0, 1].
+
+    Pillow's ``convert("RGB")`` clips these modes at 255 instead of scaling
+    them, which turns almost every pixel of a 16-bit image white.
+    """
+    gray = np.asarray(img, dtype=np.float32)
+    if img.mode == "F":
+        top = 1.0 if gray.size == 0 or np.nanmax(gray) <= 1.0 else 255.0
+    else:  # I;16 variants are 16-bit; "I" is 16-bit data in practice when above 255
+        top = 65535.0 if img.mode.startswith("I;16") or (gray.size and gray.max() > 255) else 255.0
+    gray = np.clip(np.nan_to_num(gray / top), 0.0, 1.0).astype(np.float32)
+    return np.repeat(gray[..., np.newaxis], 3, axis=-1)
 
 
 def fit_long_side(shape: tuple[int, int], length: int) -> tuple[int, int]:
@@ -65,10 +83,10 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 def check_output_path(path: str | os.PathLike) -> Path:
     """Fail before any work if ``path`` cannot receive an image."""
     path = Path(path)
+    if path.is_dir():  # checked first: a folder named "x" is not a bad extension
+        raise ImageError(f"{path}: is a directory; give a file name such as {path / 'out.png'}")
     if path.suffix.lower() not in FORMATS:
         raise ImageError(f"{path}: unsupported output extension; use one of {', '.join(FORMATS)}")
-    if path.is_dir():
-        raise ImageError(f"{path}: is a directory; give a file name such as {path / 'out.png'}")
     return path
 
 

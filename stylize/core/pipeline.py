@@ -24,7 +24,8 @@ class Settings:
     backend: str = "caffe-vgg19"
     losses: Sequence[str] = ("gram",)
     optimizer: str = "lbfgs"
-    #: Weight of style terms relative to content terms (Gatys' beta/alpha).
+    #: Weight of style terms relative to content terms (Gatys' beta/alpha), as
+    #: the reference tool meant it for a 512x512 image; see ``content_weight``.
     ratio: float = 1e4
     iterations: int = 512
     #: Long side of the output in pixels; the style image is scaled to match.
@@ -37,14 +38,16 @@ class Settings:
     optimizer_options: dict = field(default_factory=dict)
 
     def validate(self) -> None:
+        """Fail fast, before any image is read: ranges and every plugin name."""
         for name in ("iterations", "length"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.ratio > 0 or not np.isfinite(self.ratio):
             raise UsageError(f"ratio must be a positive number, got {self.ratio}")
-        if self.gpu is not None and self.gpu >= 0:
-            raise UsageError(f"GPU {self.gpu} requested, but this pycaffe is a CPU-only build; "
-                             "use --gpu -1")
+        plugins.load("stylize.backends", self.backend)
+        plugins.load("stylize.optimizers", self.optimizer)
+        for loss in self.losses:
+            plugins.load("stylize.losses", loss)
 
 
 @dataclass
@@ -109,18 +112,35 @@ def initial_image(init: str, content: np.ndarray, style: np.ndarray, seed: int |
     return resize(load_image(path), content.shape[:2])
 
 
-def build_losses(names: Sequence[str], backend_cls: type[Backend], ratio: float) -> list[WeightedLoss]:
+#: The image area (pixels) at which ``ratio`` has the reference tool's meaning.
+REFERENCE_AREA = 512 * 512
+
+
+def content_weight(shape: Sequence[int]) -> float:
+    """Weight of content terms for an HxW output, so that ``ratio`` means the same at every size.
+
+    Gatys' content loss sums over positions (it grows with the image area)
+    while the Gram loss is normalized per position; with fixed weights a small
+    image would be all style and a large one all content, and multi-scale
+    levels would disagree. Scaling content by REFERENCE_AREA / (H*W) keeps the
+    balance of a 512x512 run, where the weight is exactly the reference's 1.
+    """
+    return REFERENCE_AREA / float(shape[0] * shape[1])
+
+
+def build_losses(names: Sequence[str], backend_cls: type[Backend], ratio: float,
+                 content_weight: float = 1.0) -> list[WeightedLoss]:
     """Instantiate the named losses with the backend's default layers.
 
     Gatys transfer is content + style: when no listed loss has the content
-    role, the ``content`` loss joins with weight 1, so ``--loss gram`` gives a
-    proper transfer. Style terms get weight ``ratio``.
+    role, the ``content`` loss joins, so ``--loss gram`` gives a proper
+    transfer. Content terms get ``content_weight``, style terms ``ratio``.
     """
     classes = {name: plugins.load("stylize.losses", name) for name in dict.fromkeys(names)}
     if not any(cls.role == "content" for cls in classes.values()):
         classes = {"content": plugins.load("stylize.losses", "content"), **classes}
     layers = {"content": backend_cls.default_content_layers, "style": backend_cls.default_style_layers}
-    return [WeightedLoss(name, cls(layers[cls.role]), 1.0 if cls.role == "content" else ratio)
+    return [WeightedLoss(name, cls(layers[cls.role]), content_weight if cls.role == "content" else ratio)
             for name, cls in classes.items()]
 
 
@@ -138,7 +158,7 @@ def transfer(content: np.ndarray, style: np.ndarray, settings: Settings,
     settings.validate()
     backend_cls = plugins.load("stylize.backends", settings.backend)
     optimizer_cls = plugins.load("stylize.optimizers", settings.optimizer)
-    losses = build_losses(settings.losses, backend_cls, settings.ratio)
+    losses = build_losses(settings.losses, backend_cls, settings.ratio, content_weight(content.shape))
     objective = make_objective(backend_cls, losses, settings, content, style)
     backend = objective.backend
     x0 = backend.preprocess(initial_image(settings.init, content, style, settings.seed))

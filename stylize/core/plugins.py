@@ -10,6 +10,7 @@ distribution and the closest known name.
 from __future__ import annotations
 
 import difflib
+import importlib.metadata
 
 from stevedore import driver, exception, extension
 
@@ -36,7 +37,8 @@ def names(group: str) -> list[str]:
 
 def _unknown(group: str, name: str) -> PluginError:
     known = names(group)
-    close = difflib.get_close_matches(name, known, n=1)
+    close = difflib.get_close_matches(name, known, n=1) or \
+        [k for k in known if name and name.lower() in k.lower()][:1]
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return PluginError(f"unknown {KIND[group]} {name!r}{hint} (installed: {', '.join(known) or 'none'})")
 
@@ -49,8 +51,9 @@ def load(group: str, name: str) -> type:
         mgr = driver.DriverManager(group, name, invoke_on_load=False,
                                    on_load_failure_callback=_reraise)
     except exception.MultipleMatches:
-        raise PluginError(f"{KIND[group]} {name!r} is registered by more than one package; "
-                          "uninstall one of them") from None
+        dists = ", ".join(_registrants(group, name)) or "unknown distributions"
+        raise PluginError(f"{KIND[group]} {name!r} is registered by more than one package "
+                          f"({dists}); uninstall one of them") from None
     except exception.NoMatches:
         raise _unknown(group, name) from None
     plugin = mgr.driver
@@ -62,11 +65,35 @@ def load(group: str, name: str) -> type:
 
 
 def _reraise(manager, entrypoint, exc):
-    dist = getattr(getattr(entrypoint, "dist", None), "name", "unknown distribution")
+    dist = _dist_name(entrypoint)
     raise PluginError(f"plugin {entrypoint.name!r} from {dist} failed to load: "
                       f"{type(exc).__name__}: {exc}") from exc
 
 
 def _dist(mgr) -> str:
-    ext = mgr.extensions[0]
-    return getattr(ext.entry_point.dist, "name", "unknown distribution")
+    return _dist_name(mgr.extensions[0].entry_point)
+
+
+def _dist_name(ep) -> str:
+    """The distribution that registered ``ep``.
+
+    stevedore's entry-point cache drops ``ep.dist``, so it is looked up again
+    (only on error paths, where the cost of a scan does not matter).
+    """
+    dist = getattr(ep, "dist", None)
+    if dist is not None and getattr(dist, "name", None):
+        return dist.name
+    names = _registrants(ep.group, ep.name, ep.value)
+    return names[0] if names else "unknown distribution"
+
+
+def _registrants(group: str, name: str, value: str | None = None) -> list[str]:
+    """Names of the installed distributions registering ``name`` in ``group``."""
+    found = []
+    for dist in importlib.metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group == group and ep.name == name and value in (None, ep.value):
+                dist_name = dist.metadata["Name"] or "unknown distribution"
+                if dist_name not in found:
+                    found.append(dist_name)
+    return sorted(found)
