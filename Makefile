@@ -14,7 +14,7 @@ demo: setup $(DEMO_OUT)
 
 $(DEMO_OUT): examples/images/astronaut.jpg examples/images/the_scream.jpg | setup
 	$(VENV)/bin/stylize run -c examples/images/astronaut.jpg -s examples/images/the_scream.jpg \
-	    -o $@ --length 384 --iterations 200
+	    -o $@ --length 384 --iterations 100
 
 test: setup
 	$(VENV)/bin/python -m pytest -ra

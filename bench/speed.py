@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Speed and memory of the default objective (VGG19, content + gram) on this machine.
+
+For each size: seconds per objective evaluation (one forward + backward) as
+the median of repeated runs, seconds per L-BFGS iteration of the real
+pipeline, and the peak resident memory of a process doing only that size
+(each size runs in a fresh subprocess so peaks don't mix). Prints a table and
+writes JSON (``--json``). Run it with ``make bench`` or
+``.venv/bin/python bench/speed.py --sizes 256 512``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+
+def measure(size: int, repeat: int, iterations: int) -> dict:
+    import numpy as np
+    from skimage import data
+
+    from stylize.backends.vgg import VGG19
+    from stylize.core.images import load_image, resize
+    from stylize.core.pipeline import Settings, build_losses, content_weight, make_objective, transfer
+
+    content = resize(data.astronaut().astype(np.float32) / 255.0, (size, size))
+    style = resize(load_image(os.path.join(os.path.dirname(__file__), "..", "examples", "images",
+                                           "the_scream.jpg")), (size, size))
+    settings = Settings(length=size, iterations=iterations)
+    losses = build_losses(settings.losses, VGG19, settings.ratio, content_weight(content.shape))
+    objective = make_objective(VGG19, losses, settings, content, style)
+    x = objective.backend.preprocess(content)
+    objective(x)  # warm-up: allocations, BLAS thread start
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        objective(x)
+        times.append(time.perf_counter() - start)
+    del objective  # the pipeline builds its own network; don't count two in the peak
+    stamps = []
+    transfer(content, style, settings, callback=lambda result: stamps.append(time.perf_counter()))
+    # Between the first and last iteration: excludes network set-up and targets.
+    per_iteration = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"size": size, "eval_s": statistics.median(times), "eval_runs": times,
+            "lbfgs_iteration_s": per_iteration, "lbfgs_iterations": len(stamps),
+            "peak_rss_mib": peak_kib / 1024}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
+    parser.add_argument("--repeat", type=int, default=5, help="evaluations per size (median)")
+    parser.add_argument("--iterations", type=int, default=10, help="L-BFGS iterations per size")
+    parser.add_argument("--json", default="bench/results.json")
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(measure(args.one, args.repeat, args.iterations)))
+        return
+    rows = []
+    for size in args.sizes:
+        out = subprocess.run([sys.executable, __file__, "--one", str(size), "--repeat", str(args.repeat),
+                              "--iterations", str(args.iterations)],
+                             check=True, capture_output=True, text=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+               "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "")}
+    print(f"machine: {machine}")
+    print(f"{'size':>6} {'eval s (median)':>16} {'L-BFGS s/iter':>14} {'peak RSS MiB':>13}")
+    for r in rows:
+        print(f"{r['size']:>6} {r['eval_s']:>16.3f} {r['lbfgs_iteration_s']:>14.3f} {r['peak_rss_mib']:>13.0f}")
+    with open(args.json, "w") as f:
+        json.dump({"machine": machine, "rows": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
