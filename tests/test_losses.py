@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 
 from stylize.losses.content import ContentLoss
+from stylize.core import IMAGE
 from stylize.losses.gram import GramLoss, gram
+from stylize.losses.tv import TotalVariationLoss
 
 from .gradcheck import coordinate_check
 
@@ -66,3 +68,21 @@ def test_gram_loss_ignores_spatial_arrangement():
     content = ContentLoss(["a"])
     content.set_target(target)
     assert content({"a": shuffled})[0] > 1
+
+
+def test_tv_gradient_matches_finite_differences():
+    image = np.random.default_rng(4).random((7, 9, 3))
+    loss = TotalVariationLoss(())
+    loss.set_target({IMAGE: image})
+    value, grads = loss({IMAGE: image})
+    errors = coordinate_check(lambda v: loss({IMAGE: v})[0], image, grads[IMAGE], eps=1e-6, count=25)
+    assert errors.max() < 1e-6, errors
+
+
+def test_tv_is_zero_for_flat_images_and_grows_with_noise():
+    loss = TotalVariationLoss(())
+    flat = np.full((8, 8, 3), 0.3)
+    assert loss({IMAGE: flat})[0] == 0
+    rng = np.random.default_rng(5)
+    assert loss({IMAGE: flat + 0.1 * rng.standard_normal(flat.shape)})[0] > \
+        loss({IMAGE: flat + 0.01 * rng.standard_normal(flat.shape)})[0] > 0

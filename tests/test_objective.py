@@ -7,6 +7,7 @@ from stylize.backends.vgg import VGG19
 from stylize.core.pipeline import Objective, WeightedLoss
 from stylize.losses.content import ContentLoss
 from stylize.losses.gram import GramLoss
+from stylize.losses.tv import TotalVariationLoss
 
 from .gradcheck import coordinate_check
 
@@ -30,6 +31,24 @@ def test_objective_gradient_on_smooth_network(tiny_net):
     assert value == pytest.approx(objective.terms["content"] + 10.0 * objective.terms["gram"], rel=1e-6)
     errors = coordinate_check(lambda v: objective(v)[0], x, grad, eps=1e-2, count=40)
     assert np.median(errors) < 1e-3 and errors.max() < 2e-2, errors
+
+
+def test_objective_gradient_with_an_image_term(tiny_net):
+    """An image-space loss (tv) joins through the backend's image_gradient."""
+    prototxt, weights = tiny_net
+    backend = CaffeBackend(["conv1", "conv2"], prototxt=prototxt, weights=weights)
+    rng = np.random.default_rng(6)
+    content_x, style_x = (rng.standard_normal((1, 3, 12, 10)).astype(np.float32) for _ in range(2))
+    objective = objective_for(backend, content_x, style_x, ["conv2"], ["conv1"], ratio=10.0)
+    tv = TotalVariationLoss(())
+    objective = Objective(backend, objective.losses + [WeightedLoss("tv", tv, 1e3)])
+    # Inside the bounds, so deprocess does not clip.
+    x = backend.preprocess(rng.uniform(0.2, 0.8, (12, 10, 3)).astype(np.float32))
+    value, grad = objective(x)
+    assert objective.terms["tv"] > 0
+    errors = coordinate_check(lambda v: objective(v)[0], x, grad, eps=1e-1, count=40)
+    # float32 inputs of size ~100: about 1e-3 noise; a wrong channel order or scale is O(1).
+    assert np.median(errors) < 3e-3 and errors.max() < 2e-2, errors
 
 
 @pytest.mark.slow

@@ -72,6 +72,10 @@ class CaffeBackend(Backend):
         bgr = x[0].transpose(1, 2, 0) + self.mean_bgr
         return np.clip(bgr[..., ::-1] / 255.0, 0.0, 1.0)
 
+    def image_gradient(self, grad: np.ndarray) -> np.ndarray:
+        # deprocess: RGB = flip(x + mean) / 255, so the adjoint flips, transposes and scales.
+        return np.ascontiguousarray(grad[..., ::-1].transpose(2, 0, 1)[np.newaxis], dtype=np.float32) / 255.0
+
     def input_bounds(self, shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         mean = self.mean_bgr.reshape(1, 3, 1, 1)
         return (np.broadcast_to(-mean, shape).astype(np.float32),

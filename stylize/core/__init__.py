@@ -2,10 +2,11 @@
 
 Plugins import what they need from here and from nowhere else in stylize.
 """
-from .contracts import Backend, Callback, Features, Loss, Objective, Optimizer, StepResult
+from .arrays import squared_norm
+from .contracts import IMAGE, Backend, Callback, Features, Loss, Objective, Optimizer, StepResult
 from .errors import ImageError, ModelError, PluginError, StylizeError, UsageError
 
 __all__ = [
-    "Backend", "Callback", "Features", "Loss", "Objective", "Optimizer", "StepResult",
-    "ImageError", "ModelError", "PluginError", "StylizeError", "UsageError",
+    "IMAGE", "Backend", "Callback", "Features", "Loss", "Objective", "Optimizer", "StepResult",
+    "squared_norm", "ImageError", "ModelError", "PluginError", "StylizeError", "UsageError",
 ]

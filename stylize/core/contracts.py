@@ -19,6 +19,9 @@ import numpy as np
 
 Features = Mapping[str, np.ndarray]
 
+#: The key under which image-role losses receive the image and return its gradient.
+IMAGE = "image"
+
 
 class Backend(abc.ABC):
     """A frozen network that describes an image at named layers.
@@ -64,15 +67,30 @@ class Backend(abc.ABC):
     def backward(self, grads: Features) -> np.ndarray:
         """Back-propagate dLoss/dfeatures of the last ``forward`` to dLoss/dx."""
 
+    @abc.abstractmethod
+    def image_gradient(self, grad: np.ndarray) -> np.ndarray:
+        """dLoss/dimage (HxWx3) -> dLoss/dx: the adjoint of ``deprocess`` inside the bounds.
+
+        Lets image-space losses (role ``"image"``) join the same objective.
+        """
+
 
 class Loss(abc.ABC):
     """One weighted term of the objective, computed on features.
 
-    ``role`` says which image provides the target: ``"content"`` or
-    ``"style"``. A loss reads the layers in ``self.layers``.
+    ``role`` says which image provides the target and what the loss reads:
+
+    - ``"content"``: features of ``self.layers``; target from the content image.
+    - ``"style"``: features of ``self.layers``; target from the style image.
+    - ``"image"``: the output image itself, HxWx3 RGB in [0, 1], under the
+      key ``IMAGE``; its target is the content image under the same key.
+      ``self.layers`` is empty. Its weight is ``default_weight`` per
+      512x512 pixels (see ``stylize.core.pipeline.content_weight``).
     """
 
     role: ClassVar[str] = "content"
+    #: Weight of an image-role term; content and style terms are weighted by the pipeline.
+    default_weight: ClassVar[float] = 1.0
 
     def __init__(self, layers: Sequence[str], **options):
         self.layers = tuple(layers)

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from . import plugins
-from .contracts import Backend, Callback, Loss, StepResult
+from .contracts import IMAGE, Backend, Callback, Loss, StepResult
 from .errors import UsageError
 from .images import fit_long_side, load_image, resize
 
@@ -67,11 +67,14 @@ class Objective:
     def __init__(self, backend: Backend, losses: Sequence[WeightedLoss]):
         self.backend, self.losses = backend, list(losses)
         self.layers = sorted({layer for term in self.losses for layer in term.loss.layers})
+        self.reads_image = any(term.loss.role == "image" for term in self.losses)
         self.terms: dict[str, float] = {}
         self.evaluations = 0
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        features = self.backend.forward(x, self.layers)
+        features = dict(self.backend.forward(x, self.layers)) if self.layers else {}
+        if self.reads_image:
+            features[IMAGE] = self.backend.deprocess(x)
         total, grads = 0.0, {}
         for term in self.losses:
             value, layer_grads = term.loss(features)
@@ -81,7 +84,11 @@ class Objective:
                 scaled = term.weight * g
                 grads[layer] = grads[layer] + scaled if layer in grads else scaled
         self.evaluations += 1
-        return total, self.backend.backward(grads)
+        image_grad = grads.pop(IMAGE, None)
+        grad = self.backend.backward(grads) if grads else np.zeros_like(x)
+        if image_grad is not None:
+            grad += self.backend.image_gradient(image_grad)
+        return total, grad
 
 
 def pink_noise(shape: tuple[int, int], exponent: float, rng: np.random.Generator) -> np.ndarray:
@@ -134,13 +141,21 @@ def build_losses(names: Sequence[str], backend_cls: type[Backend], ratio: float,
 
     Gatys transfer is content + style: when no listed loss has the content
     role, the ``content`` loss joins, so ``--loss gram`` gives a proper
-    transfer. Content terms get ``content_weight``, style terms ``ratio``.
+    transfer. Content terms get ``content_weight``, style terms ``ratio``,
+    image terms their ``default_weight`` times ``content_weight`` (they too
+    sum over pixels).
     """
     classes = {name: plugins.load("stylize.losses", name) for name in dict.fromkeys(names)}
     if not any(cls.role == "content" for cls in classes.values()):
         classes = {"content": plugins.load("stylize.losses", "content"), **classes}
-    layers = {"content": backend_cls.default_content_layers, "style": backend_cls.default_style_layers}
-    return [WeightedLoss(name, cls(layers[cls.role]), content_weight if cls.role == "content" else ratio)
+    layers = {"content": backend_cls.default_content_layers, "style": backend_cls.default_style_layers,
+              "image": ()}
+    weights = {"content": content_weight, "style": ratio}
+    unknown = {name: cls.role for name, cls in classes.items() if cls.role not in layers}
+    if unknown:
+        raise UsageError(f"loss plugin(s) with unknown role: {unknown}; roles are content, style, image")
+    return [WeightedLoss(name, cls(layers[cls.role]),
+                         weights.get(cls.role, cls.default_weight * content_weight))
             for name, cls in classes.items()]
 
 
@@ -179,6 +194,9 @@ def make_objective(backend_cls: type[Backend], losses: Sequence[WeightedLoss], s
     layers = sorted({layer for term in losses for layer in term.loss.layers})
     backend = backend_cls(layers, gpu=settings.gpu, **settings.backend_options)
     sources = {"content": content, "style": style}
+    for term in losses:
+        if term.loss.role == "image":
+            term.loss.set_target({IMAGE: content})
     for role, image in sources.items():
         terms = [t for t in losses if t.loss.role == role]
         if not terms:

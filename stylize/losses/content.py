@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stylize.core import Features, Loss
+from stylize.core import Features, Loss, squared_norm
 
 
 class ContentLoss(Loss):
@@ -23,6 +23,6 @@ class ContentLoss(Loss):
         value, grads = 0.0, {}
         for layer in self.layers:
             diff = features[layer] - self.targets[layer]
-            value += share * 0.5 * float(np.vdot(diff, diff))
+            value += share * 0.5 * squared_norm(diff)
             grads[layer] = share * diff
         return value, grads

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stylize.core import Features, Loss
+from stylize.core import Features, Loss, squared_norm
 
 
 def gram(features: np.ndarray) -> np.ndarray:
@@ -35,7 +35,7 @@ class GramLoss(Loss):
             f = features[layer]
             n, m = f.shape[0], f[0].size
             diff = gram(f) - self.targets[layer]
-            value += share * float(np.vdot(diff, diff)) / (4.0 * n * n)
+            value += share * squared_norm(diff) / (4.0 * n * n)
             # dE/dF = 1/(N^2 M) * (G - A) F, since d(F F^T/M) contributes twice.
             grad = (diff @ f.reshape(n, m)) * np.float32(share / (n * n * m))
             grads[layer] = grad.reshape(f.shape)
