@@ -88,7 +88,7 @@ def unique(prefix: str) -> str:
 
 def test_setup_cfg_declares_the_expected_builtins():
     assert set(BUILTINS["stylize.backends"]) == {"caffe-vgg19"}
-    assert set(BUILTINS["stylize.losses"]) == {"content", "gram"}
+    assert set(BUILTINS["stylize.losses"]) == {"content", "gram", "tv"}
     assert set(BUILTINS["stylize.optimizers"]) == {"lbfgs"}
 
 
