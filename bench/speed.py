@@ -27,14 +27,14 @@ def measure(size: int, repeat: int, iterations: int) -> dict:
 
     from stylize.backends.vgg import VGG19
     from stylize.core.images import load_image, resize
-    from stylize.core.pipeline import Settings, build_losses, content_weight, make_objective, transfer
+    from stylize.core.pipeline import Settings, build_losses, make_backend, make_objective, transfer
 
     content = resize(data.astronaut().astype(np.float32) / 255.0, (size, size))
     style = resize(load_image(os.path.join(os.path.dirname(__file__), "..", "examples", "images",
                                            "the_scream.jpg")), (size, size))
-    settings = Settings(length=size, iterations=iterations)
-    losses = build_losses(settings.losses, VGG19, settings.ratio, content_weight(content.shape))
-    objective = make_objective(VGG19, losses, settings, content, style)
+    settings = Settings(length=size, iterations=iterations, scales=1)
+    losses = build_losses(settings, VGG19)
+    objective = make_objective(make_backend(settings, losses), losses, content, style)
     x = objective.backend.preprocess(content)
     objective(x)  # warm-up: allocations, BLAS thread start
     times = []

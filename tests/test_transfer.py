@@ -5,8 +5,8 @@ import scipy.optimize
 
 from stylize.backends.vgg import VGG19
 from stylize.core.images import fit_long_side, resize
-from stylize.core.pipeline import (Settings, build_losses, content_weight, make_objective, pink_noise,
-                                   transfer)
+from stylize.core.pipeline import (Settings, build_losses, content_weight, make_backend, make_objective,
+                                   pink_noise, scale_lengths, split_iterations, transfer)
 from stylize.optimizers.lbfgs import LBFGS
 
 
@@ -47,6 +47,14 @@ def test_content_weight_keeps_the_balance_across_sizes():
     assert content_weight((256, 512)) == 2.0
 
 
+def test_scales_halve_down_to_128_and_iterations_favour_coarse_levels():
+    assert scale_lengths(512, None) == [128, 256, 512]
+    assert scale_lengths(200, None) == [200]
+    assert scale_lengths(512, 1) == [512] and scale_lengths(512, 2) == [256, 512]
+    assert split_iterations(512, 3) == [293, 146, 73] and split_iterations(7, 1) == [7]
+    assert sum(split_iterations(10, 4)) == 10
+
+
 def test_pink_noise_is_seeded_and_in_range():
     a = pink_noise((20, 30), 1.0, np.random.default_rng(7))
     b = pink_noise((20, 30), 1.0, np.random.default_rng(7))
@@ -60,10 +68,10 @@ def test_style_transfer_end_to_end(vgg19_weights, photos, painting):
     """Style loss falls 10x from the content start; content stays far closer than the painting's."""
     content = resize(photos["astronaut"], fit_long_side(photos["astronaut"].shape[:2], 128))
     settings = Settings(length=128, iterations=30)
-    losses = build_losses(settings.losses, VGG19, settings.ratio, content_weight(content.shape))
+    losses = build_losses(settings, VGG19)
     assert [t.name for t in losses] == ["content", "gram"]  # content joins `--loss gram`
-    objective = make_objective(VGG19, losses, settings, content, painting)
-    backend = objective.backend
+    backend = make_backend(settings, losses)
+    objective = make_objective(backend, losses, content, painting)
 
     def terms(image):
         objective(backend.preprocess(image))

@@ -6,6 +6,9 @@ import time
 
 import click
 
+from stylize.core.errors import UsageError
+
+from .progress import Progress
 from stylize.core.pipeline import Settings
 
 DEFAULTS = Settings()
@@ -38,25 +41,38 @@ DEFAULTS = Settings()
 @click.option("-i", "--init", default=DEFAULTS.init, show_default=True,
               help="Starting image: content, style, noise (pink noise, see --seed) or an image path.")
 @click.option("--seed", type=int, default=None, help="Random seed for --init noise (same seed, same output).")
+@click.option("--scales", type=int, default=None,
+              help="Coarse-to-fine levels, each twice the size of the last; 1 turns it off. "
+                   "Default: halve while the smallest stays >= 128 px (512 -> 128, 256, 512).")
+@click.option("--content-layers", default=None, metavar="L1,L2",
+              help="Layers for content terms (default: the backend's, conv4_2 for VGG).")
+@click.option("--style-layers", default=None, metavar="L1,L2",
+              help="Layers for style terms (default: the backend's, conv1_1..conv5_1 for VGG).")
 @click.option("--pooling", type=click.Choice(["avg", "max"]), default="avg", show_default=True,
               help="Pooling in VGG backends: average (Gatys' choice, smoother) or max.")
+@click.option("--set", "settings_", multiple=True, metavar="PLUGIN.KEY=VALUE",
+              help="Option for a plugin, repeatable: e.g. --set adam.lr=2, --set tv.weight=1e5 "
+                   "(every loss takes weight= and layers=). Values are numbers, true/false or text.")
 @click.option("-g", "--gpu", type=int, default=DEFAULTS.gpu, show_default=True,
               help="GPU id, -1 for CPU. This pycaffe is a CPU-only build.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def run(content, style, output, backend, losses, optimizer, ratio, iterations, length, init, seed,
-        pooling, gpu, quiet):
+        scales, content_layers, style_layers, pooling, settings_, gpu, quiet):
     """Stylize CONTENT with STYLE and write OUTPUT."""
     from stylize.core.images import check_output_path, save_image
     from stylize.core.pipeline import load_inputs, transfer
 
+    options = parse_plugin_options(settings_)
+    options.setdefault(backend, {}).setdefault("pooling", pooling)
     settings = Settings(backend=backend, losses=losses, optimizer=optimizer, ratio=ratio,
-                        iterations=iterations, length=length, init=init, seed=seed, gpu=gpu,
-                        backend_options={"pooling": pooling})
+                        iterations=iterations, length=length, scales=scales, init=init, seed=seed,
+                        gpu=gpu, content_layers=_layers(content_layers), style_layers=_layers(style_layers),
+                        options=options)
     settings.validate()  # ranges and plugin names, before any image is read
     check_output_path(output)
     content_image, style_image = load_inputs(content, style, length)
     started = time.monotonic()
-    with _progress(iterations, quiet) as report:
+    with Progress(iterations, quiet) as report:
         image = transfer(content_image, style_image, settings, callback=report)
     path = save_image(image, output, metadata=_metadata(settings, content, style))
     if not quiet:
@@ -64,39 +80,31 @@ def run(content, style, output, backend, losses, optimizer, ratio, iterations, l
                    f"{time.monotonic() - started:.0f} s)", err=True)
 
 
+def _layers(text: str | None) -> list[str] | None:
+    return [part for part in text.replace(",", " ").split()] if text else None
+
+
+def parse_plugin_options(items) -> dict[str, dict]:
+    """``["adam.lr=2", "tv.weight=1e5"]`` -> ``{"adam": {"lr": 2}, "tv": {"weight": 100000.0}}``."""
+    options: dict[str, dict] = {}
+    for item in items:
+        name, dot, rest = item.partition(".")
+        key, eq, value = rest.partition("=")
+        if not (name and dot and key and eq):
+            raise UsageError(f"--set {item!r}: expected PLUGIN.KEY=VALUE, e.g. --set adam.lr=2")
+        options.setdefault(name, {})[key.replace("-", "_")] = _value(value)
+    return options
+
+
+def _value(text: str):
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
 def _metadata(settings: Settings, content: str, style: str) -> dict[str, str]:
     return {"Software": "stylize", "stylize:content": content, "stylize:style": style,
             "stylize:settings": repr(settings)}
-
-
-class _progress:
-    """A progress bar with iteration, loss and ETA, fed by the pipeline's callback.
-
-    The bar starts at the first iteration, so an error while loading the
-    network or the weights is the only line on stderr.
-    """
-
-    def __init__(self, total: int, quiet: bool):
-        self.total, self.quiet, self.value, self.bar = total, quiet, None, None
-
-    def __enter__(self):
-        if self.quiet:
-            return lambda result: None
-        return self.update
-
-    def _describe(self, _item) -> str | None:
-        return None if self.value is None else f"loss {self.value:.4g}"
-
-    def update(self, result) -> None:
-        self.value = result.value
-        if self.bar is None:
-            self.bar = click.progressbar(length=self.total, label="stylizing", file=sys.stderr,
-                                         show_pos=True, show_eta=True,
-                                         item_show_func=self._describe)
-            self.bar.__enter__()
-        self.bar.update(1)
-
-    def __exit__(self, *exc):
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-        return False

@@ -111,6 +111,9 @@ class StepResult:
     step: int
     value: float
     x: np.ndarray
+    #: Filled in by the pipeline: the coarse-to-fine level (0 = coarsest) and their count.
+    level: int = 0
+    levels: int = 1
     #: Filled in by the pipeline: the current image, computed only when asked for.
     to_image: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from .images import fit_long_side, load_image, resize
 
 @dataclass
 class Settings:
-    """Everything that defines a run; the CLI fills it from its options."""
+    """Everything that defines a run; the CLI and the Python API fill it in."""
 
     backend: str = "caffe-vgg19"
     losses: Sequence[str] = ("gram",)
@@ -27,27 +27,44 @@ class Settings:
     #: Weight of style terms relative to content terms (Gatys' beta/alpha), as
     #: the reference tool meant it for a 512x512 image; see ``content_weight``.
     ratio: float = 1e4
+    #: Total optimizer iterations, over all scales.
     iterations: int = 512
     #: Long side of the output in pixels; the style image is scaled to match.
     length: int = 512
+    #: Coarse-to-fine levels; None picks them from ``length`` (see ``scale_lengths``).
+    scales: int | None = None
     #: "content", "style", "noise", or the path of an image.
     init: str = "content"
     seed: int | None = None
     gpu: int = -1
-    backend_options: dict = field(default_factory=dict)
-    optimizer_options: dict = field(default_factory=dict)
+    #: Layers for content / style terms; None takes the backend's defaults.
+    content_layers: Sequence[str] | None = None
+    style_layers: Sequence[str] | None = None
+    #: Options for plugins, by plugin name: ``{"adam": {"lr": 2.0}, "tv": {"weight": 1e5}}``.
+    #: A loss's ``weight`` replaces its default weight; ``layers`` its layers.
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Fail fast, before any image is read: ranges and every plugin name."""
         for name in ("iterations", "length"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.scales is not None and self.scales < 1:
+            raise UsageError(f"scales must be at least 1, got {self.scales}")
         if not self.ratio > 0 or not np.isfinite(self.ratio):
             raise UsageError(f"ratio must be a positive number, got {self.ratio}")
         plugins.load("stylize.backends", self.backend)
         plugins.load("stylize.optimizers", self.optimizer)
         for loss in self.losses:
             plugins.load("stylize.losses", loss)
+        named = {self.backend, self.optimizer, "content", *self.losses}
+        stray = sorted(set(self.options) - named)
+        if stray:
+            raise UsageError(f"options given for {', '.join(stray)}, which this run does not use "
+                             f"(it uses {', '.join(sorted(named))})")
+
+    def options_for(self, name: str) -> dict[str, Any]:
+        return dict(self.options.get(name, {}))
 
 
 @dataclass
@@ -135,28 +152,65 @@ def content_weight(shape: Sequence[int]) -> float:
     return REFERENCE_AREA / float(shape[0] * shape[1])
 
 
-def build_losses(names: Sequence[str], backend_cls: type[Backend], ratio: float,
-                 content_weight: float = 1.0) -> list[WeightedLoss]:
-    """Instantiate the named losses with the backend's default layers.
+def build_losses(settings: Settings, backend_cls: type[Backend]) -> list[WeightedLoss]:
+    """Instantiate the losses of ``settings`` with their layers and base weights.
 
     Gatys transfer is content + style: when no listed loss has the content
     role, the ``content`` loss joins, so ``--loss gram`` gives a proper
-    transfer. Content terms get ``content_weight``, style terms ``ratio``,
-    image terms their ``default_weight`` times ``content_weight`` (they too
-    sum over pixels).
+    transfer. A loss's base weight is 1 for content terms, ``ratio`` for
+    style terms and ``default_weight`` for image terms, unless its options
+    give a ``weight``; content and image terms are further scaled by
+    ``content_weight`` at each resolution (both sum over pixels).
     """
-    classes = {name: plugins.load("stylize.losses", name) for name in dict.fromkeys(names)}
+    classes = {name: plugins.load("stylize.losses", name) for name in dict.fromkeys(settings.losses)}
     if not any(cls.role == "content" for cls in classes.values()):
         classes = {"content": plugins.load("stylize.losses", "content"), **classes}
-    layers = {"content": backend_cls.default_content_layers, "style": backend_cls.default_style_layers,
+    layers = {"content": settings.content_layers or backend_cls.default_content_layers,
+              "style": settings.style_layers or backend_cls.default_style_layers,
               "image": ()}
-    weights = {"content": content_weight, "style": ratio}
     unknown = {name: cls.role for name, cls in classes.items() if cls.role not in layers}
     if unknown:
         raise UsageError(f"loss plugin(s) with unknown role: {unknown}; roles are content, style, image")
-    return [WeightedLoss(name, cls(layers[cls.role]),
-                         weights.get(cls.role, cls.default_weight * content_weight))
-            for name, cls in classes.items()]
+    terms = []
+    for name, cls in classes.items():
+        options = settings.options_for(name)
+        base = {"content": 1.0, "style": settings.ratio}.get(cls.role, cls.default_weight)
+        weight = float(options.pop("weight", base))
+        term_layers = options.pop("layers", layers[cls.role])
+        if isinstance(term_layers, str):
+            term_layers = [part for part in term_layers.replace(",", " ").split() if part]
+        terms.append(WeightedLoss(name, cls(term_layers, **options), weight))
+    return terms
+
+
+def scale_lengths(length: int, scales: int | None) -> list[int]:
+    """Long sides of the coarse-to-fine levels, ending at ``length``.
+
+    Automatic: halve while the coarsest level stays at least MIN_SCALE_LENGTH
+    (so 512 -> 128, 256, 512; 200 -> 200). Below that the deepest style layers
+    see only a few positions and coarse results stop helping.
+    """
+    if scales is None:
+        scales = 1
+        while length / 2 ** scales >= MIN_SCALE_LENGTH:
+            scales += 1
+    return [max(1, round(length / 2 ** k)) for k in reversed(range(scales))]
+
+
+def split_iterations(total: int, levels: int) -> list[int]:
+    """Iterations per level, halving from coarse to fine (4:2:1 for three levels).
+
+    A coarse iteration costs a quarter of the next level's, so most of the
+    style is built where pixels are cheap; the finest level refines detail.
+    """
+    shares = [2.0 ** (levels - 1 - k) for k in range(levels)]
+    counts = [int(total * share / sum(shares)) for share in shares]
+    counts[0] += total - sum(counts)
+    return counts
+
+
+#: Smallest long side for an automatic coarse level.
+MIN_SCALE_LENGTH = 128
 
 
 def load_inputs(content_path, style_path, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -167,43 +221,66 @@ def load_inputs(content_path, style_path, length: int) -> tuple[np.ndarray, np.n
     return content, style
 
 
-def transfer(content: np.ndarray, style: np.ndarray, settings: Settings,
-             callback: Callback | None = None) -> np.ndarray:
-    """Stylize ``content`` (already at output size) with ``style``; return the RGB image."""
-    settings.validate()
-    backend_cls = plugins.load("stylize.backends", settings.backend)
-    optimizer_cls = plugins.load("stylize.optimizers", settings.optimizer)
-    losses = build_losses(settings.losses, backend_cls, settings.ratio, content_weight(content.shape))
-    objective = make_objective(backend_cls, losses, settings, content, style)
-    backend = objective.backend
-    x0 = backend.preprocess(initial_image(settings.init, content, style, settings.seed))
-
-    def report(result: StepResult) -> None:
-        result.to_image = backend.deprocess
-        if callback is not None:
-            callback(result)
-
-    optimizer = optimizer_cls(**settings.optimizer_options)
-    x = optimizer.minimize(objective, x0, backend.input_bounds(x0.shape), settings.iterations, report)
-    return backend.deprocess(x)
-
-
-def make_objective(backend_cls: type[Backend], losses: Sequence[WeightedLoss], settings: Settings,
-                   content: np.ndarray, style: np.ndarray) -> Objective:
-    """Construct the backend for the losses' layers and give each loss its target."""
-    layers = sorted({layer for term in losses for layer in term.loss.layers})
-    backend = backend_cls(layers, gpu=settings.gpu, **settings.backend_options)
-    sources = {"content": content, "style": style}
+def make_objective(backend: Backend, losses: Sequence[WeightedLoss], content: np.ndarray,
+                   style: np.ndarray) -> Objective:
+    """Give each loss its target at this resolution; weight content and image terms by area."""
+    area_weight = content_weight(content.shape)
     for term in losses:
         if term.loss.role == "image":
             term.loss.set_target({IMAGE: content})
-    for role, image in sources.items():
+    for role, image in (("content", content), ("style", style)):
         terms = [t for t in losses if t.loss.role == role]
-        if not terms:
-            continue
-        wanted = sorted({layer for t in terms for layer in t.loss.layers})
-        features = backend.forward(backend.preprocess(image), wanted)
-        features = {layer: f.copy() for layer, f in features.items()}
-        for term in terms:
-            term.loss.set_target(features)
-    return Objective(backend, losses)
+        if terms:
+            wanted = sorted({layer for t in terms for layer in t.loss.layers})
+            features = backend.forward(backend.preprocess(image), wanted)
+            features = {layer: f.copy() for layer, f in features.items()}
+            for term in terms:
+                term.loss.set_target(features)
+    scaled = [WeightedLoss(t.name, t.loss, t.weight * (1.0 if t.loss.role == "style" else area_weight))
+              for t in losses]
+    return Objective(backend, scaled)
+
+
+def make_backend(settings: Settings, losses: Sequence[WeightedLoss]) -> Backend:
+    backend_cls = plugins.load("stylize.backends", settings.backend)
+    layers = sorted({layer for term in losses for layer in term.loss.layers})
+    return backend_cls(layers, gpu=settings.gpu, **settings.options_for(settings.backend))
+
+
+def transfer(content: np.ndarray, style: np.ndarray, settings: Settings,
+             callback: Callback | None = None) -> np.ndarray:
+    """Stylize ``content`` (at output size) with ``style``; return the RGB image.
+
+    Runs coarse to fine: each level optimizes at a fraction of the size,
+    starting from the previous level's result scaled up. One backend serves
+    every level (Caffe reshapes its input); targets are recomputed per level.
+    """
+    settings.validate()
+    losses = build_losses(settings, plugins.load("stylize.backends", settings.backend))
+    backend = make_backend(settings, losses)
+    optimizer = plugins.load("stylize.optimizers", settings.optimizer)(
+        **settings.options_for(settings.optimizer))
+    lengths = scale_lengths(max(content.shape[:2]), settings.scales)
+    budgets = split_iterations(settings.iterations, len(lengths))
+    done, image = 0, None
+    for level, (length, iterations) in enumerate(zip(lengths, budgets)):
+        shape = fit_long_side(content.shape[:2], length)
+        level_content = resize(content, shape)
+        level_style = resize(style, fit_long_side(style.shape[:2], length))
+        objective = make_objective(backend, losses, level_content, level_style)
+        if image is None:
+            image = initial_image(settings.init, level_content, level_style, settings.seed)
+        x = backend.preprocess(resize(image, shape))
+
+        def report(result: StepResult, level=level, offset=done) -> None:
+            result.step += offset
+            result.level, result.levels = level, len(lengths)
+            result.to_image = backend.deprocess
+            if callback is not None:
+                callback(result)
+
+        if iterations > 0:
+            x = optimizer.minimize(objective, x, backend.input_bounds(x.shape), iterations, report)
+        image = backend.deprocess(x)
+        done += iterations
+    return image
