@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from stylize.backends.caffe_net import CaffeBackend
-from stylize.backends.vgg import VGG19, blob_names, vgg_prototxt, VGG19_BLOCKS
+from stylize.backends import prototxt
+from stylize.backends.vgg import VGG19, VGG19_BLOCKS, blob_names, vgg_prototxt
 from stylize.core import ModelError, UsageError
 
 from .gradcheck import coordinate_check
@@ -85,13 +86,14 @@ def test_preprocess_roundtrip_and_bounds(tiny_net):
     assert np.allclose(backend.deprocess(lower), 0) and np.allclose(backend.deprocess(upper), 1)
 
 
-def test_prototxt_is_cut_after_deepest_layer():
-    text = vgg_prototxt(VGG19_BLOCKS, ["conv1_1", "conv3_1"])
+def test_prototxt_is_cut_after_deepest_layer_and_frozen():
+    text = prototxt.prepare(vgg_prototxt(VGG19_BLOCKS), ["conv1_1", "conv3_1"])
     assert 'name: "relu3_1"' in text and "conv3_2" not in text
     assert text.count("lr_mult: 0") == 2 * 5  # weights and bias of five convolutions
-    assert "pool: AVE" in text and "pool: MAX" in vgg_prototxt(VGG19_BLOCKS, ["pool1"], "max")
-    with pytest.raises(UsageError, match="conv6_1"):
-        vgg_prototxt(VGG19_BLOCKS, ["conv6_1"])
+    assert "force_backward: true" in text
+    assert "pool: AVE" in text and "pool: MAX" in vgg_prototxt(VGG19_BLOCKS, "max")
+    with pytest.raises(UsageError, match="conv6_1.*available: conv1_1"):
+        prototxt.prepare(vgg_prototxt(VGG19_BLOCKS), ["conv6_1"])
     assert blob_names(VGG19_BLOCKS)[-1] == "pool5" and len(blob_names(VGG19_BLOCKS)) == 21
 
 

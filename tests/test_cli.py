@@ -227,7 +227,7 @@ def test_missing_required_option(images):
 
 @pytest.mark.parametrize("option, value, kind, suggestion", [
     ("--backend", "caffe-vgg", "backend", "caffe-vgg19"),
-    ("-b", "vgg", "backend", "caffe-vgg19"),
+    ("-b", "vgg", "backend", "caffe-vgg16"),
     ("--loss", "gramm", "loss", "gram"),
     ("--loss", "contnt", "loss", "content"),
     ("--optimizer", "lbfg", "optimizer", "lbfgs"),
@@ -366,7 +366,7 @@ def test_models_fetch_does_nothing_when_installed(tmp_path, monkeypatch):
     def no_download():
         raise AssertionError("fetch must not download installed weights")
 
-    monkeypatch.setattr(zoo, "fetch", lambda name: no_download())
+    monkeypatch.setattr(zoo, "fetch", lambda name, source=None: no_download())
     result = invoke("models", "fetch", "vgg19")
     assert result.exit_code == 0, result.output
     assert "already installed" in result.stdout and str(weights) in result.stdout
@@ -378,7 +378,7 @@ def test_models_fetch_force_fetches_again(tmp_path, monkeypatch):
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "vgg19.caffemodel").write_bytes(b"weights")
     fetched = []
-    monkeypatch.setattr(zoo, "fetch", lambda name: fetched.append(name) or zoo.weights_path(name))
+    monkeypatch.setattr(zoo, "fetch", lambda name, source=None: fetched.append(name) or zoo.weights_path(name))
     result = invoke("models", "fetch", "--force", "vgg19")
     assert result.exit_code == 0, result.output
     assert fetched == ["vgg19"]

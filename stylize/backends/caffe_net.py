@@ -6,6 +6,7 @@ can be checked is checked here before a file reaches Caffe.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -13,24 +14,20 @@ import numpy as np
 
 from stylize.core import Backend, Features, ModelError, UsageError
 
+from . import prototxt as prototxt_tools
+from .pycaffe import import_caffe
+
 # ImageNet mean in BGR order, as used to train the Caffe VGG models.
 IMAGENET_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 
 
-def import_caffe():
-    """Import pycaffe quietly, or explain how to get it."""
-    os.environ.setdefault("GLOG_minloglevel", "2")  # Caffe logs every layer otherwise
-    try:
-        import caffe
-    except ImportError as e:
-        raise ModelError(f"pycaffe is not installed ({e}); run `make setup` in the stylize "
-                         "checkout, or scripts/install_pycaffe.py with this Python") from None
-    caffe.set_mode_cpu()
-    return caffe
-
-
 class CaffeBackend(Backend):
-    """Generic pycaffe backend; subclasses provide the network and weights.
+    """Any Caffe model: a deploy prototxt and its caffemodel (``--backend caffe``).
+
+    Options ``prototxt`` and ``weights`` name the files, or ``model_dir`` a
+    folder holding one ``*.prototxt`` and one ``*.caffemodel``. Such a model
+    has no default layers: choose them with --content-layers/--style-layers.
+    Subclasses supply a built-in network and weights instead.
 
     Images are fed as BGR, 0..255, mean subtracted. Gradients are injected at
     intermediate blobs by running backward in segments: Caffe layers overwrite
@@ -40,21 +37,25 @@ class CaffeBackend(Backend):
 
     mean_bgr: np.ndarray = IMAGENET_MEAN_BGR
 
-    def __init__(self, layers: Sequence[str], *, prototxt: str | os.PathLike, weights: str | os.PathLike,
+    def __init__(self, layers: Sequence[str], *, prototxt: str | os.PathLike | None = None,
+                 weights: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
                  gpu: int = -1, **options):
         if gpu is not None and gpu >= 0:
             raise UsageError(f"GPU {gpu} requested, but this pycaffe is a CPU-only build; "
                              "use --gpu -1")
-        for path, what in ((prototxt, "network definition"), (weights, "weights")):
-            if not Path(path).is_file():
-                raise ModelError(f"{path}: {what} file not found")
+        if model_dir is not None:
+            prototxt, weights = _files_in(Path(model_dir), prototxt, weights)
+        text, source = self.network(prototxt, **options)
+        weights = Path(weights) if weights is not None else self.default_weights()
+        if not weights.is_file():
+            raise ModelError(f"{weights}: weights file not found")
+        prepared = prototxt_tools.prepare(text, layers, source)
         caffe = import_caffe()
-        self.net = caffe.Net(str(prototxt), 1, weights=str(weights))  # 1 == caffe.TEST
+        with tempfile.NamedTemporaryFile("w", suffix=".prototxt") as f:
+            f.write(prepared)
+            f.flush()
+            self.net = caffe.Net(f.name, 1, weights=str(weights))  # 1 == caffe.TEST
         self.input_blob = self.net.inputs[0]
-        missing = [layer for layer in layers if layer not in self.net.blobs]
-        if missing:
-            available = ", ".join(b for b in self.net.blobs if b != self.input_blob)
-            raise UsageError(f"layer(s) {', '.join(missing)} not in this network; available: {available}")
         self.layers = tuple(layers)
         # For each blob: the last layer that writes it (an in-place ReLU after
         # its convolution), i.e. where its value is final and its diff enters.
@@ -62,6 +63,18 @@ class CaffeBackend(Backend):
         for index, name in enumerate(self.net._layer_names):
             for top in self.net.top_names[name]:
                 self._writer[top] = index
+
+    def network(self, prototxt: str | os.PathLike | None, **options) -> tuple[str, str]:
+        """(prototxt text, where it came from). Built-in backends override this."""
+        if prototxt is None:
+            raise UsageError("this backend needs a network: give --prototxt and --weights, or --model-dir")
+        path = Path(prototxt)
+        if not path.is_file():
+            raise ModelError(f"{path}: network definition file not found")
+        return path.read_text(errors="replace"), str(path)
+
+    def default_weights(self) -> Path:
+        raise UsageError("this backend needs weights: give --weights (a .caffemodel) or --model-dir")
 
     # -- image <-> network input ------------------------------------------------
     def preprocess(self, image: np.ndarray) -> np.ndarray:
@@ -106,3 +119,21 @@ class CaffeBackend(Backend):
             stop = self._writer[order[i + 1]] + 1 if i + 1 < len(order) else 0
             self.net._backward(self._writer[layer], stop)
         return self.net.blobs[self.input_blob].diff.copy()
+
+
+def _files_in(folder: Path, prototxt, weights) -> tuple[Path, Path]:
+    """The prototxt and caffemodel of a model folder (explicit paths win)."""
+    if not folder.is_dir():
+        raise ModelError(f"{folder}: model folder not found")
+
+    def only(pattern: str, what: str) -> Path:
+        found = sorted(folder.glob(pattern))
+        deploy = [p for p in found if "deploy" in p.name]
+        if len(found) == 1 or len(deploy) == 1:
+            return (deploy or found)[0]
+        detail = "none" if not found else ", ".join(p.name for p in found)
+        raise ModelError(f"{folder}: expected one {what} ({pattern}), found {detail}; "
+                         "name it with --prototxt/--weights")
+
+    return (Path(prototxt) if prototxt else only("*.prototxt", "network definition"),
+            Path(weights) if weights else only("*.caffemodel", "weights file"))

@@ -296,14 +296,19 @@ class _Refused(Exception):
     """A failure that retrying cannot fix (HTTP 4xx); pooch does not retry it."""
 
 
-class _NoRetryOn4xx:
-    """pooch's HTTP downloader, except that client errors are final."""
+class _Attempts:
+    """pooch's HTTP downloader, saying when it retries; client errors (4xx) are final."""
 
-    def __init__(self, downloader):
-        self.downloader = downloader
+    def __init__(self, downloader, label: str):
+        self.downloader, self.label, self.count = downloader, label, 0
 
     def __call__(self, url, output_file, pooch, check_only=False):
         import requests
+        if not check_only:
+            self.count += 1
+            if self.count > 1:
+                sys.stderr.write(f"{self.label}: attempt {self.count - 1} failed; retrying "
+                                 f"({self.count} of {RETRIES + 1})\n")
         try:
             return self.downloader(url, output_file, pooch, check_only=check_only)
         except requests.exceptions.HTTPError as e:
@@ -321,7 +326,7 @@ class Progress:
 
     def __init__(self, label: str, stream=None):
         self.label, self.stream = label, stream
-        self._total, self.done, self._drawn, self.attempts = 0, 0, 0.0, 0
+        self._total, self.done, self._drawn = 0, 0, 0.0
         self.started = time.monotonic()
 
     @property
@@ -330,9 +335,6 @@ class Progress:
 
     @total.setter
     def total(self, value: int) -> None:  # set again on every (re)try
-        self.attempts += 1
-        if self.attempts > 1:
-            self._out().write(f"{self.label}: retrying (attempt {self.attempts})\n")
         self._total, self.done, self.started = int(value or 0), 0, time.monotonic()
 
     def _out(self):
@@ -366,7 +368,7 @@ class Progress:
 
 
 def _mb(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
 
 
 def _http_reason(error) -> str:
@@ -403,8 +405,8 @@ def _download(url: str, folder: Path, fname: str, sha1: str | None, label: str) 
     import requests
     fetcher = pooch.create(path=folder, base_url="", registry={fname: f"sha1:{sha1}" if sha1 else None},
                            urls={fname: url}, retry_if_failed=RETRIES)
-    downloader = _NoRetryOn4xx(pooch.HTTPDownloader(progressbar=Progress(label), chunk_size=CHUNK,
-                                                    timeout=TIMEOUT))
+    downloader = _Attempts(pooch.HTTPDownloader(progressbar=Progress(label), chunk_size=CHUNK,
+                                                timeout=TIMEOUT), label)
     logger = pooch.get_logger()
     level = logger.level
     logger.setLevel("WARNING")  # we say what we do ourselves
@@ -456,8 +458,9 @@ def check_structure(path: Path, expected: Mapping[str, tuple[int, ...]], what: s
     found = {layer.name: layer for layer in list(net.layer) + list(net.layers)}
     missing = [name for name in expected if name not in found]
     if missing:
-        raise ModelError(f"{what} lacks layer(s) {', '.join(missing)}; not the expected network; "
-                         "nothing installed")
+        more = f" and {len(missing) - 4} more" if len(missing) > 4 else ""
+        raise ModelError(f"{what} lacks layer(s) {', '.join(missing[:4])}{more}; not the expected "
+                         "network; nothing installed")
     for name, shape in expected.items():
         blobs = found[name].blobs
         if len(blobs) != 2:

@@ -48,6 +48,14 @@ DEFAULTS = Settings()
               help="Layers for content terms (default: the backend's, conv4_2 for VGG).")
 @click.option("--style-layers", default=None, metavar="L1,L2",
               help="Layers for style terms (default: the backend's, conv1_1..conv5_1 for VGG).")
+@click.option("--prototxt", type=click.Path(), default=None,
+              help="Your own Caffe network definition (deploy prototxt) for the backend; "
+                   "with --backend caffe any model works, layers from --content/--style-layers.")
+@click.option("--weights", type=click.Path(), default=None,
+              help="Your own .caffemodel for the backend, e.g. the full-precision "
+                   "VGG_ILSVRC_19_layers.caffemodel with --backend caffe-vgg19.")
+@click.option("--model-dir", type=click.Path(), default=None,
+              help="A folder with one deploy prototxt and one .caffemodel (instead of the two above).")
 @click.option("--pooling", type=click.Choice(["avg", "max"]), default="avg", show_default=True,
               help="Pooling in VGG backends: average (Gatys' choice, smoother) or max.")
 @click.option("--set", "settings_", multiple=True, metavar="PLUGIN.KEY=VALUE",
@@ -57,13 +65,18 @@ DEFAULTS = Settings()
               help="GPU id, -1 for CPU. This pycaffe is a CPU-only build.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def run(content, style, output, backend, losses, optimizer, ratio, iterations, length, init, seed,
-        scales, content_layers, style_layers, pooling, settings_, gpu, quiet):
+        scales, content_layers, style_layers, prototxt, weights, model_dir, pooling, settings_, gpu,
+        quiet):
     """Stylize CONTENT with STYLE and write OUTPUT."""
     from stylize.core.images import check_output_path, save_image
     from stylize.core.pipeline import load_inputs, transfer
 
     options = parse_plugin_options(settings_)
-    options.setdefault(backend, {}).setdefault("pooling", pooling)
+    backend_options = options.setdefault(backend, {})
+    backend_options.setdefault("pooling", pooling)
+    for key, value in (("prototxt", prototxt), ("weights", weights), ("model_dir", model_dir)):
+        if value is not None:
+            backend_options[key] = value
     settings = Settings(backend=backend, losses=losses, optimizer=optimizer, ratio=ratio,
                         iterations=iterations, length=length, scales=scales, init=init, seed=seed,
                         gpu=gpu, content_layers=_layers(content_layers), style_layers=_layers(style_layers),

@@ -31,10 +31,11 @@ class Backend(abc.ABC):
     (a backend may then cut the network after the deepest one).
     """
 
-    #: Layers read by the content term when the user does not name any.
-    default_content_layers: ClassVar[Sequence[str]] = ()
-    #: Layers read by style terms when the user does not name any.
-    default_style_layers: ClassVar[Sequence[str]] = ()
+    #: Layers read by the content term when the user does not name any; a
+    #: mapping ``{layer: weight}`` weights them unequally.
+    default_content_layers: ClassVar[Sequence[str] | Mapping[str, float]] = ()
+    #: Layers read by style terms when the user does not name any (or a mapping).
+    default_style_layers: ClassVar[Sequence[str] | Mapping[str, float]] = ()
 
     @abc.abstractmethod
     def __init__(self, layers: Sequence[str], **options):
@@ -92,8 +93,14 @@ class Loss(abc.ABC):
     #: Weight of an image-role term; content and style terms are weighted by the pipeline.
     default_weight: ClassVar[float] = 1.0
 
-    def __init__(self, layers: Sequence[str], **options):
+    def __init__(self, layers: Sequence[str], layer_weights: Mapping[str, float] | None = None,
+                 **options):
+        """``layer_weights`` (normalized to sum 1) say how much each layer counts; equal by default."""
         self.layers = tuple(layers)
+        raw = {layer: float((layer_weights or {}).get(layer, 0.0 if layer_weights else 1.0))
+               for layer in self.layers}
+        total = sum(raw.values()) or 1.0
+        self.layer_weights = {layer: w / total for layer, w in raw.items()}
 
     @abc.abstractmethod
     def set_target(self, features: Features) -> None:

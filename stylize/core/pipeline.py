@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -179,6 +179,11 @@ def build_losses(settings: Settings, backend_cls: type[Backend]) -> list[Weighte
         term_layers = options.pop("layers", layers[cls.role])
         if isinstance(term_layers, str):
             term_layers = [part for part in term_layers.replace(",", " ").split() if part]
+        if isinstance(term_layers, Mapping):
+            options.setdefault("layer_weights", dict(term_layers))
+        if cls.role != "image" and not term_layers:
+            raise UsageError(f"backend {settings.backend!r} has no default {cls.role} layers; "
+                             f"name them with --{cls.role}-layers")
         terms.append(WeightedLoss(name, cls(term_layers, **options), weight))
     return terms
 

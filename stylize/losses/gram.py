@@ -20,7 +20,7 @@ class GramLoss(Loss):
     """E_l = 1/(4 N^2) * sum((G_l - A_l)^2) with normalized Grams (N channels).
 
     This equals the paper's 1/(4 N^2 M^2) * sum((F F^T - S S^T)^2) with the
-    style's Gram taken at its own size. Layers are weighted equally.
+    style's Gram taken at its own size. Layers are weighted by ``layer_weights`` (equal by default).
     """
 
     role = "style"
@@ -29,9 +29,9 @@ class GramLoss(Loss):
         self.targets = {layer: gram(features[layer]) for layer in self.layers}
 
     def __call__(self, features: Features) -> tuple[float, dict[str, np.ndarray]]:
-        share = 1.0 / len(self.layers)
         value, grads = 0.0, {}
         for layer in self.layers:
+            share = self.layer_weights[layer]
             f = features[layer]
             n, m = f.shape[0], f[0].size
             diff = gram(f) - self.targets[layer]
