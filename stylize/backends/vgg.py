@@ -13,7 +13,6 @@ from typing import Sequence
 from stylize.core import UsageError
 
 from .caffe_net import CaffeBackend
-from .zoo import require_weights
 
 #: Convolutions per block; each conv has 3x3 kernels, pad 1, and an in-place ReLU.
 VGG19_BLOCKS = (2, 2, 4, 4, 4)
@@ -76,6 +75,7 @@ class VGGBackend(CaffeBackend):
         return vgg_prototxt(self.blocks, pooling), f"built-in {self.model}"
 
     def default_weights(self) -> Path:
+        from .zoo import require_weights  # zoo reads this module's VGG structure
         return Path(require_weights(self.model))
 
 

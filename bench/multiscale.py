@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Coarse-to-fine against single-scale L-BFGS: wall time and the objective reached.
+
+Both runs use the same losses and are scored with the same full-resolution
+objective (content + gram at the reference balance), so only the schedule
+differs. Figures are taken in one process, one after the other, and reported
+as a ratio. Usage:
+
+    .venv/bin/python bench/multiscale.py --size 512 --iterations 512
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--iterations", type=int, default=512, help="single-scale iterations")
+    parser.add_argument("--multi-iterations", type=int, default=None,
+                        help="iterations of the coarse-to-fine run (default: same)")
+    parser.add_argument("--json", default="bench/multiscale.json")
+    args = parser.parse_args()
+
+    import numpy as np
+    from skimage import data
+
+    from stylize.backends.vgg import VGG19
+    from stylize.core.images import fit_long_side, load_image, resize
+    from stylize.core.pipeline import (Settings, build_losses, make_backend, make_objective,
+                                       scale_lengths, transfer)
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    content = resize(data.astronaut().astype(np.float32) / 255.0, (args.size, args.size))
+    painting = load_image(os.path.join(here, "..", "examples", "images", "the_scream.jpg"))
+    style = resize(painting, fit_long_side(painting.shape[:2], args.size))
+
+    scoring = Settings(length=args.size, scales=1)
+    losses = build_losses(scoring, VGG19)
+    objective = make_objective(make_backend(scoring, losses), losses, content, style)
+
+    def score(image) -> float:
+        return float(objective(objective.backend.preprocess(image))[0])
+
+    rows = []
+    multi = args.multi_iterations or args.iterations
+    for label, scales, iterations in (("single-scale", 1, args.iterations),
+                                      ("coarse-to-fine", None, multi)):
+        settings = Settings(length=args.size, iterations=iterations, scales=scales)
+        start = time.perf_counter()
+        image = transfer(content, style, settings)
+        seconds = time.perf_counter() - start
+        rows.append({"run": label, "levels": scale_lengths(args.size, scales), "iterations": iterations,
+                     "seconds": seconds, "objective": score(image)})
+        print(f"{label:>15}: levels {rows[-1]['levels']}, {iterations} iterations, "
+              f"{seconds:.0f} s, objective {rows[-1]['objective']:.4g}", flush=True)
+    single, coarse = rows
+    print(f"time ratio (coarse-to-fine / single-scale): {coarse['seconds'] / single['seconds']:.3f}")
+    print(f"objective ratio: {coarse['objective'] / single['objective']:.3f}")
+    with open(args.json, "w") as f:
+        json.dump({"size": args.size, "rows": rows}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

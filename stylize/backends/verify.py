@@ -1,0 +1,74 @@
+"""Is a downloaded file the weights we asked for? Checks made before installing it.
+
+Not every publisher gives a checksum (the Oxford VGG files have none), and a
+server can answer with an error page, a truncated file or a different
+network. Caffe would load such a file and silently leave the missing layers
+random, so a file is refused unless it has the expected size and holds every
+layer the network needs, with the right shapes. Each check raises a one-line
+:class:`ModelError` ending in "nothing installed", since the caller installs
+only files that pass.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Mapping
+
+from stylize.core import ModelError
+
+from .download import one_line
+
+
+def check_size(path: Path, expected: int, what: str) -> None:
+    size = path.stat().st_size
+    if size != expected:
+        raise ModelError(f"{what} is {size:,} bytes, expected {expected:,} "
+                         f"({'truncated' if size < expected else 'not the expected file'}); "
+                         "nothing installed")
+
+
+def check_structure(path: Path, expected: Mapping[str, tuple[int, ...]], what: str) -> None:
+    """``path`` must parse as a Caffe NetParameter holding every layer of ``expected``
+    with that weight shape, a matching bias and all the values, in the current
+    (``layer``) or the V1 (``layers``, as in the 2014 VGG files) format."""
+    from google.protobuf.message import DecodeError
+
+    from .caffe_net import import_caffe
+    caffe_pb2 = import_caffe().proto.caffe_pb2
+    net = caffe_pb2.NetParameter()
+    try:
+        net.ParseFromString(path.read_bytes())
+    except (DecodeError, ValueError, RuntimeError) as e:
+        raise ModelError(f"{what} is not a Caffe model ({one_line(e)}); nothing installed") from None
+    found = {layer.name: layer for layer in list(net.layer) + list(net.layers)}
+    missing = [name for name in expected if name not in found]
+    if missing:
+        more = f" and {len(missing) - 4} more" if len(missing) > 4 else ""
+        raise ModelError(f"{what} lacks layer(s) {', '.join(missing[:4])}{more}; not the expected "
+                         "network; nothing installed")
+    for name, shape in expected.items():
+        blobs = found[name].blobs
+        if len(blobs) != 2:
+            raise ModelError(f"{what}: layer {name} has {len(blobs)} blobs, expected weights and bias; "
+                             "nothing installed")
+        weights, bias = blobs
+        got = _blob_shape(weights)
+        if got != tuple(shape):
+            raise ModelError(f"{what}: layer {name} weights have shape {got}, expected {tuple(shape)}; "
+                             "nothing installed")
+        if _blob_values(weights) != math.prod(shape):
+            raise ModelError(f"{what}: layer {name} holds {_blob_values(weights)} weight values, "
+                             f"expected {math.prod(shape)}; nothing installed")
+        if math.prod(_blob_shape(bias)) != shape[0] or _blob_values(bias) != shape[0]:
+            raise ModelError(f"{what}: layer {name} bias has shape {_blob_shape(bias)}, expected "
+                             f"({shape[0]},); nothing installed")
+
+
+def _blob_shape(blob) -> tuple[int, ...]:
+    if blob.HasField("shape"):
+        return tuple(blob.shape.dim)
+    return tuple(d for d in (blob.num, blob.channels, blob.height, blob.width))  # V1 layout
+
+
+def _blob_values(blob) -> int:
+    return len(blob.data) or len(blob.double_data)
