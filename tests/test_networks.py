@@ -172,3 +172,21 @@ def test_generic_caffe_backend_with_your_own_model(tiny_net, tmp_path):
     assert wrong.exit_code == UsageError.exit_code
     assert "fc7" in wrong.stderr and "available: conv1, pool1, conv2" in wrong.stderr
     assert not (tmp_path / "c.png").with_name("d.png").exists()
+
+
+def test_weights_that_do_not_fit_are_refused_before_caffe(tiny_net, tmp_path, home):
+    """Caffe would abort on these (SIGABRT) or silently keep random weights."""
+    from stylize.backends.caffe_net import CaffeBackend
+    prototxt_file, weights_file = tiny_net
+    data = open(weights_file, "rb").read()
+    cases = {"truncated": data[:len(data) // 2], "garbage": b"this is not a caffemodel" * 10}
+    for name, content in cases.items():
+        path = tmp_path / f"{name}.caffemodel"
+        path.write_bytes(content)
+        with pytest.raises(ModelError, match="not a readable Caffe model"):
+            CaffeBackend(["conv2"], prototxt=prototxt_file, weights=path)
+    other = write_random_weights(CaffeNet, tmp_path / "caffenet.caffemodel")
+    with pytest.raises(ModelError, match="another network"):
+        CaffeBackend(["conv2"], prototxt=prototxt_file, weights=other)
+    with pytest.raises(ModelError, match="another network"):
+        VGG16(["conv1_1"], weights=other)

@@ -15,6 +15,7 @@ import numpy as np
 from stylize.core import Backend, Features, ModelError, UsageError
 
 from . import prototxt as prototxt_tools
+from . import verify
 from .pycaffe import import_caffe
 
 # ImageNet mean in BGR order, as used to train the Caffe VGG models.
@@ -54,7 +55,10 @@ class CaffeBackend(Backend):
         with tempfile.NamedTemporaryFile("w", suffix=".prototxt") as f:
             f.write(prepared)
             f.flush()
-            self.net = caffe.Net(f.name, 1, weights=str(weights))  # 1 == caffe.TEST
+            self.net = caffe.Net(f.name, 1)  # 1 == caffe.TEST
+        verify.check_weights_fit({name: [b.data.shape for b in blobs]
+                                  for name, blobs in self.net.params.items()}, weights)
+        self.net.copy_from(str(weights))
         self.input_blob = self.net.inputs[0]
         self.layers = tuple(layers)
         # For each blob: the last layer that writes it (an in-place ReLU after

@@ -72,3 +72,56 @@ def _blob_shape(blob) -> tuple[int, ...]:
 
 def _blob_values(blob) -> int:
     return len(blob.data) or len(blob.double_data)
+
+
+def caffemodel_shapes(path: Path) -> dict[str, list[tuple[int, ...]]]:
+    """``{layer: [blob shapes]}`` of a caffemodel, remembered per file version.
+
+    Parsing a large caffemodel in Python takes seconds, so the result is kept
+    in ``$STYLIZE_HOME/cache`` keyed by the file's path, size and mtime: the
+    check costs that once per weights file, not once per run.
+    """
+    import hashlib
+    import json
+
+    from google.protobuf.message import DecodeError
+
+    from stylize.core.config import stylize_home
+    from stylize.core.files import atomic_write
+
+    from .pycaffe import import_caffe
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = hashlib.sha1(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()
+    cached = stylize_home() / "cache" / f"shapes-{key}.json"
+    if cached.is_file():
+        return {name: [tuple(s) for s in shapes] for name, shapes in json.loads(cached.read_text()).items()}
+    net = import_caffe().proto.caffe_pb2.NetParameter()
+    try:
+        net.ParseFromString(path.read_bytes())
+    except (DecodeError, ValueError, RuntimeError) as e:
+        raise ModelError(f"{path}: not a readable Caffe model, truncated or corrupt ({one_line(e)}); "
+                         "fetch it again or check --weights") from None
+    shapes = {layer.name: [_blob_shape(b) for b in layer.blobs]
+              for layer in list(net.layer) + list(net.layers) if layer.blobs}
+    with atomic_write(cached) as f:
+        f.write(json.dumps(shapes).encode())
+    return shapes
+
+
+def check_weights_fit(net_shapes: Mapping[str, list[tuple[int, ...]]], weights: Path) -> None:
+    """Refuse weights that lack a layer of the network or hold other shapes.
+
+    Caffe would abort the process on a shape mismatch and silently keep
+    uninitialized weights for a missing layer (a black or grey result).
+    """
+    stored = caffemodel_shapes(weights)
+    missing = [name for name in net_shapes if name not in stored]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise ModelError(f"{weights}: no weights for layer(s) {', '.join(missing[:3])}{more}; "
+                         "these weights belong to another network")
+    for name, shapes in net_shapes.items():
+        if [tuple(s) for s in shapes] != [tuple(int(d) for d in s) for s in stored[name]][:len(shapes)]:
+            raise ModelError(f"{weights}: layer {name} holds shapes {stored[name]}, the network needs "
+                             f"{shapes}; these weights belong to another network")
