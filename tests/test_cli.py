@@ -397,3 +397,32 @@ def test_models_fetch_needs_a_name():
     result = invoke("models", "fetch")
     assert result.exit_code == CLICK_USAGE_EXIT
     assert "Missing argument" in result.stderr
+
+
+def test_save_every_writes_numbered_snapshots_and_ctrl_c_keeps_the_image(images, monkeypatch, weights_installed):
+    from PIL import Image
+
+    from stylize.core import pipeline
+
+    result = invoke(*run_args(images, "-q", "-l", "32", "-n", "4", "--scales", "1", "--save-every", "2"))
+    assert result.exit_code == 0, result.output
+    out = images["out"]
+    snapshots = sorted(p.name for p in out.parent.glob(f"{out.stem}-*{out.suffix}"))
+    assert snapshots == [f"{out.stem}-0002{out.suffix}", f"{out.stem}-0004{out.suffix}"]
+    assert Image.open(out.with_name(snapshots[0])).text["stylize:step"] == "2"
+
+    real_transfer = pipeline.transfer
+
+    def interrupted_after_two(content, style, settings, callback):
+        def stop(result):
+            callback(result)
+            if result.step == 2:
+                raise KeyboardInterrupt
+        return real_transfer(content, style, settings, callback=stop)
+
+    out.unlink()
+    monkeypatch.setattr(pipeline, "transfer", interrupted_after_two)
+    result = invoke(*run_args(images, "-q", "-l", "32", "-n", "10", "--scales", "1"))
+    assert result.exit_code == 130
+    assert "interrupted at iteration 2/10" in result.stderr and out.exists()
+    assert Image.open(out).text["stylize:step"] == "2"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 import click
 
@@ -63,11 +64,17 @@ DEFAULTS = Settings()
                    "(every loss takes weight= and layers=). Values are numbers, true/false or text.")
 @click.option("-g", "--gpu", type=int, default=DEFAULTS.gpu, show_default=True,
               help="GPU id, -1 for CPU. This pycaffe is a CPU-only build.")
+@click.option("--save-every", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Also write the image every N iterations, numbered next to the output "
+                   "(out-0050.png, ...), to watch the run or stop it early.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def run(content, style, output, backend, losses, optimizer, ratio, iterations, length, init, seed,
         scales, content_layers, style_layers, prototxt, weights, model_dir, pooling, settings_, gpu,
-        quiet):
-    """Stylize CONTENT with STYLE and write OUTPUT."""
+        save_every, quiet):
+    """Stylize CONTENT with STYLE and write OUTPUT.
+
+    Ctrl-C stops the run and writes the image reached so far to OUTPUT.
+    """
     from stylize.core.images import check_output_path, save_image
     from stylize.core.pipeline import load_inputs, transfer
 
@@ -84,10 +91,29 @@ def run(content, style, output, backend, losses, optimizer, ratio, iterations, l
     settings.validate()  # ranges and plugin names, before any image is read
     check_output_path(output)
     content_image, style_image = load_inputs(content, style, length)
+    metadata = _metadata(settings, content, style)
     started = time.monotonic()
-    with Progress(iterations, quiet) as report:
-        image = transfer(content_image, style_image, settings, callback=report)
-    path = save_image(image, output, metadata=_metadata(settings, content, style))
+    latest = None
+
+    def snapshot(result) -> None:
+        nonlocal latest
+        latest = result
+        if save_every and result.step % save_every == 0:
+            numbered = Path(output).with_name(f"{Path(output).stem}-{result.step:04d}{Path(output).suffix}")
+            save_image(result.image, numbered, metadata={**metadata, "stylize:step": str(result.step)})
+
+    try:
+        with Progress(iterations, quiet) as report:
+            image = transfer(content_image, style_image, settings,
+                             callback=lambda result: (snapshot(result), report(result)))
+    except KeyboardInterrupt:
+        if latest is None:
+            raise
+        save_image(latest.image, output, metadata={**metadata, "stylize:step": str(latest.step)})
+        click.echo(f"stylize: interrupted at iteration {latest.step}/{iterations}; wrote {output}",
+                   err=True)
+        sys.exit(130)
+    path = save_image(image, output, metadata=metadata)
     if not quiet:
         click.echo(f"wrote {path} ({image.shape[1]}x{image.shape[0]}, "
                    f"{time.monotonic() - started:.0f} s)", err=True)
