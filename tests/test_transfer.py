@@ -99,3 +99,20 @@ def layout_similarity(a, b):
     def thumb(image):
         return resize(image, (32, 32)).mean(axis=2).ravel()
     return float(np.corrcoef(thumb(a), thumb(b))[0, 1])
+
+
+@pytest.mark.slow
+def test_threads_option_limits_blas_during_the_run_only(vgg19_weights, photos, painting):
+    from threadpoolctl import threadpool_info
+
+    def openblas_threads():
+        return {i["num_threads"] for i in threadpool_info() if i["internal_api"] == "openblas"}
+
+    VGG19(["conv1_1"], weights=vgg19_weights)  # Caffe's OpenBLAS is loaded before we look
+    before = openblas_threads()
+    seen = []
+    image = photos["coffee"][:32, :40]
+    transfer(image, painting[:32, :32], Settings(length=40, iterations=2, threads=1),
+             callback=lambda result: seen.append(openblas_threads()))
+    assert seen and all(threads == {1} for threads in seen)
+    assert openblas_threads() == before

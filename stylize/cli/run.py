@@ -67,10 +67,13 @@ DEFAULTS = Settings()
 @click.option("--save-every", type=click.IntRange(min=1), default=None, metavar="N",
               help="Also write the image every N iterations, numbered next to the output "
                    "(out-0050.png, ...), to watch the run or stop it early.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="BLAS threads (default: OpenBLAS's own choice, all cores unless "
+                   "OPENBLAS_NUM_THREADS or OMP_NUM_THREADS is set).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def run(content, style, output, backend, losses, optimizer, ratio, iterations, length, init, seed,
         scales, content_layers, style_layers, prototxt, weights, model_dir, pooling, settings_, gpu,
-        save_every, quiet):
+        save_every, threads, quiet):
     """Stylize CONTENT with STYLE and write OUTPUT.
 
     Ctrl-C stops the run and writes the image reached so far to OUTPUT.
@@ -86,8 +89,8 @@ def run(content, style, output, backend, losses, optimizer, ratio, iterations, l
             backend_options[key] = value
     settings = Settings(backend=backend, losses=losses, optimizer=optimizer, ratio=ratio,
                         iterations=iterations, length=length, scales=scales, init=init, seed=seed,
-                        gpu=gpu, content_layers=_layers(content_layers), style_layers=_layers(style_layers),
-                        options=options)
+                        gpu=gpu, threads=threads, content_layers=_layers(content_layers),
+                        style_layers=_layers(style_layers), options=options)
     settings.validate()  # ranges and plugin names, before any image is read
     check_output_path(output)
     content_image, style_image = load_inputs(content, style, length)

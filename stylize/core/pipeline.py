@@ -5,6 +5,7 @@ optimizer -> objective -> backend forward -> losses -> backend backward.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -37,6 +38,9 @@ class Settings:
     init: str = "content"
     seed: int | None = None
     gpu: int = -1
+    #: BLAS threads while optimizing; None leaves OpenBLAS as the user set it
+    #: (all cores unless OPENBLAS_NUM_THREADS/OMP_NUM_THREADS say otherwise).
+    threads: int | None = None
     #: Layers for content / style terms; None takes the backend's defaults.
     content_layers: Sequence[str] | None = None
     style_layers: Sequence[str] | None = None
@@ -49,6 +53,8 @@ class Settings:
         for name in ("iterations", "length"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"threads must be at least 1, got {self.threads}")
         if self.scales is not None and self.scales < 1:
             raise UsageError(f"scales must be at least 1, got {self.scales}")
         if not self.ratio > 0 or not np.isfinite(self.ratio):
@@ -263,6 +269,21 @@ def transfer(content: np.ndarray, style: np.ndarray, settings: Settings,
     settings.validate()
     losses = build_losses(settings, plugins.load("stylize.backends", settings.backend))
     backend = make_backend(settings, losses)
+    # After the backend loaded its BLAS, so that the limit reaches Caffe's too.
+    with _blas_threads(settings.threads):
+        return _optimize(content, style, settings, losses, backend, callback)
+
+
+def _blas_threads(threads: int | None):
+    if threads is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=threads, user_api="blas")
+
+
+def _optimize(content: np.ndarray, style: np.ndarray, settings: Settings, losses: Sequence[WeightedLoss],
+              backend: Backend, callback: Callback | None) -> np.ndarray:
+    """The coarse-to-fine loop of ``transfer``."""
     optimizer = plugins.load("stylize.optimizers", settings.optimizer)(
         **settings.options_for(settings.optimizer))
     lengths = scale_lengths(max(content.shape[:2]), settings.scales)
