@@ -2,7 +2,8 @@
 """Speed and memory of the default objective (VGG19, content + gram) on this machine.
 
 For each size: seconds per objective evaluation (one forward + backward) as
-the median of repeated runs, seconds per L-BFGS iteration of the real
+the median of repeated runs, the same with the weight gradients that stock
+Caffe computes under force_backward (what stylize's Caffe patch skips), seconds per L-BFGS iteration of the real
 pipeline, and the peak resident memory of a process doing only that size
 (each size runs in a fresh subprocess so peaks don't mix). Prints a table and
 writes JSON (``--json``). Run it with ``make bench`` or
@@ -21,6 +22,16 @@ import sys
 import time
 
 
+def median_eval(objective, x, repeat: int) -> list[float]:
+    objective(x)  # warm-up: allocations, BLAS thread start
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        objective(x)
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def measure(size: int, repeat: int, iterations: int) -> dict:
     import numpy as np
     from skimage import data
@@ -36,19 +47,28 @@ def measure(size: int, repeat: int, iterations: int) -> dict:
     losses = build_losses(settings, VGG19)
     objective = make_objective(make_backend(settings, losses), losses, content, style)
     x = objective.backend.preprocess(content)
-    objective(x)  # warm-up: allocations, BLAS thread start
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        objective(x)
-        times.append(time.perf_counter() - start)
+    times = median_eval(objective, x, repeat)
     del objective  # the pipeline builds its own network; don't count two in the peak
+
+    # The same objective with weight gradients, as stock Caffe computes them under
+    # force_backward: without lr_mult entries our Caffe patch has nothing to skip.
+    from stylize.backends import prototxt
+    frozen_blobs = prototxt._param_blobs
+    prototxt._param_blobs = lambda layer: 0
+    try:
+        with_grads = make_objective(make_backend(settings, losses), losses, content, style)
+        weight_grad_times = median_eval(with_grads, x, repeat)
+        del with_grads
+    finally:
+        prototxt._param_blobs = frozen_blobs
+
     stamps = []
     transfer(content, style, settings, callback=lambda result: stamps.append(time.perf_counter()))
     # Between the first and last iteration: excludes network set-up and targets.
     per_iteration = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"size": size, "eval_s": statistics.median(times), "eval_runs": times,
+            "eval_with_weight_grads_s": statistics.median(weight_grad_times),
             "lbfgs_iteration_s": per_iteration, "lbfgs_iterations": len(stamps),
             "peak_rss_mib": peak_kib / 1024}
 
@@ -73,9 +93,12 @@ def main() -> None:
     machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "")}
     print(f"machine: {machine}")
-    print(f"{'size':>6} {'eval s (median)':>16} {'L-BFGS s/iter':>14} {'peak RSS MiB':>13}")
+    print(f"{'size':>6} {'eval s':>8} {'+weight grads s':>16} {'ratio':>6} {'L-BFGS s/iter':>14} "
+          f"{'peak RSS MiB':>13}")
     for r in rows:
-        print(f"{r['size']:>6} {r['eval_s']:>16.3f} {r['lbfgs_iteration_s']:>14.3f} {r['peak_rss_mib']:>13.0f}")
+        ratio = r["eval_s"] / r["eval_with_weight_grads_s"]
+        print(f"{r['size']:>6} {r['eval_s']:>8.3f} {r['eval_with_weight_grads_s']:>16.3f} {ratio:>6.2f} "
+              f"{r['lbfgs_iteration_s']:>14.3f} {r['peak_rss_mib']:>13.0f}")
     with open(args.json, "w") as f:
         json.dump({"machine": machine, "rows": rows}, f, indent=2)
 
