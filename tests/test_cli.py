@@ -426,3 +426,23 @@ def test_save_every_writes_numbered_snapshots_and_ctrl_c_keeps_the_image(images,
     assert result.exit_code == 130
     assert "interrupted at iteration 2/10" in result.stderr and out.exists()
     assert Image.open(out).text["stylize:step"] == "2"
+
+
+def test_nan_in_the_objective_stops_with_a_message_and_keeps_the_last_good_image(
+        images, monkeypatch, weights_installed):
+    from stylize.core.errors import NumericalError
+    from stylize.losses.gram import GramLoss
+
+    real_call = GramLoss.__call__
+    calls = []
+
+    def turns_nan(self, features):
+        calls.append(1)
+        value, grads = real_call(self, features)
+        return (float("nan"), grads) if len(calls) > 4 else (value, grads)
+
+    monkeypatch.setattr(GramLoss, "__call__", turns_nan)
+    result = invoke(*run_args(images, "-q", "-l", "32", "-n", "20", "--scales", "1"))
+    message = assert_one_line_error(result, NumericalError.exit_code, "nan", "last good image")
+    assert images["out"].exists(), message
+    assert len(list(images["out_dir"].iterdir())) == 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from stylize.core.errors import UsageError
+from stylize.core.errors import NumericalError, UsageError
 
 from .progress import Progress
 from stylize.core.pipeline import Settings
@@ -109,6 +109,11 @@ def run(content, style, output, backend, losses, optimizer, ratio, iterations, l
         with Progress(iterations, quiet) as report:
             image = transfer(content_image, style_image, settings,
                              callback=lambda result: (snapshot(result), report(result)))
+    except NumericalError as e:
+        if e.image is None:
+            raise
+        save_image(e.image, output, metadata=metadata)
+        raise NumericalError(f"{e}; kept the last good image in {output}") from None
     except KeyboardInterrupt:
         if latest is None:
             raise

@@ -4,9 +4,9 @@ Plugins import what they need from here and from nowhere else in stylize.
 """
 from .arrays import squared_norm
 from .contracts import IMAGE, Backend, Callback, Features, Loss, Objective, Optimizer, StepResult
-from .errors import ImageError, ModelError, PluginError, StylizeError, UsageError
+from .errors import ImageError, ModelError, NumericalError, PluginError, StylizeError, UsageError
 
 __all__ = [
     "IMAGE", "Backend", "Callback", "Features", "Loss", "Objective", "Optimizer", "StepResult",
-    "squared_norm", "ImageError", "ModelError", "PluginError", "StylizeError", "UsageError",
+    "squared_norm", "ImageError", "NumericalError", "ModelError", "PluginError", "StylizeError", "UsageError",
 ]

@@ -34,3 +34,13 @@ class PluginError(StylizeError):
     """A plugin name that is unknown, ambiguous or fails to load."""
 
     exit_code = 5
+
+
+class NumericalError(StylizeError):
+    """The objective became NaN or infinite; ``image`` is the last good result, if any."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, image=None):
+        super().__init__(message)
+        self.image = image

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import plugins
 from .contracts import IMAGE, Backend, Callback, Loss, StepResult
-from .errors import UsageError
+from .errors import NumericalError, UsageError
 from .images import fit_long_side, load_image, resize
 
 
@@ -111,6 +111,10 @@ class Objective:
         grad = self.backend.backward(grads) if grads else np.zeros_like(x)
         if image_grad is not None:
             grad += self.backend.image_gradient(image_grad)
+        if not (np.isfinite(total) and np.isfinite(grad).all()):
+            bad = ", ".join(name for name, value in self.terms.items() if not np.isfinite(value))
+            raise NumericalError(f"the objective became {total} ({bad or 'gradient'} not finite); "
+                                 "lower the optimizer's step size or the loss weights")
         return total, grad
 
 
@@ -298,7 +302,11 @@ def _optimize(content: np.ndarray, style: np.ndarray, settings: Settings, losses
             image = initial_image(settings.init, level_content, level_style, settings.seed)
         x = backend.preprocess(resize(image, shape))
 
+        last_good = x
+
         def report(result: StepResult, level=level, offset=done) -> None:
+            nonlocal last_good
+            last_good = result.x
             result.step += offset
             result.level, result.levels = level, len(lengths)
             result.to_image = backend.deprocess
@@ -306,7 +314,10 @@ def _optimize(content: np.ndarray, style: np.ndarray, settings: Settings, losses
                 callback(result)
 
         if iterations > 0:
-            x = optimizer.minimize(objective, x, backend.input_bounds(x.shape), iterations, report)
+            try:
+                x = optimizer.minimize(objective, x, backend.input_bounds(x.shape), iterations, report)
+            except NumericalError as e:
+                raise NumericalError(str(e), image=backend.deprocess(last_good)) from None
         image = backend.deprocess(x)
         done += iterations
     return image
