@@ -87,9 +87,10 @@ def unique(prefix: str) -> str:
 # -- the built-ins --------------------------------------------------------------
 
 def test_setup_cfg_declares_the_expected_builtins():
-    assert set(BUILTINS["stylize.backends"]) == {"caffe", "caffe-vgg19", "caffe-vgg16", "caffe-googlenet", "caffe-caffenet"}
-    assert set(BUILTINS["stylize.losses"]) == {"content", "gram", "tv"}
-    assert set(BUILTINS["stylize.optimizers"]) == {"lbfgs"}
+    assert set(BUILTINS["stylize.backends"]) == {"caffe", "caffe-vgg19", "caffe-vgg16", "caffe-googlenet",
+                                                 "caffe-caffenet"}
+    assert set(BUILTINS["stylize.losses"]) == {"content", "gram", "tv", "affine"}
+    assert set(BUILTINS["stylize.optimizers"]) == {"lbfgs", "adam"}
 
 
 @pytest.mark.parametrize("group", sorted(BUILTINS))
