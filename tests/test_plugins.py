@@ -159,7 +159,7 @@ def test_unknown_name_without_a_close_match_lists_installed():
         plugins.load("stylize.losses", "zzzzzz")
     message = str(info.value)
     assert "did you mean" not in message
-    assert "installed: content, gram" in message
+    assert "installed: affine, content, gram, tv" in message
 
 
 # -- third-party plugins through real distributions ----------------------------
