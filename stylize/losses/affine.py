@@ -49,13 +49,17 @@ class AffineLoss(Loss):
 
     Zero when the output is locally an affine transform of the content's
     colours; large for noise, painted texture or new edges. Options:
-    ``epsilon`` (1e-7, the paper's value). Its weight (default 1e4 per
-    512x512 image, ``--set affine.weight=...``) sets how photographic the
-    result stays.
+    ``epsilon`` (1e-7, the paper's value). Its weight (``--set
+    affine.weight=...``) sets how photographic the result stays. The paper's
+    code uses 1e4 on its own loss scale; on stylize's (content loss summed over
+    a 512x512 image, ratio 1e4) that barely acts, so the default is 1e6.
+    Measured at 128 px, 40 iterations, a photo styled by another photo: edge
+    correlation with the content 0.63 without the term, 0.63 at 1e4, 0.65 at
+    1e5, 0.78 at 1e6, 0.95 at 1e7 (almost no style left).
     """
 
     role = "image"
-    default_weight = 1e4
+    default_weight = 1e6
 
     def __init__(self, layers=(), epsilon: float = 1e-7, **options):
         super().__init__(layers, **options)
