@@ -3,6 +3,10 @@
 
 VENV ?= .venv
 DEMO_OUT = out/astronaut-the_scream.png
+EXAMPLE = examples/stylize-example-plugin
+EXAMPLE_STAMP = $(VENV)/.stylize-example-plugin
+EXAMPLE_FILES = $(shell find $(EXAMPLE)/setup.cfg $(EXAMPLE)/pyproject.toml $(EXAMPLE)/README.md $(EXAMPLE)/src \
+                  \( -name '*.egg-info' -o -name __pycache__ \) -prune -o -type f -print)
 
 .PHONY: setup demo test bench
 
@@ -16,8 +20,21 @@ $(DEMO_OUT): examples/images/astronaut.jpg examples/images/the_scream.jpg | setu
 	$(VENV)/bin/stylize run -c examples/images/astronaut.jpg -s examples/images/the_scream.jpg \
 	    -o $@ --length 384 --iterations 100
 
-test: setup
-	$(VENV)/bin/python -m pytest -ra
+test: setup $(EXAMPLE_STAMP)
+	$(VENV)/bin/python -m pytest -ra tests $(EXAMPLE)/tests
+
+# The example third-party plugin package, installed as users install plugins
+# (not editable: stylize must find it through installed entry-point metadata).
+# Reinstalled only when its package files change; build/ is cleared first so
+# that a deleted module cannot linger in the wheel.
+ifeq ($(wildcard $(VENV)/lib/python*/site-packages/stylize_example_plugin-*.dist-info),)
+.PHONY: $(EXAMPLE_STAMP)  # not installed (any more): install whatever the stamp says
+endif
+$(EXAMPLE_STAMP): $(EXAMPLE_FILES) | setup
+	rm -rf $(EXAMPLE)/build
+	$(VENV)/bin/python -m pip install -q --no-deps --force-reinstall $(EXAMPLE)
+	scripts/forget-entry-points.sh
+	touch $@
 
 bench: setup
 	$(VENV)/bin/python bench/speed.py

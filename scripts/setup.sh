@@ -24,6 +24,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     "$VENV/bin/python" -m pip install -q numpy
     "$VENV/bin/python" scripts/install_pycaffe.py
     "$VENV/bin/python" -m pip install -q -e '.[test]'
+    scripts/forget-entry-points.sh
     echo "$wanted" > "$stamp"
 fi
 

@@ -45,7 +45,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 # Subcommands live in their own modules; they register here, after ``cli`` exists.
 from .models import models  # noqa: E402
+from .plugins import plugins_command  # noqa: E402
 from .run import run  # noqa: E402
 
 cli.add_command(run)
 cli.add_command(models)
+cli.add_command(plugins_command)

@@ -9,8 +9,14 @@ distribution and the closest known name.
 """
 from __future__ import annotations
 
+import ast
 import difflib
 import importlib.metadata
+import importlib.util
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
 
 from stevedore import driver, exception, extension
 
@@ -97,3 +103,130 @@ def _registrants(group: str, name: str, value: str | None = None) -> list[str]:
                 if dist_name not in found:
                     found.append(dist_name)
     return sorted(found)
+
+
+# -- listing plugins without importing them -----------------------------------
+
+@dataclass(frozen=True)
+class Registration:
+    """One entry point of a stylize group, with the distribution that declares it."""
+
+    group: str
+    name: str
+    #: ``"module:Class"``, as written in the distribution's metadata.
+    value: str
+    dist: str
+    version: str
+
+    @property
+    def kind(self) -> str:
+        return KIND.get(self.group, self.group)
+
+
+def registrations(groups: Sequence[str] = tuple(GROUPS)) -> list[Registration]:
+    """Every plugin registered in ``groups``, with its distribution's name and version.
+
+    Read from the installed distributions' metadata; no plugin is imported.
+    A name that two distributions register appears once per distribution
+    (``load`` refuses it). A distribution found twice on ``sys.path`` (an
+    editable checkout beside its ``*.egg-info``) counts once, the first copy,
+    as Python's own ``importlib.metadata.entry_points`` does. Sorted by group
+    (in the order given), name and distribution.
+    """
+    order = {group: i for i, group in enumerate(groups)}
+    seen_dists: set[str] = set()
+    found = []
+    for dist in importlib.metadata.distributions():
+        dist_name = dist.metadata["Name"] or "unknown distribution"
+        key = re.sub(r"[-_.]+", "-", dist_name).lower()
+        if key in seen_dists:
+            continue
+        seen_dists.add(key)
+        for ep in dist.entry_points:
+            if ep.group in order:
+                found.append(Registration(ep.group, ep.name, ep.value, dist_name,
+                                          dist.version or "unknown"))
+    return sorted(found, key=lambda r: (order[r.group], r.name, r.dist.lower()))
+
+
+def describe(value: str) -> str | None:
+    """First line of the docstring of the object at ``value`` (``"module:Class"``), without importing it.
+
+    The module's source file is located the way ``import`` would find it
+    (``importlib.util.find_spec`` of the top-level package, which executes
+    nothing, then the package's own folders) and parsed with ``ast``. Returns
+    None when that is not possible without running code: an extension module,
+    a class defined elsewhere and re-exported, a docstring built at run time.
+    """
+    module, _, attr = value.partition(":")
+    path = _module_source(module.strip())
+    if path is None:
+        return None
+    try:
+        node = ast.parse(path.read_bytes(), filename=str(path))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for part in attr.strip().split(".") if attr.strip() else []:
+        node = next((child for child in getattr(node, "body", ())
+                     if isinstance(child, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                     and child.name == part), None)
+        if node is None:
+            return None
+    doc = ast.get_docstring(node)
+    return first_line(doc)
+
+
+def first_line(doc: str | None) -> str | None:
+    """The first non-empty line of a docstring, stripped; None if there is none."""
+    for line in (doc or "").strip().splitlines():
+        if line.strip():
+            return line.strip()
+    return None
+
+
+def _module_source(module: str) -> Path | None:
+    """Path of the ``.py`` file that ``import module`` would run, found without importing anything.
+
+    Follows the import system's order in each folder of the parent package:
+    a regular package (``part/__init__.py``), then a module (``part.py``);
+    folders without ``__init__.py`` form a namespace package only if no
+    folder has either.
+    """
+    top, *rest = module.split(".")
+    try:
+        spec = importlib.util.find_spec(top)  # a top-level name: finds, runs nothing
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if not rest:
+        return _python_file(spec.origin)
+    folders = [Path(folder) for folder in spec.submodule_search_locations or ()]
+    for i, part in enumerate(rest):
+        namespace = []
+        for folder in folders:
+            init, source = folder / part / "__init__.py", folder / f"{part}.py"
+            if init.is_file():
+                found = init
+                break
+            if source.is_file():
+                found = source
+                break
+            if (folder / part).is_dir():
+                namespace.append(folder / part)
+        else:
+            found = None
+        if i == len(rest) - 1:
+            return found
+        if found is not None and found.name != "__init__.py":
+            return None  # a plain module has no submodules
+        folders = [found.parent] if found is not None else namespace
+        if not folders:
+            return None
+    return None
+
+
+def _python_file(origin: str | None) -> Path | None:
+    if origin and origin.endswith(".py") and Path(origin).is_file():
+        return Path(origin)
+    return None

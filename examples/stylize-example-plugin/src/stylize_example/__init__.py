@@ -1,0 +1,6 @@
+"""stylize-example-plugin: a loss (``meanstd``) and an optimizer (``spg``) for stylize.
+
+Installing the distribution registers them through entry points (see
+setup.cfg); stylize finds them by name, nothing imports this package directly.
+"""
+__version__ = "0.1.0"

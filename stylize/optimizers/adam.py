@@ -1,0 +1,102 @@
+"""Adam (Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015), projected onto the bounds."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from stylize.core import Callback, Objective, Optimizer, StepResult, UsageError
+
+
+class Adam(Optimizer):
+    """Adam with projection onto the pixel bounds: one objective evaluation per step.
+
+    Each step is exactly one forward/backward (L-BFGS spends extra ones in its
+    line search) and the step length is set by ``lr`` in network-input units
+    (0..255 pixel values for Caffe VGG), independent of the objective's scale.
+
+    Options (``--set adam.KEY=VALUE``):
+
+    - ``lr`` (default 10): step size in input units; the first steps move each
+      pixel by about ``lr``. Measured on VGG19 (content + gram, from the
+      content image, objective after N steps as a fraction of the start):
+      at 128 px, 150 steps, lr 4 / 8 / 10 / 16 / 32 reach 5.5 / 5.2 / 5.2 /
+      5.3 / 5.9 % (L-BFGS: 4.9 % in 155 evaluations); at 96 px, 40 steps,
+      lr 1 / 4 / 10 / 16 reach 20 / 10 / 8.3 / 8.3 %.
+    - ``beta1`` (0.9), ``beta2`` (0.999), ``eps`` (1e-8): Kingma & Ba's moment
+      decay rates and denominator guard.
+    - ``decay`` (1.0): the step size falls geometrically over each
+      ``minimize`` call, from ``lr`` at the first update to ``lr * decay`` at
+      the last (so the schedule does not depend on the iteration count).
+      In the runs above (up to 300 steps) any decay < 1 ended slightly worse
+      than constant steps, hence the default; it can help long runs settle.
+
+    After every step the image is clipped into the bounds (projected
+    gradient). The moments, the iterate, the best iterate and one scratch
+    array are float32 and allocated once; each step hands the callback its own
+    copy of the evaluated x, so a callback may keep it. The best x evaluated
+    is returned (Adam's objective is not monotone).
+    """
+
+    def __init__(self, lr: float = 10.0, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
+                 decay: float = 1.0, **options):
+        super().__init__(**options)
+        values = {}
+        for name, value in (("lr", lr), ("beta1", beta1), ("beta2", beta2), ("eps", eps), ("decay", decay)):
+            try:
+                values[name] = float(value)
+            except (TypeError, ValueError):
+                raise UsageError(f"adam: {name} must be a number, got {value!r}") from None
+        self.lr, self.beta1, self.beta2 = values["lr"], values["beta1"], values["beta2"]
+        self.eps, self.decay = values["eps"], values["decay"]
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise UsageError(f"adam: lr must be a positive number, got {lr!r}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise UsageError(f"adam: {name} must be in [0, 1), got {getattr(self, name)!r}")
+        if not self.eps > 0:
+            raise UsageError(f"adam: eps must be positive, got {eps!r}")
+        if not 0 < self.decay <= 1:
+            raise UsageError(f"adam: decay must be in (0, 1], got {decay!r}")
+
+    def minimize(self, objective: Objective, x0: np.ndarray, bounds: tuple[np.ndarray, np.ndarray],
+                 iterations: int, callback: Callback) -> np.ndarray:
+        lower, upper = (np.broadcast_to(np.asarray(b, np.float32), x0.shape) for b in bounds)
+        x = np.clip(np.asarray(x0, np.float32), lower, upper)  # a fresh array: x0 is not modified
+        best, best_value = x.copy(), math.inf
+        m = np.zeros_like(x)
+        v = np.zeros_like(x)
+        scratch = np.empty_like(x)
+        b1, b2 = np.float32(self.beta1), np.float32(self.beta2)
+        for step in range(1, iterations + 1):
+            value, grad = objective(x)
+            value = float(value)
+            if value < best_value:
+                best_value = value
+                np.copyto(best, x)
+            try:
+                callback(StepResult(step=step, value=value, x=x.copy()))
+            except StopIteration:
+                break
+            if step == iterations:
+                break  # the update would never be evaluated
+            grad = np.asarray(grad, np.float32).reshape(x.shape)
+            # m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2, in place.
+            m *= b1
+            np.multiply(grad, 1 - b1, out=scratch)
+            m += scratch
+            v *= b2
+            np.multiply(grad, grad, out=scratch)
+            scratch *= (1 - b2)
+            v += scratch
+            # x -= lr_t * m_hat / (sqrt(v_hat) + eps), with the bias corrections folded into lr_t.
+            lr = self.lr * self.decay ** ((step - 1) / max(1, iterations - 2))
+            lr_t = lr * math.sqrt(1 - self.beta2 ** step) / (1 - self.beta1 ** step)
+            eps_t = self.eps * math.sqrt(1 - self.beta2 ** step)
+            np.sqrt(v, out=scratch)
+            scratch += np.float32(eps_t)
+            np.divide(m, scratch, out=scratch)
+            scratch *= np.float32(lr_t)
+            x -= scratch
+            np.clip(x, lower, upper, out=x)
+        return best

@@ -1,0 +1,495 @@
+"""Contract tests for plugin authors: subclass, set a few attributes, run pytest.
+
+Each class holds the tests every plugin of its kind must pass: the promises
+of ``stylize.core.contracts`` that the pipeline relies on, checked
+numerically. Name your subclass ``Test...`` so pytest collects it::
+
+    from stylize.testing import LossContract, OptimizerContract
+    from stylize_example.meanstd import MeanStdLoss
+    from stylize_example.tnc import TNC
+
+    class TestMeanStd(LossContract):
+        loss_class = MeanStdLoss
+
+    class TestTNC(OptimizerContract):
+        optimizer_class = TNC
+
+Override the attributes (tolerances, shapes, options) or the ``make_*`` and
+``sample_*`` methods where your plugin needs it; a test that does not apply
+to your plugin can be switched off by an attribute (see each class) or by
+overriding it with ``pass``.
+
+This module needs pytest, which stylize itself does not depend on: import it
+only from tests.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+import pytest
+
+from stylize.core.contracts import IMAGE, Backend, Loss, Optimizer, StepResult
+
+__all__ = ["BackendContract", "LossContract", "OptimizerContract", "gradient_errors"]
+
+#: An option no plugin has: plugins must accept and ignore options meant for others.
+UNKNOWN_OPTION = "stylize_contract_unknown_option"
+
+
+def gradient_errors(f, x: np.ndarray, grad: np.ndarray, eps: float, count: int = 20,
+                    seed: int = 0) -> np.ndarray:
+    """Relative errors of ``grad`` against central differences of ``f`` at ``count`` random coordinates.
+
+    Each error is relative to the coordinate's own derivative, but never to
+    less than a tenth of the mean gradient magnitude: where a derivative is
+    nearly zero, rounding alone would otherwise look like a large error.
+    """
+    rng = np.random.default_rng(seed)
+    floor = 0.1 * float(np.abs(grad).mean()) or 1e-12
+    errors = []
+    for index in rng.choice(x.size, size=min(count, x.size), replace=False):
+        step = np.zeros_like(x)
+        step.flat[index] = eps
+        numeric = (float(f(x + step)) - float(f(x - step))) / (2 * eps)
+        analytic = float(grad.flat[index])
+        errors.append(abs(numeric - analytic) / max(floor, abs(numeric) + abs(analytic)))
+    return np.array(errors)
+
+
+# -- losses ---------------------------------------------------------------------
+
+class LossContract:
+    """Tests for a ``stylize.losses`` plugin.
+
+    Set ``loss_class``; optionally ``options`` (constructor keywords),
+    ``feature_shapes`` (CxHxW per layer, for content and style roles),
+    ``image_shape`` (HxWx3, for the image role), ``zero_at_target`` (False if
+    the loss is not zero when the features equal the target's; the test then
+    only checks that the target is a stationary point, or override it), and
+    the gradient-check ``gradient_eps`` / ``gradient_tolerance`` (in float64).
+    Override ``sample_features`` if your loss needs special inputs (for
+    example non-negative features).
+    """
+
+    loss_class: ClassVar[type | None] = None
+    options: ClassVar[dict[str, Any]] = {}
+    feature_shapes: ClassVar[dict[str, tuple[int, int, int]]] = {"a": (3, 5, 4), "b": (6, 2, 3)}
+    image_shape: ClassVar[tuple[int, int, int]] = (7, 9, 3)
+    zero_at_target: ClassVar[bool] = True
+    #: False for losses without a target (total variation): skips the target tests.
+    has_target: ClassVar[bool] = True
+    gradient_eps: ClassVar[float] = 1e-6
+    gradient_tolerance: ClassVar[float] = 1e-5
+
+    # -- hooks ----------------------------------------------------------------
+    def make_loss(self, layers: Sequence[str], **options) -> Loss:
+        if self.loss_class is None:
+            raise NotImplementedError("set loss_class (or override make_loss) in your Test class")
+        return self.loss_class(layers, **{**self.options, **options})
+
+    @property
+    def role(self) -> str:
+        return getattr(self.loss_class or type(self.make_loss(())), "role", None)
+
+    def layers(self) -> tuple[str, ...]:
+        return () if self.role == "image" else tuple(self.feature_shapes)
+
+    def sample_features(self, rng: np.random.Generator, dtype=np.float32,
+                        scale: float = 1.0) -> dict[str, np.ndarray]:
+        """Inputs the loss reads: features per layer, or the image under ``IMAGE``."""
+        if self.role == "image":
+            return {IMAGE: rng.random(self.image_shape).astype(dtype)}
+        return {layer: (scale * rng.standard_normal(shape)).astype(dtype)
+                for layer, shape in self.feature_shapes.items()}
+
+    def _loss_with_target(self, seed: int = 0, dtype=np.float32):
+        rng = np.random.default_rng(seed)
+        loss = self.make_loss(self.layers())
+        target = self.sample_features(rng, dtype)
+        loss.set_target(target)
+        return loss, target, self.sample_features(rng, dtype)
+
+    def _read_keys(self, loss: Loss) -> set[str]:
+        return {IMAGE} if self.role == "image" else set(loss.layers)
+
+    # -- tests ----------------------------------------------------------------
+    def test_implements_the_loss_contract(self):
+        loss = self.make_loss(self.layers())
+        assert isinstance(loss, Loss), f"{type(loss).__name__} is not a stylize.core.Loss"
+
+    def test_role_is_valid(self):
+        assert self.role in ("content", "style", "image"), \
+            f"role must be 'content', 'style' or 'image', not {self.role!r}"
+
+    def test_keeps_the_layers_it_is_given(self):
+        loss = self.make_loss(self.layers())
+        assert tuple(loss.layers) == self.layers(), \
+            f"loss.layers is {loss.layers!r}, expected the layers passed in, {self.layers()!r}"
+
+    def test_value_is_a_float_and_gradients_match_the_features(self):
+        loss, _, features = self._loss_with_target()
+        value, grads = loss(features)
+        assert isinstance(value, float) and math.isfinite(value), \
+            f"value must be a finite float, got {type(value).__name__} {value!r}"
+        assert set(grads) == self._read_keys(loss), \
+            f"gradients for {sorted(grads)}, expected one for each input read: {sorted(self._read_keys(loss))}"
+        for key, grad in grads.items():
+            assert isinstance(grad, np.ndarray), f"gradient of {key!r} is a {type(grad).__name__}"
+            assert grad.shape == features[key].shape, \
+                f"gradient of {key!r} has shape {grad.shape}, its input {features[key].shape}"
+            assert grad.dtype == np.float32, \
+                f"gradient of {key!r} is {grad.dtype}; float32 inputs need float32 gradients"
+            assert np.isfinite(grad).all(), f"gradient of {key!r} is not finite"
+
+    def test_ignores_inputs_it_does_not_read(self):
+        """The pipeline passes the features of every loss's layers to every loss."""
+        loss, _, features = self._loss_with_target()
+        value, grads = loss(features)
+        extra = dict(features, stylize_contract_other_layer=np.ones((2, 3, 3), np.float32))
+        value2, grads2 = loss(extra)
+        assert value2 == pytest.approx(value, rel=1e-6, abs=1e-12)
+        assert set(grads2) == set(grads), "a gradient was returned for an input the loss does not read"
+
+    def test_does_not_modify_its_inputs(self):
+        loss, _, features = self._loss_with_target()
+        before = {key: value.copy() for key, value in features.items()}
+        loss(features)
+        for key in features:
+            assert np.array_equal(features[key], before[key]), f"the loss modified its input {key!r}"
+
+    def test_gradient_matches_finite_differences(self):
+        loss, _, features = self._loss_with_target(seed=1, dtype=np.float64)
+        _, grads = loss(features)
+        for key in self._read_keys(loss):
+            def f(v, key=key):
+                return loss({**features, key: v})[0]
+            errors = gradient_errors(f, features[key], np.asarray(grads[key], np.float64),
+                                     eps=self.gradient_eps, count=15)
+            assert errors.max() < self.gradient_tolerance, \
+                f"gradient of {key!r} differs from finite differences: relative errors {np.sort(errors)}"
+
+    def test_minimal_at_its_target(self):
+        if not self.has_target or self.role == "image":
+            pytest.skip("this loss has no target features")
+        loss, target, features = self._loss_with_target(seed=2, dtype=np.float64)
+        at_target, grads = loss(target)
+        elsewhere, _ = loss(features)
+        if self.zero_at_target:
+            assert at_target == pytest.approx(0, abs=1e-6 * max(1.0, elsewhere)), \
+                f"value at the target is {at_target}, expected 0"
+        assert at_target < elsewhere, "the target is not better than a random input"
+        scale = max(float(np.abs(g).max()) for g in loss(features)[1].values())
+        for key, grad in grads.items():
+            assert np.abs(grad).max() <= 1e-4 * scale, f"gradient of {key!r} is not zero at the target"
+
+    def test_honours_layer_weights(self):
+        """``--set NAME.layers=...`` with weights arrives as ``layer_weights``; a zero weight silences a layer."""
+        layers = self.layers()
+        if len(layers) < 2:
+            pytest.skip("needs a loss that reads at least two layers")
+        rng = np.random.default_rng(5)
+        target, features = self.sample_features(rng, np.float64), self.sample_features(rng, np.float64)
+        weighted = self.make_loss(layers, layer_weights={layers[0]: 1.0})
+        alone = self.make_loss(layers[:1])
+        for loss in (weighted, alone):
+            loss.set_target(target)
+        value, grads = weighted(features)
+        assert value == pytest.approx(alone(features)[0], rel=1e-6), \
+            "with layer_weights {first: 1} the value differs from the loss of the first layer alone"
+        for layer in layers[1:]:
+            assert layer not in grads or not np.any(grads[layer]), f"{layer!r} has weight 0 but a gradient"
+
+    def test_target_may_have_another_size(self):
+        """Style targets come from the style image, whose size differs from the output's."""
+        if self.role != "style":
+            pytest.skip("only style terms compare features of images of different sizes")
+        rng = np.random.default_rng(3)
+        loss = self.make_loss(self.layers())
+        loss.set_target({layer: rng.standard_normal((c, h + 3, w + 2)).astype(np.float32)
+                         for layer, (c, h, w) in self.feature_shapes.items()})
+        value, grads = loss(self.sample_features(rng))
+        assert math.isfinite(value)
+        assert all(grads[layer].shape == shape for layer, shape in self.feature_shapes.items())
+
+    def test_set_target_again_replaces_the_target(self):
+        """The pipeline sets new targets at every coarse-to-fine level."""
+        if not self.has_target or self.role == "image":
+            pytest.skip("this loss has no target features")
+        loss, _, features = self._loss_with_target(seed=4)
+        loss.set_target(features)
+        value, _ = loss(features)
+        if self.zero_at_target:
+            assert value == pytest.approx(0, abs=1e-4), "the second set_target was not used"
+
+
+# -- optimizers -----------------------------------------------------------------
+
+class OptimizerContract:
+    """Tests for a ``stylize.optimizers`` plugin, on small bounded problems.
+
+    Set ``optimizer_class``; optionally ``options`` (constructor keywords used
+    by every test), and for the quadratic test ``iterations`` and
+    ``reduction`` (the fraction of the initial excess over the constrained
+    optimum that may remain). The quadratic lives on the scale of pixel
+    values (bounds -50..50, x0 within +-20, targets within +-80, curvatures
+    0.5..2), like a Caffe network's input.
+    """
+
+    optimizer_class: ClassVar[type | None] = None
+    options: ClassVar[dict[str, Any]] = {}
+    iterations: ClassVar[int] = 100
+    reduction: ClassVar[float] = 1e-2
+    shape: ClassVar[tuple[int, ...]] = (1, 3, 4, 5)
+
+    def make_optimizer(self, **options) -> Optimizer:
+        if self.optimizer_class is None:
+            raise NotImplementedError("set optimizer_class (or override make_optimizer) in your Test class")
+        return self.optimizer_class(**{**self.options, **options})
+
+    def quadratic(self, seed: int = 0):
+        """(objective, x0, bounds, optimum): sum(c * (x - t)^2) on [-50, 50], a third of t outside."""
+        rng = np.random.default_rng(seed)
+        target = rng.uniform(-80, 80, self.shape)
+        curvature = rng.uniform(0.5, 2.0, self.shape)
+        lower = np.full(self.shape, -50, np.float32)
+        upper = np.full(self.shape, 50, np.float32)
+        x0 = rng.uniform(-20, 20, self.shape).astype(np.float32)
+        evaluated = []
+
+        def objective(x):
+            assert x.shape == self.shape, f"objective called with shape {x.shape}, expected {self.shape}"
+            evaluated.append(np.array(x, copy=True))
+            d = x.astype(np.float64) - target
+            return float(np.sum(curvature * d * d)), (2 * curvature * d).astype(np.float32)
+
+        objective.evaluated = evaluated
+        return objective, x0, (lower, upper), np.clip(target, lower, upper)
+
+    def _minimize(self, objective, x0, bounds, iterations, callback=None, **options):
+        return self.make_optimizer(**options).minimize(objective, x0, bounds, iterations,
+                                                       callback or (lambda result: None))
+
+    def test_implements_the_optimizer_contract(self):
+        assert isinstance(self.make_optimizer(), Optimizer)
+
+    def test_reduces_a_bounded_quadratic(self):
+        objective, x0, bounds, optimum = self.quadratic()
+        best = objective(optimum)[0]
+        start = objective(x0)[0]
+        x = self._minimize(objective, x0, bounds, self.iterations)
+        assert isinstance(x, np.ndarray) and x.shape == x0.shape and x.dtype == np.float32, \
+            f"minimize must return a float32 array of x0's shape, got {type(x).__name__} " \
+            f"{getattr(x, 'shape', '')} {getattr(x, 'dtype', '')}"
+        excess = objective(x)[0] - best
+        assert excess <= self.reduction * (start - best), \
+            f"after {self.iterations} iterations {excess:.4g} above the optimum, from {start - best:.4g}"
+
+    def test_respects_the_bounds(self):
+        """A linear objective pushes every coordinate out: nothing evaluated, reported or returned leaves the box."""
+        rng = np.random.default_rng(1)
+        slope = rng.choice([-1.0, 1.0], self.shape) * rng.uniform(0.5, 2, self.shape)
+        lower = np.full(self.shape, -10, np.float32)
+        upper = np.full(self.shape, 20, np.float32)
+        evaluated, reported = [], []
+
+        def objective(x):
+            evaluated.append(np.array(x, copy=True))
+            return float(np.sum(slope * x)), slope.astype(np.float32)
+
+        x0 = rng.uniform(-5, 15, self.shape).astype(np.float32)
+        x = self._minimize(objective, x0, (lower, upper), 30, lambda r: reported.append(r.x.copy()))
+        for what, arrays in (("evaluated", evaluated), ("reported", reported), ("returned", [x])):
+            for array in arrays:
+                assert np.all(array >= lower) and np.all(array <= upper), f"{what} x outside the bounds"
+        pushed = np.where(slope > 0, lower, upper)
+        assert np.abs(x - pushed).max() <= 0.05 * 30, "the result is not at the bounds it was pushed to"
+
+    def test_calls_back_once_per_step_with_increasing_steps(self):
+        objective, x0, bounds, _ = self.quadratic(seed=2)
+        results = []
+        self._minimize(objective, x0, bounds, 10, results.append)
+        assert 1 <= len(results) <= 10, f"{len(results)} callbacks for 10 iterations"
+        assert [r.step for r in results] == list(range(1, len(results) + 1)), \
+            f"steps {[r.step for r in results]}; expected 1, 2, 3, ..."
+        for r in results:
+            assert isinstance(r, StepResult)
+            assert isinstance(r.value, float) and math.isfinite(r.value)
+            assert r.x.shape == x0.shape and r.x.dtype == np.float32
+            assert r.value == pytest.approx(objective(r.x)[0], rel=1e-4), \
+                "a step's value is not the objective at its x"
+
+    def test_stops_on_stopiteration_and_returns_the_best(self):
+        objective, x0, bounds, _ = self.quadratic(seed=3)
+        results = []
+
+        def stop_at_three(result):
+            results.append(result)
+            if result.step == 3:
+                raise StopIteration
+
+        x = self._minimize(objective, x0, bounds, 50, stop_at_three)
+        assert [r.step for r in results] == [1, 2, 3], "StopIteration did not stop the optimizer"
+        assert objective(x)[0] <= min(r.value for r in results) * (1 + 1e-6), \
+            "the returned x is worse than a reported step"
+
+    def test_does_not_modify_x0(self):
+        objective, x0, bounds, _ = self.quadratic(seed=4)
+        before = x0.copy()
+        self._minimize(objective, x0, bounds, 5)
+        assert np.array_equal(x0, before)
+
+    def test_accepts_and_ignores_unknown_options(self):
+        objective, x0, bounds, _ = self.quadratic(seed=5)
+        x = self._minimize(objective, x0, bounds, 3, **{UNKNOWN_OPTION: 1})
+        assert x.shape == x0.shape
+
+
+# -- backends -------------------------------------------------------------------
+
+class BackendContract:
+    """Tests for a ``stylize.backends`` plugin.
+
+    Set ``backend_class`` and ``options`` (constructor keywords, e.g. the
+    weights), or override the class-scoped fixture ``make_backend`` (a
+    factory ``make(layers, **options)``; it may use your own fixtures).
+    Write fixtures as ``@pytest.fixture(scope="class")`` over ``@classmethod``.
+    ``layers`` defaults to the class's default content and style layers;
+    ``image_size`` is the HxW of the test input. ``sample_input`` gives the
+    network input for the gradient check; override it when random images
+    saturate your network. ``gradient_eps``, ``gradient_median_tolerance``
+    and ``gradient_max_tolerance`` bound the relative errors of back-propagation
+    against central differences (float32, so loosen them for ReLU networks,
+    whose kinks make single coordinates noisy).
+    """
+
+    backend_class: ClassVar[type | None] = None
+    options: ClassVar[dict[str, Any]] = {}
+    layers: ClassVar[Sequence[str] | None] = None
+    image_size: ClassVar[tuple[int, int]] = (16, 12)
+    gradient_eps: ClassVar[float] = 1e-2
+    gradient_median_tolerance: ClassVar[float] = 1e-3
+    gradient_max_tolerance: ClassVar[float] = 2e-2
+
+    @classmethod
+    def requested_layers(cls) -> list[str]:
+        if cls.layers is not None:
+            return list(cls.layers)
+        cls = cls.backend_class
+        return list(dict.fromkeys([*cls.default_content_layers, *cls.default_style_layers]))
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def make_backend(cls):
+        if cls.backend_class is None:
+            raise NotImplementedError("set backend_class (or override the make_backend fixture)")
+
+        def make(layers, **options) -> Backend:
+            return cls.backend_class(layers, **{**cls.options, **options})
+        return make
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def backend(cls, make_backend):
+        return make_backend(cls.requested_layers(), gpu=-1)  # the pipeline always passes gpu
+
+    def sample_image(self, rng: np.random.Generator, size=None, low=0.0, high=1.0) -> np.ndarray:
+        h, w = size or self.image_size
+        return rng.uniform(low, high, (h, w, 3)).astype(np.float32)
+
+    def sample_input(self, backend: Backend, rng: np.random.Generator) -> np.ndarray:
+        return backend.preprocess(self.sample_image(rng))
+
+    # -- tests ----------------------------------------------------------------
+    def test_implements_the_backend_contract(self, backend):
+        assert isinstance(backend, Backend)
+
+    def test_default_layers_are_class_attributes(self):
+        cls = self.backend_class or type(None)
+        for name in ("default_content_layers", "default_style_layers"):
+            layers = getattr(cls, name, None)
+            assert layers is not None and all(isinstance(layer, str) for layer in layers), \
+                f"{name} must be a class attribute listing layer names (read before construction)"
+
+    def test_forward_returns_the_requested_layers(self, backend):
+        x = backend.preprocess(self.sample_image(np.random.default_rng(0)))
+        layers = self.requested_layers()
+        for wanted in (layers, layers[-1:], layers[:1]):
+            features = backend.forward(x, wanted)
+            assert set(features) == set(wanted), f"asked for {wanted}, got {sorted(features)}"
+            for layer, f in features.items():
+                assert f.ndim == 3, f"{layer}: features must be CxHxW, got shape {f.shape}"
+                assert f.dtype == np.float32 and np.isfinite(f).all(), f"{layer}: not finite float32"
+
+    def test_forward_follows_the_input_size(self, backend):
+        """One backend serves every coarse-to-fine level: the input size may change between calls."""
+        rng = np.random.default_rng(1)
+        layer = self.requested_layers()[0]
+        h, w = self.image_size
+        small = backend.forward(backend.preprocess(self.sample_image(rng, (h, w))), [layer])[layer].shape
+        large = backend.forward(backend.preprocess(self.sample_image(rng, (2 * h, 2 * w))), [layer])[layer].shape
+        assert large[1] > small[1] and large[2] > small[2], f"{layer}: {small} then {large}"
+
+    def test_preprocess_deprocess_roundtrip(self, backend):
+        image = self.sample_image(np.random.default_rng(2))
+        x = backend.preprocess(image)
+        assert x.shape == (1, 3, *self.image_size) and x.dtype == np.float32, \
+            f"preprocess must give a 1x3xHxW float32 array, got {x.shape} {x.dtype}"
+        back = backend.deprocess(x)
+        assert back.shape == image.shape, f"deprocess gave {back.shape}, expected {image.shape}"
+        assert np.allclose(back, image, atol=1e-4), "deprocess(preprocess(image)) != image"
+
+    def test_bounds_hold_every_image(self, backend):
+        shape = (1, 3, *self.image_size)
+        lower, upper = (np.broadcast_to(b, shape) for b in backend.input_bounds(shape))
+        assert np.all(lower < upper)
+        for fill in (0.0, 1.0):
+            x = backend.preprocess(np.full((*self.image_size, 3), fill, np.float32))
+            assert np.all(x >= lower - 1e-3) and np.all(x <= upper + 1e-3), \
+                f"the image of all {fill} is outside input_bounds"
+        for b in (lower, upper):
+            image = backend.deprocess(np.ascontiguousarray(b, dtype=np.float32))
+            assert image.min() >= 0 and image.max() <= 1
+
+    def test_backward_matches_finite_differences(self, backend):
+        rng = np.random.default_rng(3)
+        layers = self.requested_layers()
+        x = self.sample_input(backend, rng)
+        probes = {layer: rng.standard_normal(f.shape).astype(np.float32)
+                  for layer, f in backend.forward(x, layers).items()}
+
+        def loss(v):  # linear in the features, so its feature gradient is the probe
+            out = backend.forward(v.astype(np.float32), layers)
+            return sum(float(np.vdot(probes[k].astype(np.float64), out[k])) for k in layers)
+
+        backend.forward(x, layers)
+        grad = backend.backward(probes)
+        assert grad.shape == x.shape and grad.dtype == np.float32, \
+            f"backward must return dLoss/dx like x ({x.shape} float32), got {grad.shape} {grad.dtype}"
+        errors = gradient_errors(loss, x, grad, eps=self.gradient_eps, count=40)
+        assert np.median(errors) < self.gradient_median_tolerance and \
+            errors.max() < self.gradient_max_tolerance, \
+            f"backward differs from finite differences; relative errors {np.sort(errors)}"
+
+    def test_image_gradient_is_the_adjoint_of_deprocess(self, backend):
+        """<g, J_deprocess d> == <image_gradient(g), d> for x inside the bounds."""
+        rng = np.random.default_rng(4)
+        x = backend.preprocess(self.sample_image(rng, low=0.25, high=0.75))
+        lower, upper = (np.broadcast_to(b, x.shape) for b in backend.input_bounds(x.shape))
+        span = float(np.median(upper - lower)) if np.isfinite(upper - lower).all() else 1.0
+        h = 0.01 * span
+        d = rng.uniform(-1, 1, x.shape).astype(np.float32)
+        g = rng.standard_normal((*self.image_size, 3)).astype(np.float32)
+        jd = (backend.deprocess(x + h * d).astype(np.float64)
+              - backend.deprocess(x - h * d).astype(np.float64)) / (2 * h)
+        adjoint = backend.image_gradient(g)
+        assert adjoint.shape == x.shape and adjoint.dtype == np.float32, \
+            f"image_gradient must return an array like x ({x.shape} float32), got {adjoint.shape} {adjoint.dtype}"
+        lhs = float(np.vdot(g.astype(np.float64), jd))
+        rhs = float(np.vdot(adjoint.astype(np.float64), d))
+        assert rhs == pytest.approx(lhs, rel=1e-3), f"<g, J d> = {lhs} but <J^T g, d> = {rhs}"
+
+    def test_accepts_and_ignores_unknown_options(self, make_backend):
+        backend = make_backend(self.requested_layers()[:1], **{UNKNOWN_OPTION: 1})
+        assert isinstance(backend, Backend)
