@@ -43,9 +43,8 @@ def check_structure(path: Path, expected: Mapping[str, tuple[int, ...]], what: s
     found = {layer.name: layer for layer in list(net.layer) + list(net.layers)}
     missing = [name for name in expected if name not in found]
     if missing:
-        more = f" and {len(missing) - 4} more" if len(missing) > 4 else ""
-        raise ModelError(f"{what} lacks layer(s) {', '.join(missing[:4])}{more}; not the expected "
-                         "network; nothing installed")
+        raise ModelError(f"{what} lacks layer(s) {_some(missing)}; not the expected network; "
+                         "nothing installed")
     for name, shape in expected.items():
         blobs = found[name].blobs
         if len(blobs) != 2:
@@ -118,10 +117,15 @@ def check_weights_fit(net_shapes: Mapping[str, list[tuple[int, ...]]], weights: 
     stored = caffemodel_shapes(weights)
     missing = [name for name in net_shapes if name not in stored]
     if missing:
-        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        raise ModelError(f"{weights}: no weights for layer(s) {', '.join(missing[:3])}{more}; "
+        raise ModelError(f"{weights}: no weights for layer(s) {_some(missing)}; "
                          "these weights belong to another network")
     for name, shapes in net_shapes.items():
         if [tuple(s) for s in shapes] != [tuple(int(d) for d in s) for s in stored[name]][:len(shapes)]:
             raise ModelError(f"{weights}: layer {name} holds shapes {stored[name]}, the network needs "
                              f"{shapes}; these weights belong to another network")
+
+
+def _some(names: list[str], shown: int = 4) -> str:
+    """The first few names, and how many more: one line even for a whole network."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
