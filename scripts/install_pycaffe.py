@@ -108,6 +108,16 @@ def run(cmd: list[str], **kwargs) -> None:
     subprocess.run(cmd, check=True, **kwargs)
 
 
+def run_logged(cmd: list[str], logfile: Path) -> None:
+    """Run a noisy build step into ``logfile``; on failure show its tail and stop."""
+    log("$ " + " ".join(cmd) + f"  (output in {logfile})")
+    with logfile.open("a") as out:
+        result = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        tail = logfile.read_text(errors="replace").splitlines()[-40:]
+        sys.exit("\n".join(tail) + f"\n[pycaffe] build step failed ({result.returncode}); full log: {logfile}")
+
+
 def ensure_apt_packages() -> None:
     wanted = list(APT_PACKAGES)
     if not Path(sysconfig.get_paths()["include"], "Python.h").exists():
@@ -159,16 +169,18 @@ def configure_and_build(src: Path, prefix: Path) -> None:
     import numpy
     build = src / "build"
     base = sys.base_prefix
-    run(["cmake", "-S", str(src), "-B", str(build),
+    logfile = cache_dir() / "pycaffe-build.log"
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    logfile.write_text("")
+    run_logged(["cmake", "-S", str(src), "-B", str(build),
          "-DCMAKE_BUILD_TYPE=Release",
          f"-DANACONDA_HOME={base}",
          f"-DPYTHON_VERSION=python{sys.version_info.major}.{sys.version_info.minor}",
          f"-DCMAKE_CXX_FLAGS=-I{numpy.get_include()} -I/usr/include/hdf5/serial",
          "-DCMAKE_SHARED_LINKER_FLAGS=-L/usr/lib/x86_64-linux-gnu/hdf5/serial",
-         ], stdout=subprocess.DEVNULL)
-    run(["make", "-C", str(build), f"-j{os.cpu_count() or 1}", "pycaffe"],
-        stdout=subprocess.DEVNULL)
-    run(["cmake", "--install", str(build), "--prefix", str(prefix)], stdout=subprocess.DEVNULL)
+         ], logfile)
+    run_logged(["make", "-C", str(build), f"-j{os.cpu_count() or 1}", "pycaffe"], logfile)
+    run_logged(["cmake", "--install", str(build), "--prefix", str(prefix)], logfile)
 
 
 def make_wheel(prefix: Path, staging: Path, wheels: Path) -> Path:
