@@ -33,7 +33,9 @@ DEFAULTS = Settings()
 @click.option("--optimizer", default=DEFAULTS.optimizer, show_default=True,
               help="Optimizer plugin.")
 @click.option("-r", "--ratio", type=float, default=DEFAULTS.ratio, show_default=True,
-              help="Style-to-content weight ratio; larger means more style.")
+              help="Style-to-content weight ratio; larger means more style. Means what the "
+                   "reference's -r meant at 512x512, at every --length (content weight scales "
+                   "with 512^2/area).")
 @click.option("-n", "--iterations", type=int, default=DEFAULTS.iterations, show_default=True,
               help="Optimizer iterations.")
 @click.option("-l", "--length", type=int, default=DEFAULTS.length, show_default=True,
