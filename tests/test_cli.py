@@ -413,12 +413,12 @@ def test_save_every_writes_numbered_snapshots_and_ctrl_c_keeps_the_image(images,
 
     real_transfer = pipeline.transfer
 
-    def interrupted_after_two(content, style, settings, callback):
+    def interrupted_after_two(content, style, settings, callback, **masks):
         def stop(result):
             callback(result)
             if result.step == 2:
                 raise KeyboardInterrupt
-        return real_transfer(content, style, settings, callback=stop)
+        return real_transfer(content, style, settings, callback=stop, **masks)
 
     out.unlink()
     monkeypatch.setattr(pipeline, "transfer", interrupted_after_two)

@@ -9,8 +9,10 @@ import click
 
 from stylize.core.errors import NumericalError, UsageError
 
-from .progress import Progress
 from stylize.core.pipeline import Settings
+from stylize.core.presets import PRESETS
+
+from .progress import Progress
 
 DEFAULTS = Settings()
 
@@ -20,8 +22,33 @@ DEFAULTS = Settings()
 # missing file is a one-line ``stylize: error:`` like every other bad input.
 @click.option("-c", "--content", required=True, type=click.Path(), metavar="FILE",
               help="Content image (a photo): its structure is kept.")
-@click.option("-s", "--style", required=True, type=click.Path(), metavar="FILE",
-              help="Style image (a painting): its textures and colours are transferred.")
+@click.option("-s", "--style", "styles", required=True, multiple=True, type=click.Path(), metavar="FILE",
+              help="Style image (a painting): its textures and colours are transferred. Repeat "
+                   "to blend several (see --style-weights).")
+@click.option("--style-weights", default=None, metavar="W1,W2",
+              help="Blend weights of the -s images, in order, e.g. 3,1 (normalized; default equal).")
+@click.option("--style-scale", type=float, default=DEFAULTS.style_scale, show_default=True,
+              help="Size of the style images relative to the output: below 1 gives finer "
+                   "strokes, above 1 larger ones.")
+@click.option("--preserve-colors", is_flag=True,
+              help="Keep the content's colours: transfer style on luminance only, then take "
+                   "the colours of the content (Gatys et al. 2016).")
+@click.option("--match-colors", is_flag=True,
+              help="Recolour the style images to the content's colour mean and covariance "
+                   "before the transfer (the other remedy of Gatys et al. 2016).")
+@click.option("--content-mask", type=click.Path(), default=None, metavar="FILE",
+              help="Semantic mask of the content: one flat colour per region (sky, building...). "
+                   "With --style-mask, each output region takes the style of the same colour's "
+                   "region in the style images (Luan et al. 2017).")
+@click.option("--style-mask", "style_masks", multiple=True, type=click.Path(), metavar="FILE",
+              help="Semantic mask of a style image, same colours as --content-mask; one per -s, "
+                   "in order. Content regions with no style region keep to the content.")
+@click.option("--mask-tolerance", type=float, default=DEFAULTS.mask_tolerance, show_default=True,
+              help="Colour distance (0-255 RGB) under which mask colours count as one region "
+                   "(absorbs JPEG noise).")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
+              help="A recipe that fills in options you did not give. photo: photorealistic "
+                   "transfer (gram + affine losses, content init, ratio 1e3).")
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Output image, .png or .jpg; folders are created, written atomically.")
 @click.option("-b", "--backend", default=DEFAULTS.backend, show_default=True,
@@ -73,9 +100,8 @@ DEFAULTS = Settings()
               help="BLAS threads (default: OpenBLAS's own choice, all cores unless "
                    "OPENBLAS_NUM_THREADS or OMP_NUM_THREADS is set).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def run(content, style, output, backend, losses, optimizer, ratio, iterations, length, init, seed,
-        scales, content_layers, style_layers, prototxt, weights, model_dir, pooling, settings_, gpu,
-        save_every, threads, quiet):
+@click.pass_context
+def run(ctx, content, styles, output, content_mask, style_masks, save_every, quiet, **given):
     """Stylize CONTENT with STYLE and write OUTPUT.
 
     Ctrl-C stops the run and writes the image reached so far to OUTPUT.
@@ -83,20 +109,14 @@ def run(content, style, output, backend, losses, optimizer, ratio, iterations, l
     from stylize.core.images import check_output_path, save_image
     from stylize.core.pipeline import load_inputs, transfer
 
-    options = parse_plugin_options(settings_)
-    backend_options = options.setdefault(backend, {})
-    backend_options.setdefault("pooling", pooling)
-    for key, value in (("prototxt", prototxt), ("weights", weights), ("model_dir", model_dir)):
-        if value is not None:
-            backend_options[key] = value
-    settings = Settings(backend=backend, losses=losses, optimizer=optimizer, ratio=ratio,
-                        iterations=iterations, length=length, scales=scales, init=init, seed=seed,
-                        gpu=gpu, threads=threads, content_layers=_layers(content_layers),
-                        style_layers=_layers(style_layers), options=options)
+    settings = _settings(ctx, given)
     settings.validate()  # ranges and plugin names, before any image is read
     check_output_path(output)
-    content_image, style_image = load_inputs(content, style, length)
-    metadata = _metadata(settings, content, style)
+    iterations = settings.iterations
+    inputs = load_inputs(content, styles, settings.length, style_scale=settings.style_scale,
+                         content_mask=content_mask, style_masks=style_masks or None)
+    inputs.check(settings.style_weights)
+    metadata = _metadata(settings, content, styles)
     started = time.monotonic()
     latest = None
 
@@ -109,8 +129,9 @@ def run(content, style, output, backend, losses, optimizer, ratio, iterations, l
 
     try:
         with Progress(iterations, quiet) as report:
-            image = transfer(content_image, style_image, settings,
-                             callback=lambda result: (snapshot(result), report(result)))
+            image = transfer(inputs.content, inputs.styles, settings,
+                             callback=lambda result: (snapshot(result), report(result)),
+                             content_mask=inputs.content_mask, style_masks=inputs.style_masks)
     except NumericalError as e:
         if e.image is None:
             raise
@@ -127,6 +148,33 @@ def run(content, style, output, backend, losses, optimizer, ratio, iterations, l
     if not quiet:
         click.echo(f"wrote {path} ({image.shape[1]}x{image.shape[0]}, "
                    f"{time.monotonic() - started:.0f} s)", err=True)
+
+
+def _settings(ctx: click.Context, given: dict) -> Settings:
+    """Settings from the options; a preset fills in only what the user left at its default."""
+    name = given.pop("preset")
+    if name is not None:
+        for key, value in PRESETS[name].items():
+            if ctx.get_parameter_source(key) is click.core.ParameterSource.DEFAULT:
+                given[key] = value
+    options = parse_plugin_options(given.pop("settings_"))
+    backend_options = options.setdefault(given["backend"], {})
+    backend_options.setdefault("pooling", given.pop("pooling"))
+    for key in ("prototxt", "weights", "model_dir"):
+        value = given.pop(key)
+        if value is not None:
+            backend_options[key] = value
+    for key in ("content_layers", "style_layers"):
+        given[key] = _layers(given[key])
+    weights = given.pop("style_weights")
+    return Settings(**given, options=options, style_weights=None if weights is None else _numbers(weights))
+
+
+def _numbers(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.replace(",", " ").split()]
+    except ValueError:
+        raise UsageError(f"--style-weights {text!r}: expected numbers separated by commas, e.g. 3,1") from None
 
 
 def _layers(text: str | None) -> list[str] | None:
@@ -154,6 +202,6 @@ def _value(text: str):
     return {"true": True, "false": False}.get(text.lower(), text)
 
 
-def _metadata(settings: Settings, content: str, style: str) -> dict[str, str]:
-    return {"Software": "stylize", "stylize:content": content, "stylize:style": style,
+def _metadata(settings: Settings, content: str, styles: tuple[str, ...]) -> dict[str, str]:
+    return {"Software": "stylize", "stylize:content": content, "stylize:style": ", ".join(styles),
             "stylize:settings": repr(settings)}

@@ -106,9 +106,36 @@ class Loss(abc.ABC):
     def set_target(self, features: Features) -> None:
         """Receive the features of the target image, once per resolution."""
 
+    def set_style_targets(self, styles: Sequence["StyleTarget"], regions: np.ndarray | None) -> None:
+        """Receive every style image's features (style-role losses), once per resolution.
+
+        ``regions`` (RxHxW, in [0, 1], at the output's resolution) says where
+        each semantic region lies in the output; each ``StyleTarget`` carries
+        the same regions for its own image. Regions and several style images
+        need a loss that understands them; the default accepts exactly one
+        style image without regions, so simple style losses need only
+        ``set_target``.
+        """
+        if len(styles) != 1 or regions is not None or styles[0].regions is not None:
+            from .errors import UsageError
+            what = "semantic masks" if regions is not None else "several style images"
+            raise UsageError(f"loss {type(self).__name__} does not support {what}; use `gram`")
+        self.set_target(styles[0].features)
+
     @abc.abstractmethod
     def __call__(self, features: Features) -> tuple[float, dict[str, np.ndarray]]:
         """Return the loss value and its gradient for each layer read."""
+
+
+@dataclass
+class StyleTarget:
+    """One style image as a style loss sees it: its features, blend weight and regions."""
+
+    features: Features
+    #: Blend weight; the weights of all style images sum to 1.
+    weight: float = 1.0
+    #: RxHxW soft masks in [0, 1] at this image's resolution, or None (one region, everywhere).
+    regions: np.ndarray | None = None
 
 
 @dataclass

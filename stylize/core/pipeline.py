@@ -12,10 +12,16 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from . import plugins
-from .contracts import IMAGE, Backend, Callback, Loss, StepResult
+from . import colors, plugins
+from .contracts import IMAGE, Backend, Callback, Loss, StepResult, StyleTarget
 from .errors import NumericalError, UsageError
-from .images import fit_long_side, load_image, resize
+from .images import fit_long_side, resize
+from .initial import NAMED as NAMED_INITS
+from .initial import initial_image, pink_noise  # noqa: F401  (part of the pipeline's API)
+from .inputs import Inputs, load_inputs  # noqa: F401
+from .presets import preset
+from .masks import TOLERANCE, resize_regions, split_regions
+from .schedule import MIN_SCALE_LENGTH, scale_lengths, split_iterations  # noqa: F401
 
 
 @dataclass
@@ -30,8 +36,18 @@ class Settings:
     ratio: float = 1e4
     #: Total optimizer iterations, over all scales.
     iterations: int = 512
-    #: Long side of the output in pixels; the style image is scaled to match.
+    #: Long side of the output in pixels; style images are scaled to match.
     length: int = 512
+    #: Long side of the style images relative to the output's (the reference's --style-scale).
+    style_scale: float = 1.0
+    #: Blend weights of several style images (normalized); None weighs them equally.
+    style_weights: Sequence[float] | None = None
+    #: Keep the content's colours: style is transferred on luminance only.
+    preserve_colors: bool = False
+    #: Recolour the style images to the content's colour mean and covariance first.
+    match_colors: bool = False
+    #: Distance (0..255 RGB) under which two semantic-mask colours are the same region.
+    mask_tolerance: float = TOLERANCE
     #: Coarse-to-fine levels; None picks them from ``length`` (see ``scale_lengths``).
     scales: int | None = None
     #: "content", "style", "noise", or the path of an image.
@@ -57,8 +73,12 @@ class Settings:
             raise UsageError(f"threads must be at least 1, got {self.threads}")
         if self.scales is not None and self.scales < 1:
             raise UsageError(f"scales must be at least 1, got {self.scales}")
-        if not self.ratio > 0 or not np.isfinite(self.ratio):
-            raise UsageError(f"ratio must be a positive number, got {self.ratio}")
+        for name in ("ratio", "style_scale"):
+            if not getattr(self, name) > 0 or not np.isfinite(getattr(self, name)):
+                raise UsageError(f"{name} must be a positive number, got {getattr(self, name)}")
+        weights = self.style_weights
+        if weights is not None and (not all(w >= 0 and np.isfinite(w) for w in weights) or sum(weights) <= 0):
+            raise UsageError(f"style weights must be non-negative with a positive sum, got {list(weights)}")
         plugins.load("stylize.backends", self.backend)
         plugins.load("stylize.optimizers", self.optimizer)
         for loss in self.losses:
@@ -68,6 +88,11 @@ class Settings:
         if stray:
             raise UsageError(f"options given for {', '.join(stray)}, which this run does not use "
                              f"(it uses {', '.join(sorted(named))})")
+
+    @classmethod
+    def from_preset(cls, name: str, **given: Any) -> "Settings":
+        """The settings of preset ``name`` (see ``stylize.core.presets``), with ``given`` on top."""
+        return cls(**{**preset(name), **given})
 
     def options_for(self, name: str) -> dict[str, Any]:
         return dict(self.options.get(name, {}))
@@ -116,34 +141,6 @@ class Objective:
             raise NumericalError(f"the objective became {total} ({bad or 'gradient'} not finite); "
                                  "lower the optimizer's step size or the loss weights")
         return total, grad
-
-
-def pink_noise(shape: tuple[int, int], exponent: float, rng: np.random.Generator) -> np.ndarray:
-    """HxWx3 noise with a 1/f^exponent spectrum, scaled into [0, 1] (the reference's init)."""
-    h, w = shape
-    fy = np.fft.fftfreq(h)[:, None]
-    fx = np.fft.rfftfreq(w)[None, :]
-    f = np.sqrt(fx ** 2 + fy ** 2)
-    f[0, 0] = 1.0
-    channels = []
-    for _ in range(3):
-        spectrum = np.fft.rfft2(rng.standard_normal((h, w))) / f ** exponent
-        c = np.fft.irfft2(spectrum, s=(h, w))
-        channels.append((c - c.min()) / (np.ptp(c) or 1.0))
-    return np.stack(channels, axis=-1).astype(np.float32)
-
-
-def initial_image(init: str, content: np.ndarray, style: np.ndarray, seed: int | None) -> np.ndarray:
-    if init == "content":
-        return content
-    if init == "style":
-        return resize(style, content.shape[:2])
-    if init == "noise":
-        return pink_noise(content.shape[:2], 1.0, np.random.default_rng(seed))
-    path = Path(init)
-    if not path.exists():
-        raise UsageError(f"--init {init!r}: not 'content', 'style', 'noise' or an existing image")
-    return resize(load_image(path), content.shape[:2])
 
 
 #: The image area (pixels) at which ``ratio`` has the reference tool's meaning.
@@ -198,84 +195,87 @@ def build_losses(settings: Settings, backend_cls: type[Backend]) -> list[Weighte
     return terms
 
 
-def scale_lengths(length: int, scales: int | None) -> list[int]:
-    """Long sides of the coarse-to-fine levels, ending at ``length``.
-
-    Automatic: halve while the coarsest level stays at least MIN_SCALE_LENGTH
-    (so 512 -> 128, 256, 512; 200 -> 200). Below that the deepest style layers
-    see only a few positions and coarse results stop helping.
-    """
-    if scales is None:
-        scales = 1
-        while length / 2 ** scales >= MIN_SCALE_LENGTH:
-            scales += 1
-    return [max(1, round(length / 2 ** k)) for k in reversed(range(scales))]
-
-
-def split_iterations(total: int, levels: int) -> list[int]:
-    """Iterations per level, halving from coarse to fine (4:2:1 for three levels).
-
-    A coarse iteration costs a quarter of the next level's, so most of the
-    style is built where pixels are cheap; the finest level refines detail.
-    """
-    shares = [2.0 ** (levels - 1 - k) for k in range(levels)]
-    counts = [int(total * share / sum(shares)) for share in shares]
-    counts[0] += total - sum(counts)
-    return counts
-
-
-#: Smallest long side for an automatic coarse level.
-MIN_SCALE_LENGTH = 128
-
-
-def load_inputs(content_path, style_path, length: int) -> tuple[np.ndarray, np.ndarray]:
-    content = load_image(content_path)
-    style = load_image(style_path)
-    content = resize(content, fit_long_side(content.shape[:2], length))
-    style = resize(style, fit_long_side(style.shape[:2], length))
-    return content, style
+def blend_weights(weights: Sequence[float] | None, count: int) -> list[float]:
+    """Style blend weights normalized to sum 1 (equal when not given)."""
+    weights = [1.0] * count if weights is None else [float(w) for w in weights]
+    return [w / sum(weights) for w in weights]
 
 
 def make_objective(backend: Backend, losses: Sequence[WeightedLoss], content: np.ndarray,
-                   style: np.ndarray) -> Objective:
-    """Give each loss its target at this resolution; weight content and image terms by area."""
+                   style: np.ndarray | Sequence[np.ndarray], *, style_weights: Sequence[float] | None = None,
+                   regions: np.ndarray | None = None,
+                   style_regions: Sequence[np.ndarray] | None = None) -> Objective:
+    """Give each loss its target at this resolution; weight content and image terms by area.
+
+    ``style`` is one image or several (blended by ``style_weights``);
+    ``regions`` and ``style_regions`` are semantic region masks (KxHxW) of
+    the output and of each style image, at their sizes.
+    """
+    styles = [style] if isinstance(style, np.ndarray) else list(style)
     area_weight = content_weight(content.shape)
     for term in losses:
         if term.loss.role == "image":
             term.loss.set_target({IMAGE: content})
-    for role, image in (("content", content), ("style", style)):
-        terms = [t for t in losses if t.loss.role == role]
-        if terms:
-            wanted = sorted({layer for t in terms for layer in t.loss.layers})
-            features = backend.forward(backend.preprocess(image), wanted)
-            features = {layer: f.copy() for layer, f in features.items()}
-            for term in terms:
-                term.loss.set_target(features)
+    content_terms = [t for t in losses if t.loss.role == "content"]
+    if content_terms:
+        features = _features(backend, content, content_terms)
+        for term in content_terms:
+            term.loss.set_target(features)
+    style_terms = [t for t in losses if t.loss.role == "style"]
+    if style_terms:
+        weights = blend_weights(style_weights, len(styles))
+        targets = [StyleTarget(_features(backend, image, style_terms), weight,
+                               None if style_regions is None else style_regions[i])
+                   for i, (image, weight) in enumerate(zip(styles, weights))]
+        for term in style_terms:
+            term.loss.set_style_targets(targets, regions)
     scaled = [WeightedLoss(t.name, t.loss, t.weight * (1.0 if t.loss.role == "style" else area_weight))
               for t in losses]
     return Objective(backend, scaled)
 
 
-def make_backend(settings: Settings, losses: Sequence[WeightedLoss]) -> Backend:
-    backend_cls = plugins.load("stylize.backends", settings.backend)
+def _features(backend: Backend, image: np.ndarray, terms: Sequence[WeightedLoss]) -> dict[str, np.ndarray]:
+    """Copies of the features ``terms`` read, for ``image`` (the backend's own are overwritten)."""
+    wanted = sorted({layer for t in terms for layer in t.loss.layers})
+    return {layer: f.copy() for layer, f in backend.forward(backend.preprocess(image), wanted).items()}
+
+
+def make_backend(settings: Settings, losses: Sequence[WeightedLoss],
+                 backend_cls: type[Backend] | None = None) -> Backend:
+    backend_cls = backend_cls or plugins.load("stylize.backends", settings.backend)
     layers = sorted({layer for term in losses for layer in term.loss.layers})
     return backend_cls(layers, gpu=settings.gpu, **settings.options_for(settings.backend))
 
 
-def transfer(content: np.ndarray, style: np.ndarray, settings: Settings,
-             callback: Callback | None = None) -> np.ndarray:
-    """Stylize ``content`` (at output size) with ``style``; return the RGB image.
+@dataclass
+class Start:
+    """Where a resumed run picks up: the iteration reached and the image at that point."""
+
+    step: int
+    image: np.ndarray
+
+
+def transfer(content: np.ndarray, style: np.ndarray | Sequence[np.ndarray], settings: Settings,
+             callback: Callback | None = None, *, content_mask: np.ndarray | None = None,
+             style_masks: Sequence[np.ndarray] | None = None, start: Start | None = None) -> np.ndarray:
+    """Stylize ``content`` (at output size) with ``style`` (one image or several); return RGB.
 
     Runs coarse to fine: each level optimizes at a fraction of the size,
     starting from the previous level's result scaled up. One backend serves
     every level (Caffe reshapes its input); targets are recomputed per level.
+    Semantic masks (colour-coded images, one per style) restrict each style
+    region to its own output region. ``start`` resumes an interrupted run.
     """
     settings.validate()
-    losses = build_losses(settings, plugins.load("stylize.backends", settings.backend))
-    backend = make_backend(settings, losses)
+    inputs = Inputs(content, [style] if isinstance(style, np.ndarray) else list(style),
+                    content_mask, None if style_masks is None else list(style_masks))
+    inputs.check(settings.style_weights)
+    backend_cls = plugins.load("stylize.backends", settings.backend)
+    losses = build_losses(settings, backend_cls)
+    backend = make_backend(settings, losses, backend_cls)
     # After the backend loaded its BLAS, so that the limit reaches Caffe's too.
     with _blas_threads(settings.threads):
-        return _optimize(content, style, settings, losses, backend, callback)
+        return _optimize(inputs, settings, losses, backend, callback, start)
 
 
 def _blas_threads(threads: int | None):
@@ -285,39 +285,86 @@ def _blas_threads(threads: int | None):
     return threadpool_limits(limits=threads, user_api="blas")
 
 
-def _optimize(content: np.ndarray, style: np.ndarray, settings: Settings, losses: Sequence[WeightedLoss],
-              backend: Backend, callback: Callback | None) -> np.ndarray:
+class _Views:
+    """The inputs as the network sees them, and the way back to the user's colours.
+
+    With ``preserve_colors`` the network sees luminance only (the style's
+    matched to the content's) and each result takes the content's colours.
+    """
+
+    def __init__(self, inputs: Inputs, settings: Settings):
+        self.original = inputs.content
+        self.luminance = settings.preserve_colors
+        styles = inputs.styles
+        if settings.match_colors:
+            styles = [colors.match_colors(s, inputs.content) for s in styles]
+        self.content = inputs.content
+        if self.luminance:
+            styles = [colors.match_luminance(s, inputs.content) for s in styles]
+            self.content = self.seen(inputs.content)
+        self.styles = styles
+
+    def seen(self, image: np.ndarray) -> np.ndarray:
+        """An image the user gave (an init file, a resumed result) as the network sees it."""
+        return colors.gray(colors.luminance(image)) if self.luminance else image
+
+    def shown(self, image: np.ndarray) -> np.ndarray:
+        """A network result as the user should see it."""
+        if not self.luminance:
+            return image
+        return colors.restore_colors(image, resize(self.original, image.shape[:2]))
+
+
+def _optimize(inputs: Inputs, settings: Settings, losses: Sequence[WeightedLoss], backend: Backend,
+              callback: Callback | None, start: Start | None) -> np.ndarray:
     """The coarse-to-fine loop of ``transfer``."""
     optimizer = plugins.load("stylize.optimizers", settings.optimizer)(
         **settings.options_for(settings.optimizer))
-    lengths = scale_lengths(max(content.shape[:2]), settings.scales)
+    views = _Views(inputs, settings)
+    regions = style_regions = None
+    if inputs.content_mask is not None:
+        regions, style_regions = split_regions(inputs.content_mask, inputs.style_masks, settings.mask_tolerance)
+    lengths = scale_lengths(max(inputs.content.shape[:2]), settings.scales)
     budgets = split_iterations(settings.iterations, len(lengths))
     done, image = 0, None
+    if start is not None:
+        image = views.seen(start.image)
     for level, (length, iterations) in enumerate(zip(lengths, budgets)):
-        shape = fit_long_side(content.shape[:2], length)
-        level_content = resize(content, shape)
-        level_style = resize(style, fit_long_side(style.shape[:2], length))
-        objective = make_objective(backend, losses, level_content, level_style)
+        if start is not None and start.step >= done + iterations and level < len(lengths) - 1:
+            done += iterations  # finished before the interruption
+            continue
+        skipped = min(iterations, start.step - done) if start is not None and start.step > done else 0
+        shape = fit_long_side(inputs.content.shape[:2], length)
+        level_content = resize(views.content, shape)
+        style_length = max(1, round(length * settings.style_scale))
+        level_styles = [resize(s, fit_long_side(s.shape[:2], style_length)) for s in views.styles]
+        objective = make_objective(
+            backend, losses, level_content, level_styles, style_weights=settings.style_weights,
+            regions=None if regions is None else resize_regions(regions, shape),
+            style_regions=None if style_regions is None else [
+                resize_regions(r, s.shape[:2]) for r, s in zip(style_regions, level_styles)])
         if image is None:
-            image = initial_image(settings.init, level_content, level_style, settings.seed)
+            image = initial_image(settings.init, level_content, level_styles[0], settings.seed)
+            if settings.init not in NAMED_INITS:
+                image = views.seen(image)
         x = backend.preprocess(resize(image, shape))
 
         last_good = x
 
-        def report(result: StepResult, level=level, offset=done) -> None:
+        def report(result: StepResult, level=level, offset=done + skipped) -> None:
             nonlocal last_good
             last_good = result.x
             result.step += offset
             result.level, result.levels = level, len(lengths)
-            result.to_image = backend.deprocess
+            result.to_image = lambda x: views.shown(backend.deprocess(x))
             if callback is not None:
                 callback(result)
 
-        if iterations > 0:
+        if iterations - skipped > 0:
             try:
-                x = optimizer.minimize(objective, x, backend.input_bounds(x.shape), iterations, report)
+                x = optimizer.minimize(objective, x, backend.input_bounds(x.shape), iterations - skipped, report)
             except NumericalError as e:
-                raise NumericalError(str(e), image=backend.deprocess(last_good)) from None
+                raise NumericalError(str(e), image=views.shown(backend.deprocess(last_good))) from None
         image = backend.deprocess(x)
         done += iterations
-    return image
+    return views.shown(image)
