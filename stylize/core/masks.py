@@ -35,19 +35,37 @@ def palette(masks: Sequence[np.ndarray], tolerance: float = TOLERANCE) -> np.nda
     """
     counts: dict[tuple[int, ...], float] = {}
     for mask in masks:
-        binned = np.rint(np.asarray(mask, np.float32).reshape(-1, 3) * (255.0 / BIN)).astype(np.int32)
+        rgb = np.asarray(mask, np.float32) * 255.0
+        flat = rgb[_flat_pixels(rgb, tolerance / 2)]
+        binned = np.rint(flat / BIN).astype(np.int32)
         colours, n = np.unique(binned, axis=0, return_counts=True)
-        share = n / float(len(binned))
+        share = n / float(rgb.shape[0] * rgb.shape[1])
         for colour, s in zip(map(tuple, colours[share >= MIN_SHARE]), share[share >= MIN_SHARE]):
             counts[colour] = max(counts.get(colour, 0.0), float(s))
     taken: list[np.ndarray] = []
     for colour in sorted(counts, key=counts.get, reverse=True):
-        rgb = np.minimum(np.array(colour, np.float32) * BIN, 255.0)
-        if all(np.linalg.norm(rgb - t) > tolerance for t in taken):
-            taken.append(rgb)
+        centre = np.minimum(np.array(colour, np.float32) * BIN, 255.0)
+        if all(np.linalg.norm(centre - t) > tolerance for t in taken):
+            taken.append(centre)
     if not taken:
         raise UsageError("the masks have no colour covering a region; paint each region in one flat colour")
     return np.stack(taken)
+
+
+def _flat_pixels(rgb: np.ndarray, spread: float) -> np.ndarray:
+    """HxW booleans: pixels whose 3x3 neighbourhood stays within ``spread`` of them.
+
+    Region interiors are flat; JPEG blends two regions' colours only along
+    their edges, so counting interiors alone keeps blends out of the palette.
+    """
+    h, w, _ = rgb.shape
+    padded = np.pad(rgb, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    largest = np.zeros((h, w), np.float32)
+    for dy in range(3):
+        for dx in range(3):
+            step = np.abs(padded[dy:dy + h, dx:dx + w] - rgb).max(axis=2)
+            np.maximum(largest, step, out=largest)
+    return largest <= spread
 
 
 def regions(mask: np.ndarray, colours: np.ndarray) -> np.ndarray:
