@@ -55,7 +55,9 @@ class AffineLoss(Loss):
     a 512x512 image, ratio 1e4) that barely acts, so the default is 1e6.
     Measured at 128 px, 40 iterations, a photo styled by another photo: edge
     correlation with the content 0.63 without the term, 0.63 at 1e4, 0.65 at
-    1e5, 0.78 at 1e6, 0.95 at 1e7 (almost no style left).
+    1e5, 0.78 at 1e6, 0.95 at 1e7 (almost no style left). With ``--preset
+    photo`` (ratio 1e3; 96 px, astronaut styled by coffee): 0.784 without,
+    0.853 at 1e6 for a 3% higher style loss, 0.883 at 1e7 (+14%).
     """
 
     role = "image"
