@@ -242,6 +242,10 @@ class OptimizerContract:
     iterations: ClassVar[int] = 100
     reduction: ClassVar[float] = 1e-2
     shape: ClassVar[tuple[int, ...]] = (1, 3, 4, 5)
+    #: Most image-sized float32 arrays the optimizer may hold at once (including
+    #: the snapshot it hands the callback); None skips the memory test. A
+    #: 512 px image is 3 MB, so each array counts at full size.
+    state_arrays: ClassVar[float | None] = None
 
     def make_optimizer(self, **options) -> Optimizer:
         if self.optimizer_class is None:
@@ -339,6 +343,30 @@ class OptimizerContract:
         before = x0.copy()
         self._minimize(objective, x0, bounds, 5)
         assert np.array_equal(x0, before)
+
+    def test_state_memory_is_bounded(self):
+        """Peak Python allocations over a run, with an objective that allocates nothing."""
+        if self.state_arrays is None:
+            pytest.skip("state_arrays not set")
+        import tracemalloc
+        shape = (1, 3, 128, 128)
+        grads = [np.ones(shape, np.float32), np.full(shape, 0.5, np.float32)]
+        calls = []
+
+        def objective(x):  # preallocated gradients: only the optimizer's own memory counts
+            calls.append(1)
+            return float(np.sum(x)), grads[len(calls) % 2]
+
+        x0 = np.zeros(shape, np.float32)
+        bounds = (np.full(shape, -1e6, np.float32), np.full(shape, 1e6, np.float32))
+        tracemalloc.start()
+        try:
+            self.make_optimizer().minimize(objective, x0, bounds, 20, lambda r: None)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < self.state_arrays * x0.nbytes, \
+            f"peak {peak / x0.nbytes:.1f} image-sized arrays, allowed {self.state_arrays}"
 
     def test_accepts_and_ignores_unknown_options(self):
         objective, x0, bounds, _ = self.quadratic(seed=5)

@@ -5,7 +5,6 @@ options) are also checked by ``OptimizerContract`` in tests/test_contracts.py.
 """
 from __future__ import annotations
 
-import tracemalloc
 
 import numpy as np
 import pytest
@@ -107,26 +106,6 @@ def test_decay_shrinks_the_step_geometrically_over_the_run():
 def test_bad_options_are_usage_errors(options, message):
     with pytest.raises((UsageError, ValueError), match=message):
         Adam(**options)
-
-
-def test_state_is_allocated_once():
-    """Besides the objective's own gradient and the callback's snapshot, no big array per step."""
-    shape = (1, 3, 128, 128)
-    grad = np.ones(shape, np.float32)
-
-    def objective(x):
-        return float(x.sum()), grad  # allocates nothing
-
-    x0 = np.zeros(shape, np.float32)
-    bounds = (np.full(shape, -1e6, np.float32), np.full(shape, 1e6, np.float32))
-    tracemalloc.start()
-    try:
-        Adam().minimize(objective, x0, bounds, 30, lambda r: None)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    # x, best, m, v, scratch and one snapshot for the callback: six arrays.
-    assert peak < 6.5 * x0.nbytes, peak / x0.nbytes
 
 
 def test_options_reach_adam_through_settings_and_the_cli(monkeypatch, tmp_path, vgg19_weights):

@@ -33,10 +33,14 @@ class TestTotalVariationLoss(LossContract):
 
 class TestLBFGS(OptimizerContract):
     optimizer_class = LBFGS
+    # What it reports to the memory estimate, in float32 images, plus the
+    # transient float64 copy of x0 and the callback's snapshot (measured 86).
+    state_arrays = LBFGS().memory_bytes(1) / 4 + 11
 
 
 class TestAdam(OptimizerContract):
     optimizer_class = Adam  # with its default lr, on the pixel-scale quadratic
+    state_arrays = 6.5  # x, best, m, v, scratch and one snapshot for the callback
 
 
 class TestCaffeBackend(BackendContract):
