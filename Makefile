@@ -18,7 +18,7 @@ demo: setup $(DEMO_OUT)
 
 $(DEMO_OUT): examples/images/astronaut.jpg examples/images/the_scream.jpg | setup
 	$(VENV)/bin/stylize run -c examples/images/astronaut.jpg -s examples/images/the_scream.jpg \
-	    -o $@ --length 384 --iterations 100
+	    -o $@ --length 384 --iterations 100 --force
 
 test: setup $(EXAMPLE_STAMP)
 	$(VENV)/bin/python -m pytest -ra tests $(EXAMPLE)/tests

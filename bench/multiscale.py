@@ -16,6 +16,36 @@ import os
 import time
 
 
+def bench_images(size: int):
+    """The benchmark's content (the astronaut photo, size x size) and style (The Scream, long side size)."""
+    import numpy as np
+    from skimage import data
+
+    from stylize.core.images import fit_long_side, load_image, resize
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    content = resize(data.astronaut().astype(np.float32) / 255.0, (size, size))
+    painting = load_image(os.path.join(here, "..", "examples", "images", "the_scream.jpg"))
+    return content, resize(painting, fit_long_side(painting.shape[:2], size))
+
+
+def full_resolution_scorer(content, style, settings=None):
+    """A function image -> the objective (default losses) at the content's full resolution."""
+    from stylize.core import plugins
+    from stylize.core.pipeline import Settings, build_losses, make_backend, make_objective
+
+    scoring = settings or Settings(length=max(content.shape[:2]), scales=1)
+    backend_cls = plugins.load("stylize.backends", scoring.backend)
+    losses = build_losses(scoring, backend_cls)
+    objective = make_objective(make_backend(scoring, losses), losses, content, style)
+
+    def score(image) -> float:
+        return float(objective(objective.backend.preprocess(image))[0])
+
+    score.objective = objective
+    return score
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=512)
@@ -25,25 +55,10 @@ def main() -> None:
     parser.add_argument("--json", default="bench/multiscale.json")
     args = parser.parse_args()
 
-    import numpy as np
-    from skimage import data
+    from stylize.core.pipeline import Settings, scale_lengths, transfer
 
-    from stylize.backends.vgg import VGG19
-    from stylize.core.images import fit_long_side, load_image, resize
-    from stylize.core.pipeline import (Settings, build_losses, make_backend, make_objective,
-                                       scale_lengths, transfer)
-
-    here = os.path.dirname(os.path.abspath(__file__))
-    content = resize(data.astronaut().astype(np.float32) / 255.0, (args.size, args.size))
-    painting = load_image(os.path.join(here, "..", "examples", "images", "the_scream.jpg"))
-    style = resize(painting, fit_long_side(painting.shape[:2], args.size))
-
-    scoring = Settings(length=args.size, scales=1)
-    losses = build_losses(scoring, VGG19)
-    objective = make_objective(make_backend(scoring, losses), losses, content, style)
-
-    def score(image) -> float:
-        return float(objective(objective.backend.preprocess(image))[0])
+    content, style = bench_images(args.size)
+    score = full_resolution_scorer(content, style)
 
     rows = []
     multi = args.multi_iterations or args.iterations

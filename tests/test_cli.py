@@ -138,9 +138,10 @@ def test_no_command_shows_usage():
 # -- exit codes -----------------------------------------------------------------
 
 def test_error_classes_have_distinct_nonzero_exit_codes():
-    classes = [StylizeError, UsageError, ImageError, ModelError, PluginError, errors.NumericalError]
+    classes = [StylizeError, UsageError, ImageError, ModelError, PluginError, errors.NumericalError,
+               errors.ResourceError]
     codes = [cls.exit_code for cls in classes]
-    assert codes == [1, 2, 3, 4, 5, 6]
+    assert codes == [1, 2, 3, 4, 5, 6, 7]
     assert all(issubclass(cls, StylizeError) for cls in classes)
     assert {name for name, obj in vars(errors).items()
             if isinstance(obj, type) and issubclass(obj, StylizeError)} == {c.__name__ for c in classes}

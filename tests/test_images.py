@@ -352,3 +352,131 @@ def test_save_image_rejects_bad_targets_before_writing(tmp_path):
     with pytest.raises(ImageError, match="is a directory"):
         save_image(smooth_rgb(), tmp_path / "dir.png")
     assert listing(tmp_path / "dir.png") == []
+
+
+# -- untrusted files (issue 7) --------------------------------------------------
+
+def _png_declaring(tmp_path, width: int, height: int):
+    from .bad_input_cases import png_bytes
+    path = tmp_path / f"{width}x{height}.png"
+    path.write_bytes(png_bytes(np.zeros((1, 1), np.uint8), 8, 0, size=(width, height)))
+    return path
+
+
+def test_empty_file_is_an_image_error(tmp_path):
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(ImageError, match="empty file"):
+        load_image(tmp_path / "empty.png")
+
+
+def test_a_device_is_not_read(tmp_path):
+    """/dev/zero never ends: it must be refused, not read."""
+    with pytest.raises(ImageError, match="not a regular file"):
+        load_image("/dev/zero")
+
+
+@pytest.mark.parametrize("size", [(12_000, 12_000), (100_000, 100_000), (1 << 20, 129)])
+def test_decompression_bombs_are_refused_before_decoding(tmp_path, size):
+    """Over MAX_PIXELS, with Pillow's warning silenced (below its own hard limit) or its error replaced."""
+    import warnings
+
+    from stylize.core.images import MAX_PIXELS
+    assert size[0] * size[1] > MAX_PIXELS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning would fail the test
+        with pytest.raises(ImageError, match="decompression bombs") as info:
+            load_image(_png_declaring(tmp_path, *size))
+    assert "\n" not in str(info.value) and f"{MAX_PIXELS:,}" in str(info.value)
+
+
+def test_large_but_allowed_size_is_only_limited_by_its_data(tmp_path):
+    """Under MAX_PIXELS the declared size is accepted; missing data is then a truncation error."""
+    with pytest.raises(ImageError, match="damaged or truncated"):
+        load_image(_png_declaring(tmp_path, 4000, 3000))
+
+
+def test_corrupt_exif_keeps_the_picture(tmp_path):
+    path = tmp_path / "exif.jpg"
+    Image.fromarray(random_rgb()).save(path, exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\xff\xff")
+    image = load_image(path)
+    assert image.shape == (30, 40, 3)
+
+
+def test_float_images_with_nan_and_inf_become_finite(tmp_path):
+    values = np.array([[np.nan, np.inf], [-np.inf, 0.5]], np.float32)
+    Image.fromarray(values, mode="F").save(tmp_path / "f.tif")
+    image = load_image(tmp_path / "f.tif")
+    np.testing.assert_array_equal(image[..., 0], [[0, 1], [0, 0.5]])
+
+
+def test_32_bit_integer_images_are_scaled_to_their_range(tmp_path):
+    Image.fromarray(np.array([[0, 1 << 20]], np.int32)).save(tmp_path / "i32.tif")
+    image = load_image(tmp_path / "i32.tif")
+    np.testing.assert_allclose(image[0, :, 0], [0, 1])
+
+
+def test_lab_image_is_converted_by_colour(tmp_path):
+    """Pillow's plain convert would read L, a, b as R, G, B."""
+    from PIL import ImageCms
+    to_lab = ImageCms.buildTransform(ImageCms.createProfile("sRGB"), ImageCms.createProfile("LAB"), "RGB", "LAB")
+    ImageCms.applyTransform(Image.new("RGB", (3, 2), RED), to_lab).save(tmp_path / "lab.tif")
+    assert Image.open(tmp_path / "lab.tif").mode == "LAB"
+    image = load_image(tmp_path / "lab.tif")
+    np.testing.assert_allclose(image[0, 0], [1, 0, 0], atol=0.05)
+
+
+def test_16_bit_rgb_png(tmp_path):
+    from .bad_input_cases import png_bytes
+    values = np.array([[[65535, 0, 0], [0, 32768, 65535]]], np.uint16)
+    (tmp_path / "rgb16.png").write_bytes(png_bytes(values, 16, 2))
+    image = load_image(tmp_path / "rgb16.png")
+    np.testing.assert_allclose(image[0], values[0] / 65535.0, atol=1 / 255)
+
+
+# -- check_new_output and check_working_size --------------------------------------
+
+def test_existing_output_needs_force(tmp_path):
+    from stylize.core.images import check_new_output
+    (tmp_path / "out.png").write_bytes(b"earlier")
+    with pytest.raises(ImageError, match="already exists; pass --force"):
+        check_new_output(tmp_path / "out.png")
+    assert check_new_output(tmp_path / "out.png", force=True) == tmp_path / "out.png"
+    assert (tmp_path / "out.png").read_bytes() == b"earlier"
+    assert listing(tmp_path) == ["out.png"]  # the probe file is gone
+
+
+def test_new_output_folders_are_not_created_by_the_check(tmp_path):
+    from stylize.core.images import check_new_output
+    check_new_output(tmp_path / "a" / "b" / "out.png")
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("where", ["file", "sysfs"])
+def test_unwritable_output_folder(tmp_path, where):
+    from stylize.core.images import check_new_output
+    if where == "file":
+        (tmp_path / "notes.txt").write_text("x")
+        target, fragment = tmp_path / "notes.txt" / "sub" / "out.png", "is a file, not a folder"
+    else:  # read-only even for root
+        target, fragment = "/sys/stylize-test/out.png", "cannot write in /sys"
+    with pytest.raises(ImageError, match=fragment):
+        check_new_output(target)
+
+
+@pytest.mark.parametrize("shape, coarsest, error", [
+    ((24, 18), 1.0, None),
+    ((512, 512), 0.25, None),
+    ((16, 512), 1.0, None),
+    ((64, 512), 0.25, None),  # exactly 16 px at the coarsest level
+    ((1, 512), 1.0, "512x1 px at this --length"),
+    ((15, 24), 1.0, "24x15 px at this --length"),
+    ((60, 512), 0.25, "128x15 px at the coarsest scale"),
+])
+def test_check_working_size(shape, coarsest, error):
+    from stylize.core.images import MIN_SIDE, check_working_size
+    assert MIN_SIDE == 16
+    if error is None:
+        check_working_size((*shape, 3), "content image c.png", coarsest)
+    else:
+        with pytest.raises(ImageError, match=error):
+            check_working_size((*shape, 3), "content image c.png", coarsest)

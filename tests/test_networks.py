@@ -164,14 +164,14 @@ def test_generic_caffe_backend_with_your_own_model(tiny_net, tmp_path):
     ok = runner.invoke(cli, base + ["-o", str(tmp_path / "b.png"), "--model-dir", str(folder),
                                     "--content-layers", "conv2", "--style-layers", "conv1"])
     assert ok.exit_code == 0, ok.output
-    no_layers = runner.invoke(cli, base + ["-o", str(tmp_path / "c.png"), "--model-dir", str(folder)])
+    no_layers = runner.invoke(cli, base + ["-o", str(tmp_path / "x.png"), "--model-dir", str(folder)])
     assert no_layers.exit_code == UsageError.exit_code
     assert "no default content layers" in no_layers.stderr
     wrong = runner.invoke(cli, base + ["-o", str(tmp_path / "d.png"), "--model-dir", str(folder),
                                        "--content-layers", "fc7", "--style-layers", "conv1"])
     assert wrong.exit_code == UsageError.exit_code
     assert "fc7" in wrong.stderr and "available: conv1, pool1, conv2" in wrong.stderr
-    assert not (tmp_path / "c.png").with_name("d.png").exists()
+    assert not (tmp_path / "x.png").exists() and not (tmp_path / "d.png").exists()
 
 
 def test_weights_that_do_not_fit_are_refused_before_caffe(tiny_net, tmp_path, home):
@@ -190,3 +190,25 @@ def test_weights_that_do_not_fit_are_refused_before_caffe(tiny_net, tmp_path, ho
         CaffeBackend(["conv2"], prototxt=prototxt_file, weights=other)
     with pytest.raises(ModelError, match="another network"):
         VGG16(["conv1_1"], weights=other)
+
+
+@pytest.mark.parametrize("name, smallest", [("caffenet", 23), ("googlenet", 31)])
+def test_smallest_input_is_where_caffe_stops_aborting(name, smallest, tmp_path):
+    """Below the computed side Caffe aborts (or leaves a layer empty); at it, every layer has a position."""
+    import subprocess
+    import sys
+
+    from stylize.backends import bvlc, prototxt, sizes
+    cls = {"caffenet": bvlc.CaffeNet, "googlenet": bvlc.GoogLeNet}[name]
+    layers = list(dict.fromkeys([*cls.default_content_layers, *cls.default_style_layers]))
+    text = prototxt.prepare(cls.network(cls, None)[0], layers)
+    assert sizes.minimum_side(prototxt.parse(text)) == smallest
+    path = tmp_path / "net.prototxt"
+    path.write_text(text)
+    probe = ("import caffe, sys; n = caffe.Net(sys.argv[1], 1); s = int(sys.argv[2]); "
+             "n.blobs['data'].reshape(1, 3, s, s); n.reshape(); n.forward(); "
+             "print(min(b.data.shape[2] for b in n.blobs.values()))")
+    for side, fits in ((smallest - 1, False), (smallest, True)):
+        run = subprocess.run([sys.executable, "-c", probe, str(path), str(side)], capture_output=True, text=True)
+        smallest_layer = int(run.stdout) if run.returncode == 0 else 0
+        assert (smallest_layer >= 1) == fits, (side, run.returncode, run.stdout)

@@ -83,3 +83,17 @@ def test_photo_preset_fills_in_only_what_is_not_given():
     from stylize.core import UsageError
     with pytest.raises(UsageError, match="unknown preset 'painting'; presets: photo"):
         Settings.from_preset("painting")
+
+
+def test_images_smaller_than_the_network_takes_are_refused_before_running(tiny_settings, small, monkeypatch):
+    from stylize.backends.caffe_net import CaffeBackend
+    from stylize.core import ImageError
+    monkeypatch.setattr(CaffeBackend, "smallest_input", lambda self: (20, 20))
+    steps = []
+    with pytest.raises(ImageError, match=r"content image would be 24x16 px at this --length, .* at least 20x20"):
+        transfer(small("coffee"), small("astronaut"), tiny_settings(), callback=steps.append)
+    with pytest.raises(ImageError, match="content image would be 24x16 px at the coarsest scale"):
+        transfer(small("coffee", 48), small("astronaut"), tiny_settings(length=48, scales=2))
+    with pytest.raises(ImageError, match="style image would be 14x14 px at this --length"):
+        transfer(small("coffee", 48), small("astronaut", 14), tiny_settings(length=48, style_scale=0.3))
+    assert not steps

@@ -12,14 +12,28 @@ from typing import Sequence
 
 import numpy as np
 
-from stylize.core import Backend, Features, ModelError, UsageError
+from stylize.core import Backend, Features, ImageError, ModelError, UsageError
+from stylize.core.errors import ResourceError
+from stylize.core.memory import LENGTH_STEP, resident_bytes
 
+from . import costs
 from . import prototxt as prototxt_tools
-from . import verify
+from . import sizes, verify
 from .pycaffe import import_caffe
 
 # ImageNet mean in BGR order, as used to train the Caffe VGG models.
 IMAGENET_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
+
+#: Feature-sized float32 arrays the objective holds per layer read, at its
+#: peak (during backward): each loss's gradient, the pipeline's weighted copy
+#: of it, and the loss's temporaries and targets. Calibrated against peak RSS
+#: with bench/speed.py (VGG19, content + gram).
+OBJECTIVE_COPIES = 3
+#: Caffe's limit on the values of one array (Blob); beyond it Caffe aborts the process.
+CAFFE_MAX_COUNT = 2 ** 31 - 1
+#: Image sizes are refused when their largest array is predicted above this
+#: share of the limit (the prediction scales the network's own input size by area).
+CAFFE_MARGIN = 0.95
 
 
 class CaffeBackend(Backend):
@@ -61,6 +75,13 @@ class CaffeBackend(Backend):
         self.net.copy_from(str(weights))
         self.input_blob = self.net.inputs[0]
         self.layers = tuple(layers)
+        self._prepared = prepared
+        self._costs: dict[tuple[int, ...], costs.NetCosts] = {}
+        # Shapes at the prototxt's own input size (nothing allocated yet): how
+        # arrays grow with the image, to refuse sizes Caffe would abort on.
+        self._reference = costs.net_costs(self.net, prepared)
+        # What the process holds with the network loaded: interpreter, libraries, weights, images.
+        self._baseline_bytes = resident_bytes()
         # For each blob: the last layer that writes it (an in-place ReLU after
         # its convolution), i.e. where its value is final and its diff enters.
         self._writer = {}
@@ -102,6 +123,7 @@ class CaffeBackend(Backend):
     def _reshape(self, shape: tuple[int, ...]) -> None:
         blob = self.net.blobs[self.input_blob]
         if blob.data.shape != shape:
+            self.check_size(shape[-2:])
             blob.reshape(*shape)
             self.net.reshape()
 
@@ -123,6 +145,72 @@ class CaffeBackend(Backend):
             stop = self._writer[order[i + 1]] + 1 if i + 1 < len(order) else 0
             self.net._backward(self._writer[layer], stop)
         return self.net.blobs[self.input_blob].diff.copy()
+
+    # -- costs --------------------------------------------------------------------
+    def costs_at(self, shape: Sequence[int]) -> costs.NetCosts:
+        """FLOPs and Caffe memory of one forward + backward on an image of ``shape`` (H, W).
+
+        Read from a throwaway copy of the network reshaped to that size (its
+        activations are never allocated), so this network keeps its buffers.
+        """
+        key = tuple(int(d) for d in shape[:2])
+        if key not in self._costs:
+            self.check_size(key)
+            channels = self.net.blobs[self.input_blob].shape[1]
+            net = costs.net_at(self._prepared, (1, channels, *key))
+            self._costs[key] = costs.net_costs(net, self._prepared)
+        return self._costs[key]
+
+    def smallest_input(self) -> tuple[int, int]:
+        if not hasattr(self, "_smallest"):
+            net = prototxt_tools.parse(self._prepared)
+            self._smallest = sizes.minimum_side(net, "h"), sizes.minimum_side(net, "w")
+        return self._smallest
+
+    def check_size(self, shape: Sequence[int]) -> None:
+        """Refuse an image size (H, W) that would make Caffe abort the process.
+
+        Too small: some layer would have no rows or columns (ImageError).
+        Too large: one of Caffe's arrays would pass 2^31 values (ResourceError).
+        """
+        (low_h, low_w), (h, w) = self.smallest_input(), (int(shape[0]), int(shape[1]))
+        if h < low_h or w < low_w:
+            raise ImageError(f"a {w}x{h} px image is too small for this network: it needs at least "
+                             f"{low_w}x{low_h}; use a larger --length or fewer --scales")
+        self._check_caffe_limit(shape)
+
+    def _check_caffe_limit(self, shape: Sequence[int]) -> None:
+        """Refuse an image size (H, W) for which one of Caffe's arrays would pass 2^31 values.
+
+        Caffe would abort the process (a failed CHECK), e.g. VGG's conv1_2
+        im2col buffer at about 1930x1930 px. The prediction scales the
+        network's arrays at its own input size by area.
+        """
+        name, count = self._reference.largest
+        reference = self._reference.input_shape
+        if not count or len(reference) < 4:
+            return
+        h, w = int(shape[0]), int(shape[1])
+        area0 = reference[2] * reference[3]
+        limit = CAFFE_MARGIN * CAFFE_MAX_COUNT
+        predicted = count * h * w / area0
+        if predicted <= limit:
+            return
+        long_side, short_side = max(h, w), min(h, w)
+        area = limit / count * area0
+        length = int((area * long_side / short_side) ** 0.5) // LENGTH_STEP * LENGTH_STEP
+        raise ResourceError(f"a {w}x{h} px image is too large for Caffe: {name} would hold about "
+                            f"{predicted:.3g} values, at or over Caffe's limit of 2^31 per array; "
+                            f"--length {length} would fit")
+
+    def estimate_peak_bytes(self, shape: Sequence[int]) -> int | None:
+        """What the process holds now, plus Caffe's activations, diffs and buffers at ``shape``,
+        plus the objective's feature-sized arrays (``OBJECTIVE_COPIES`` per layer read)."""
+        if self._baseline_bytes is None:
+            return None
+        cost = self.costs_at(shape)
+        features = sum(cost.blob_bytes[layer] for layer in self.layers)
+        return self._baseline_bytes + cost.activation_bytes() + OBJECTIVE_COPIES * features
 
 
 def _files_in(folder: Path, prototxt, weights) -> tuple[Path, Path]:

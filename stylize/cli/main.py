@@ -8,26 +8,80 @@ time, so ``--help`` stays fast.
 from __future__ import annotations
 
 import sys
+import warnings
+from pathlib import Path
 
 import click
 
 from stylize.core.errors import StylizeError
 
 
+#: Exit code of an unexpected exception (a bug, not a bad input): sysexits' EX_SOFTWARE.
+INTERNAL_ERROR_EXIT = 70
+
+
 class StylizeGroup(click.Group):
-    """Turns StylizeError into a one-line message and a distinct exit code."""
+    """Every failure as one ``stylize: error:`` line on stderr with a distinct exit code.
+
+    StylizeError carries its own code; click's usage errors (an unknown
+    option, a value that is not a number) exit 2 like stylize's UsageError;
+    anything else is a bug, reported on one line with exit code 70. Python
+    warnings (numpy overflow, Pillow) are hidden so stderr stays one line.
+    ``--debug`` shows tracebacks and warnings instead.
+    """
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # plain `stylize`: click shows the help
+        except click.ClickException as e:  # bad options before the command name
+            _fail(_click_message(e), e.exit_code)
 
     def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except StylizeError as e:
-            if ctx.obj and ctx.obj.get("debug"):
+        debug = bool(ctx.params.get("debug"))
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.simplefilter("ignore")
+            try:
+                return super().invoke(ctx)
+            except StylizeError as e:
+                if debug:
+                    raise
+                _fail(str(e), e.exit_code)
+            except click.exceptions.NoArgsIsHelpError:
                 raise
-            click.echo(f"stylize: error: {e}", err=True)
-            sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("stylize: interrupted; no output written", err=True)
-            sys.exit(130)
+            except click.ClickException as e:
+                _fail(_click_message(e), e.exit_code)
+            except KeyboardInterrupt:
+                click.echo("stylize: interrupted; no output written", err=True)
+                sys.exit(130)
+            except (click.exceptions.Exit, click.Abort, SystemExit):
+                raise
+            except Exception as e:
+                if debug:
+                    raise
+                _fail(f"internal error, please report it: {type(e).__name__}: {e} "
+                      f"(at {_where(e)}; --debug shows the traceback)", INTERNAL_ERROR_EXIT)
+
+
+def _fail(message: str, exit_code: int):
+    click.echo(f"stylize: error: {' '.join(message.split())}", err=True)
+    sys.exit(exit_code)
+
+
+def _click_message(e: click.ClickException) -> str:
+    ctx = getattr(e, "ctx", None)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    return e.format_message() + hint
+
+
+def _where(e: BaseException) -> str:
+    """File and line where ``e`` was raised, for a bug report without a traceback."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}" if tb is not None else "?"
 
 
 @click.group(cls=StylizeGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -16,13 +16,14 @@ class Progress:
     at every tenth of the run, since a bar would only print its label there.
     """
 
-    def __init__(self, total: int, quiet: bool, stream=None):
-        self.total, self.quiet = total, quiet
+    def __init__(self, total: int, quiet: bool, stream=None, start: int = 0):
+        #: Iterations done before this process (a resumed run): not counted in the ETA.
+        self.total, self.quiet, self.start = total, quiet, start
         self.stream = stream or sys.stderr
         self.bar = None
         self.last = None
         self.started = None
-        self.next_line = 0
+        self.next_line = start
 
     def __enter__(self):
         return (lambda result: None) if self.quiet else self.update
@@ -42,11 +43,12 @@ class Progress:
                 self.bar = click.progressbar(length=self.total, label="stylizing", file=self.stream,
                                              show_pos=True, show_eta=True, item_show_func=self._describe)
                 self.bar.__enter__()
+                self.bar.update(self.start)
             self.bar.update(result.step - self.bar.pos)
         elif result.step >= self.next_line or result.step == self.total:
             self.next_line = result.step + max(1, self.total // 10)
             elapsed = time.monotonic() - self.started
-            eta = elapsed / max(1, result.step) * (self.total - result.step)
+            eta = elapsed / max(1, result.step - self.start) * (self.total - result.step)
             click.echo(f"stylizing: {result.step}/{self.total} {self._describe()}, "
                        f"eta {eta:.0f} s", file=self.stream)
 

@@ -1,22 +1,26 @@
 """``stylize run``: one style transfer from the command line, with a progress bar."""
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
 
 import click
 
-from stylize.core.errors import NumericalError, UsageError
+from stylize.core import checkpoint as checkpoints
+from stylize.core.errors import UsageError
 
 from stylize.core.pipeline import Settings
 from stylize.core.presets import PRESETS
 
+from .config import configurable, load_config
 from .progress import Progress
 
 DEFAULTS = Settings()
 
 
+@configurable  # outermost: gives every option its STYLIZE_* variable
 @click.command()
 # Input paths are checked by load_image, not by click, so that a directory or a
 # missing file is a one-line ``stylize: error:`` like every other bad input.
@@ -51,6 +55,9 @@ DEFAULTS = Settings()
                    "transfer (gram + affine losses, content init, ratio 1e3).")
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Output image, .png or .jpg; folders are created, written atomically.")
+@click.option("-f", "--force", is_flag=True,
+              help="Overwrite OUTPUT (and its numbered --save-every snapshots) if it exists; "
+                   "without it an existing file is an error, checked before any work.")
 @click.option("-b", "--backend", default=DEFAULTS.backend, show_default=True,
               help="Network backend plugin (entry-point group stylize.backends); "
                    "an unknown name lists the installed ones.")
@@ -70,7 +77,8 @@ DEFAULTS = Settings()
                    "scaled to the same long side.")
 @click.option("-i", "--init", default=DEFAULTS.init, show_default=True,
               help="Starting image: content, style, noise (pink noise, see --seed) or an image path.")
-@click.option("--seed", type=int, default=None, help="Random seed for --init noise (same seed, same output).")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Random seed for --init noise (same seed, same output).")
 @click.option("--scales", type=int, default=None,
               help="Coarse-to-fine levels, each twice the size of the last; 1 turns it off. "
                    "Default: halve while the smallest stays >= 128 px (512 -> 128, 256, 512).")
@@ -95,58 +103,69 @@ DEFAULTS = Settings()
               help="GPU id, -1 for CPU. This pycaffe is a CPU-only build.")
 @click.option("--save-every", type=click.IntRange(min=1), default=None, metavar="N",
               help="Also write the image every N iterations, numbered next to the output "
-                   "(out-0050.png, ...), to watch the run or stop it early.")
+                   "(out-0050.png, ...) or in --save-dir, to watch the run or stop it early.")
+@click.option("--save-dir", type=click.Path(), default=None, metavar="DIR",
+              help="Write the --save-every snapshots into DIR (created) instead of next to the output.")
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=checkpoints.EVERY, show_default=True,
+              metavar="N",
+              help="Every N iterations, and on Ctrl-C, write a checkpoint OUTPUT.checkpoint.npz "
+                   "(atomically; removed when the run finishes) for --resume; 0 turns it off.")
+@click.option("--resume", is_flag=True,
+              help="Continue from OUTPUT's checkpoint after a crash, a kill or Ctrl-C. Options and "
+                   "input images must be those of the interrupted run; without a checkpoint the "
+                   "run starts from the beginning.")
+@click.option("--config", type=click.Path(), default=None, metavar="FILE.toml", is_eager=True,
+              expose_value=False, callback=load_config, envvar="STYLIZE_CONFIG",
+              help="Read options from a TOML file (keys: long option names, e.g. iterations = 300, "
+                   "style = [\"a.jpg\", \"b.jpg\"]). The command line beats STYLIZE_<OPTION> "
+                   "environment variables (e.g. STYLIZE_ITERATIONS=300), which beat the file.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="BLAS threads (default: OpenBLAS's own choice, all cores unless "
                    "OPENBLAS_NUM_THREADS or OMP_NUM_THREADS is set).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
-def run(ctx, content, styles, output, content_mask, style_masks, save_every, quiet, **given):
+def run(ctx, content, styles, output, content_mask, style_masks, save_every, save_dir, checkpoint_every,
+        resume, quiet, force, **given):
     """Stylize CONTENT with STYLE and write OUTPUT.
 
-    Ctrl-C stops the run and writes the image reached so far to OUTPUT.
+    Ctrl-C stops the run and writes the image reached so far to OUTPUT, and a
+    checkpoint that --resume continues from. Every option can also be set by
+    a STYLIZE_<OPTION> environment variable (STYLIZE_ITERATIONS=300,
+    STYLIZE_LOSS="gram tv") or in a --config TOML file.
     """
-    from stylize.core.images import check_output_path, save_image
-    from stylize.core.pipeline import load_inputs, transfer
+    from stylize.api import Interrupted, prepare
 
+    from .checks import check_conflicts, check_image_sizes, check_output
+
+    check_conflicts(output, [content, *styles, content_mask, *style_masks, given["init"]], gpu=given["gpu"],
+                    prototxt=given["prototxt"], weights=given["weights"], model_dir=given["model_dir"])
+    check_output(output, force=force, resume=resume, save_every=save_every, save_dir=save_dir)
     settings = _settings(ctx, given)
-    settings.validate()  # ranges and plugin names, before any image is read
-    check_output_path(output)
+    job = prepare(content, styles, settings=settings, output=output, content_mask=content_mask,
+                  style_masks=style_masks or None, save_every=save_every, save_dir=save_dir,
+                  checkpoint_every=checkpoint_every, resume=resume)
+    check_image_sizes(job.inputs.content, job.inputs.styles, content, styles, settings.scales)
     iterations = settings.iterations
-    inputs = load_inputs(content, styles, settings.length, style_scale=settings.style_scale,
-                         content_mask=content_mask, style_masks=style_masks or None)
-    inputs.check(settings.style_weights)
-    metadata = _metadata(settings, content, styles)
+    if not quiet:
+        if job.resumed is not None:
+            click.echo(f"resuming from iteration {job.resumed.step}/{iterations} ({job.checkpoint_path})",
+                       err=True)
+        elif resume:
+            click.echo(f"no checkpoint at {job.checkpoint_path}; starting from the beginning", err=True)
+        elif job.replaces_checkpoint:
+            click.echo(f"note: this run replaces the checkpoint {job.checkpoint_path} of an earlier run "
+                       "(--resume would continue it)", err=True)
     started = time.monotonic()
-    latest = None
-
-    def snapshot(result) -> None:
-        nonlocal latest
-        latest = result
-        if save_every and result.step % save_every == 0:
-            numbered = Path(output).with_name(f"{Path(output).stem}-{result.step:04d}{Path(output).suffix}")
-            save_image(result.image, numbered, metadata={**metadata, "stylize:step": str(result.step)})
-
     try:
-        with Progress(iterations, quiet) as report:
-            image = transfer(inputs.content, inputs.styles, settings,
-                             callback=lambda result: (snapshot(result), report(result)),
-                             content_mask=inputs.content_mask, style_masks=inputs.style_masks)
-    except NumericalError as e:
-        if e.image is None:
-            raise
-        save_image(e.image, output, metadata=metadata)
-        raise NumericalError(f"{e}; kept the last good image in {output}") from None
-    except KeyboardInterrupt:
-        if latest is None:
-            raise
-        save_image(latest.image, output, metadata={**metadata, "stylize:step": str(latest.step)})
-        click.echo(f"stylize: interrupted at iteration {latest.step}/{iterations}; wrote {output}",
+        with Progress(iterations, quiet, start=job.first_step) as report:
+            image = job.run(report)
+    except Interrupted as e:
+        resumable = "; --resume continues from there" if checkpoint_every else ""
+        click.echo(f"stylize: interrupted at iteration {e.step}/{iterations}; wrote {output}{resumable}",
                    err=True)
         sys.exit(130)
-    path = save_image(image, output, metadata=metadata)
     if not quiet:
-        click.echo(f"wrote {path} ({image.shape[1]}x{image.shape[0]}, "
+        click.echo(f"wrote {output} ({image.shape[1]}x{image.shape[0]}, "
                    f"{time.monotonic() - started:.0f} s)", err=True)
 
 
@@ -189,7 +208,10 @@ def parse_plugin_options(items) -> dict[str, dict]:
         key, eq, value = rest.partition("=")
         if not (name and dot and key and eq):
             raise UsageError(f"--set {item!r}: expected PLUGIN.KEY=VALUE, e.g. --set adam.lr=2")
-        options.setdefault(name, {})[key.replace("-", "_")] = _value(value)
+        parsed = _value(value)
+        if isinstance(parsed, float) and not math.isfinite(parsed):
+            raise UsageError(f"--set {item!r}: {value} is not a finite number")
+        options.setdefault(name, {})[key.replace("-", "_")] = parsed
     return options
 
 
@@ -200,8 +222,3 @@ def _value(text: str):
         except ValueError:
             pass
     return {"true": True, "false": False}.get(text.lower(), text)
-
-
-def _metadata(settings: Settings, content: str, styles: tuple[str, ...]) -> dict[str, str]:
-    return {"Software": "stylize", "stylize:content": content, "stylize:style": ", ".join(styles),
-            "stylize:settings": repr(settings)}

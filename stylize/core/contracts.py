@@ -75,6 +75,22 @@ class Backend(abc.ABC):
         Lets image-space losses (role ``"image"``) join the same objective.
         """
 
+    def smallest_input(self) -> tuple[int, int]:
+        """The smallest (height, width) this network can take without an empty layer.
+
+        The pipeline refuses smaller images (at every coarse-to-fine level)
+        before running: networks fail badly on them (Caffe aborts the process).
+        """
+        return 1, 1
+
+    def estimate_peak_bytes(self, shape: Sequence[int]) -> int | None:
+        """Estimated peak resident memory (bytes) of this process while the objective runs
+        on an image of ``shape`` (height, width), optimizer state excluded; None: unknown.
+
+        The pipeline compares it with the machine's memory before a run starts.
+        """
+        return None
+
 
 class Loss(abc.ABC):
     """One weighted term of the objective, computed on features.
@@ -169,6 +185,10 @@ class Optimizer(abc.ABC):
 
     def __init__(self, **options):
         """Accept and ignore options meant for other optimizers."""
+
+    def memory_bytes(self, size: int) -> int:
+        """Bytes of state this optimizer holds for ``size`` variables (0: negligible or unknown)."""
+        return 0
 
     @abc.abstractmethod
     def minimize(self, objective: Objective, x0: np.ndarray, bounds: tuple[np.ndarray, np.ndarray],

@@ -44,3 +44,9 @@ class NumericalError(StylizeError):
     def __init__(self, message: str, image=None):
         super().__init__(message)
         self.image = image
+
+
+class ResourceError(StylizeError):
+    """The run would need more memory than the machine has; the message says what would fit."""
+
+    exit_code = 7

@@ -12,9 +12,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from . import colors, plugins
+from . import colors, memory, plugins
 from .contracts import IMAGE, Backend, Callback, Loss, StepResult, StyleTarget
-from .errors import NumericalError, UsageError
+from .errors import ImageError, NumericalError, UsageError
 from .images import fit_long_side, resize
 from .initial import NAMED as NAMED_INITS
 from .initial import initial_image, pink_noise  # noqa: F401  (part of the pipeline's API)
@@ -273,9 +273,26 @@ def transfer(content: np.ndarray, style: np.ndarray | Sequence[np.ndarray], sett
     backend_cls = plugins.load("stylize.backends", settings.backend)
     losses = build_losses(settings, backend_cls)
     backend = make_backend(settings, losses, backend_cls)
+    _check_level_sizes(backend, inputs, settings)
+    # Refuse a run that cannot fit in memory now, not when the kernel kills it (ResourceError).
+    memory.check_fits(backend, settings, inputs.content.shape, [s.shape for s in inputs.styles])
     # After the backend loaded its BLAS, so that the limit reaches Caffe's too.
     with _blas_threads(settings.threads):
         return _optimize(inputs, settings, losses, backend, callback, start)
+
+
+def _check_level_sizes(backend: Backend, inputs: Inputs, settings: Settings) -> None:
+    """Every image, at every level, is at least the network's smallest input (else ImageError)."""
+    lengths = scale_lengths(max(inputs.content.shape[:2]), settings.scales)
+    low_h, low_w = backend.smallest_input()
+    for name, image, scale in (("content image", inputs.content, 1.0),
+                               *(("style image", s, settings.style_scale) for s in inputs.styles)):
+        h, w = fit_long_side(image.shape[:2], max(1, round(lengths[0] * scale)))
+        if h < low_h or w < low_w:
+            where = "at the coarsest scale" if len(lengths) > 1 else "at this --length"
+            fix = "use fewer --scales or a larger --length" if len(lengths) > 1 else "use a larger --length"
+            raise ImageError(f"the {name} would be {w}x{h} px {where}, but backend {settings.backend!r} "
+                             f"needs at least {low_w}x{low_h}: {fix}")
 
 
 def _blas_threads(threads: int | None):

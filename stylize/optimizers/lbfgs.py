@@ -1,34 +1,59 @@
 """L-BFGS-B from scipy, the optimizer of Gatys et al. and of the reference tool."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import scipy.optimize
 
 from stylize.core import Callback, Objective, Optimizer, StepResult
+
+#: Bytes scipy's L-BFGS-B and this wrapper allocate per optimized variable at
+#: their peak, besides the ``history`` pairs (2 x 8 bytes each): the rest of
+#: scipy's workspace (5 float64 + 3 int32), its float64 bounds, x and g, its
+#: transient conversion of the bounds at start-up, the list of shared bound
+#: pairs and our float32/float64 buffers. With 10 pairs that is 320 bytes per
+#: variable: close to what tracemalloc counts allocated (344, start-up
+#: transients included; tests/test_contracts.py), and above the resident peak
+#: (about 224 in bench/speed.py at 512 and 1024 px: scipy's workspace is only
+#: partly touched, and the bounds conversion is gone before the network's
+#: diffs are allocated), so the run's estimate errs on the safe side.
+BYTES_PER_VARIABLE = 160
 
 
 class LBFGS(Optimizer):
     """Bounded L-BFGS: pixels stay inside the backend's valid input range.
 
     scipy works in float64; the objective and everything around it stay
-    float32, and the conversion happens only at this boundary.
+    float32, and the conversion happens only at this boundary, into buffers
+    allocated once per run (the objective must not keep the array it is
+    given). Its memory is ``memory_bytes(n)`` for n variables.
     """
 
     def __init__(self, history: int = 10, **options):
         super().__init__(**options)
         self.history = history
 
+    def memory_bytes(self, size: int) -> int:
+        """Bytes this optimizer holds for ``size`` variables (history pairs dominate)."""
+        return size * (2 * self.history * 8 + BYTES_PER_VARIABLE)
+
     def minimize(self, objective: Objective, x0: np.ndarray, bounds: tuple[np.ndarray, np.ndarray],
                  iterations: int, callback: Callback) -> np.ndarray:
         shape = x0.shape
-        best = {"value": np.inf, "x": x0.astype(np.float32)}
+        x32 = np.empty(shape, np.float32)  # the objective's input, refilled per evaluation
+        g64 = np.empty(x0.size, np.float64)  # the gradient handed to scipy, refilled likewise
+        best_x = np.array(x0, dtype=np.float32)
+        best = {"value": np.inf}
 
         def fun(v64: np.ndarray) -> tuple[float, np.ndarray]:
-            x = v64.astype(np.float32).reshape(shape)
-            value, grad = objective(x)
+            np.copyto(x32, v64.reshape(shape), casting="same_kind")
+            value, grad = objective(x32)
             if value < best["value"]:
-                best["value"], best["x"] = value, x
-            return value, grad.astype(np.float64).ravel()
+                best["value"] = value
+                np.copyto(best_x, x32)
+            np.copyto(g64, grad.reshape(-1))
+            return value, g64
 
         step = 0
 
@@ -38,11 +63,30 @@ class LBFGS(Optimizer):
             x = intermediate_result.x.astype(np.float32).reshape(shape)
             callback(StepResult(step=step, value=float(intermediate_result.fun), x=x))
 
-        lower, upper = (np.broadcast_to(b, shape).ravel() for b in bounds)
-        scipy.optimize.minimize(
-            fun, x0.astype(np.float64).ravel(), jac=True, method="L-BFGS-B",
-            bounds=scipy.optimize.Bounds(lower, upper), callback=on_iteration,
-            options={"maxiter": iterations, "maxfun": 2 * iterations + 20, "maxcor": self.history,
-                     "ftol": 0.0, "gtol": 0.0},
+        scipy.optimize.fmin_l_bfgs_b(
+            fun, x0.astype(np.float64).ravel(), bounds=_bound_pairs(*bounds, shape=shape),
+            m=self.history, factr=0.0, pgtol=0.0, maxiter=iterations, maxfun=2 * iterations + 20,
+            callback=on_iteration,
         )
-        return best["x"]
+        return best_x
+
+
+def _bound_pairs(lower: np.ndarray, upper: np.ndarray, shape) -> list[tuple[float, float]]:
+    """scipy's per-variable ``(low, high)`` list, built from a few shared tuples.
+
+    ``scipy.optimize.minimize`` turns a ``Bounds`` object into a list of n
+    fresh tuples of fresh floats, about 130 bytes per variable held for the
+    whole run (400 MB at 1024x1024 px). Backend bounds are constant over long
+    runs of pixels (one pair per channel), so this list repeats one tuple per
+    run: 8 bytes per variable, built at C speed.
+    """
+    lower = np.broadcast_to(lower, shape).reshape(-1)
+    upper = np.broadcast_to(upper, shape).reshape(-1)
+    changes = np.flatnonzero((lower[1:] != lower[:-1]) | (upper[1:] != upper[:-1])) + 1
+    starts = [0, *changes.tolist(), lower.size]
+    shared: dict[tuple[float, float], tuple[float, float]] = {}
+    pairs: list[tuple[float, float]] = []
+    for start, end in zip(starts[:-1], starts[1:]):
+        pair = (float(lower[start]), float(upper[start]))
+        pairs.extend(itertools.repeat(shared.setdefault(pair, pair), end - start))
+    return pairs

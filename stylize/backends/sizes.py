@@ -1,0 +1,81 @@
+"""The smallest image a Caffe network can take, worked out from its prototxt.
+
+Caffe aborts the whole process (a CHECK failure, SIGABRT) when a layer's
+output would have no rows or columns, so a too-small or too-thin image must
+be refused before the network is reshaped. Each spatial axis shrinks
+independently through convolutions and poolings, by Caffe's own formulas;
+the smallest input side that keeps every layer at least one position wide
+is found by bisection.
+"""
+from __future__ import annotations
+
+import math
+
+#: Larger than any network's minimum; the bisection's upper end.
+LARGEST = 4096
+
+
+def _first(values, default: int) -> int:
+    return int(values[0]) if len(values) else default
+
+
+def _axis(param, name: str, axis: str, default: int) -> int:
+    """A 2-D parameter along ``axis``: ``name_h``/``name_w`` when set, else ``name`` (repeated or not)."""
+    if param.HasField(f"{name}_{axis}"):  # has_field, not truthiness: some have non-zero defaults
+        return int(getattr(param, f"{name}_{axis}"))
+    value = getattr(param, name)
+    if isinstance(value, int):
+        return value if param.HasField(name) else default
+    return _first(value, default)
+
+
+def _conv_axis(param, axis: str) -> tuple[int, int, int, int]:
+    """(kernel, stride, pad, dilation) of a convolution along ``axis`` ("h" or "w")."""
+    return (_axis(param, "kernel", axis, 1) if param.HasField(f"kernel_{axis}") else _first(param.kernel_size, 1),
+            _axis(param, "stride", axis, 1), _axis(param, "pad", axis, 0), _first(param.dilation, 1))
+
+
+def _pool_axis(param, axis: str) -> tuple[int, int, int]:
+    kernel = getattr(param, f"kernel_{axis}") if param.HasField(f"kernel_{axis}") else param.kernel_size
+    return kernel, _axis(param, "stride", axis, 1), _axis(param, "pad", axis, 0)
+
+
+def output_sizes(net, side: int, axis: str = "h") -> dict[str, int]:
+    """Size along ``axis`` of every blob when the input is ``side`` long (Caffe's arithmetic)."""
+    sizes: dict[str, int] = {name: side for name in net.input}
+    for layer in net.layer:
+        inputs = [sizes.get(b, side) for b in layer.bottom]
+        size = min(inputs) if inputs else side
+        if layer.type in ("Convolution", "Deconvolution"):
+            kernel, stride, pad, dilation = _conv_axis(layer.convolution_param, axis)
+            if layer.type == "Convolution":
+                size = (size + 2 * pad - (dilation * (kernel - 1) + 1)) // stride + 1
+            else:
+                size = stride * (size - 1) + dilation * (kernel - 1) + 1 - 2 * pad
+        elif layer.type == "Pooling":
+            param = layer.pooling_param
+            if param.global_pooling:
+                size = 1
+            else:
+                kernel, stride, pad = _pool_axis(param, axis)
+                pooled = int(math.ceil((size + 2 * pad - kernel) / stride)) + 1
+                if pad and (pooled - 1) * stride >= size + pad:
+                    pooled -= 1
+                size = pooled
+        for top in layer.top:
+            sizes[top] = size
+    return sizes
+
+
+def minimum_side(net, axis: str = "h") -> int:
+    """The smallest input side along ``axis`` for which no layer is empty."""
+    def fits(side: int) -> bool:
+        return min(output_sizes(net, side, axis).values()) >= 1
+
+    low, high = 1, LARGEST
+    if fits(low):
+        return low
+    while high - low > 1:  # fits(high), not fits(low)
+        middle = (low + high) // 2
+        low, high = (low, middle) if fits(middle) else (middle, high)
+    return high

@@ -1,0 +1,164 @@
+"""Will a run fit in memory? Its estimate against what the machine has, checked before it starts.
+
+The backend estimates the peak resident memory of the process for an image
+size (``Backend.estimate_peak_bytes``), the optimizer adds its own state
+(``Optimizer.memory_bytes``). A run that would need more than the machine
+can give is refused with a ``ResourceError`` that names the largest
+``--length`` that would fit, instead of being killed by the kernel hours in.
+
+What the machine can give is ``MemAvailable`` (``/proc/meminfo``) plus what
+this process already holds, or less under a cgroup memory limit. The
+environment variable ``STYLIZE_MEMORY_LIMIT`` replaces it: bytes, or a
+number with a unit (``512MiB``, ``4G``, ``1.5GiB``); ``off`` skips the check.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Sequence
+
+from .errors import ResourceError, UsageError
+from .images import fit_long_side
+
+#: Environment variable that sets the memory a run may use ("off": no check).
+LIMIT_VARIABLE = "STYLIZE_MEMORY_LIMIT"
+#: Lengths the refusal proposes are multiples of LENGTH_STEP, at least MIN_LENGTH
+#: (smaller probes could shrink a network's deepest layers to nothing).
+LENGTH_STEP = 32
+MIN_LENGTH = 64
+
+_UNITS = {"": 1, "b": 1, "k": 2 ** 10, "m": 2 ** 20, "g": 2 ** 30, "t": 2 ** 40}
+
+
+def parse_bytes(text: str) -> int:
+    """``"1073741824"``, ``"512M"``, ``"512MiB"``, ``"1.5 GB"`` -> bytes (units are powers of 1024)."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(?:i?b)?\s*", text, re.IGNORECASE)
+    if not match:
+        raise UsageError(f"{LIMIT_VARIABLE}={text!r}: expected bytes or a size like 512MiB or 4GiB, "
+                         "or 'off'")
+    number, unit = match.groups()
+    return int(float(number) * _UNITS[unit.lower()])
+
+
+def format_bytes(size: float) -> str:
+    if size >= 2 ** 30:
+        return f"{size / 2 ** 30:.1f} GiB"
+    return f"{size / 2 ** 20:.0f} MiB"
+
+
+def resident_bytes() -> int | None:
+    """This process's resident memory now (VmRSS), or None where /proc is missing."""
+    return _read_kib(Path("/proc/self/status"), "VmRSS:")
+
+
+def _read_kib(path: Path, key: str) -> int | None:
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith(key):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_limit() -> int | None:
+    """The memory limit of this process's cgroup (v2, then v1), or None when unlimited."""
+    for path in (Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory/memory.limit_in_bytes")):
+        try:
+            text = path.read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < 2 ** 60:
+            return int(text)
+    return None
+
+
+def memory_limit() -> tuple[int, str] | None:
+    """(bytes this process may grow to, where that figure comes from), or None: don't check."""
+    text = os.environ.get(LIMIT_VARIABLE, "").strip()
+    if text:
+        if text.lower() in ("off", "none", "no"):
+            return None
+        return parse_bytes(text), f"the limit {LIMIT_VARIABLE} sets"
+    available = _read_kib(Path("/proc/meminfo"), "MemAvailable:")
+    if available is None:
+        return None
+    limit, source = available + (resident_bytes() or 0), "available"
+    cgroup = _cgroup_limit()
+    if cgroup is not None and cgroup < limit:
+        limit, source = cgroup, "allowed by the cgroup memory limit"
+    return limit, source
+
+
+def estimate_run_bytes(backend, optimizer, content_shape: Sequence[int],
+                       style_shapes: Sequence[Sequence[int]]) -> int | None:
+    """Estimated peak resident memory of a run at these image sizes (H, W), or None if unknown.
+
+    The network's activations follow the largest image it sees (the content
+    or a style image); the optimizer's state follows the output.
+    """
+    estimate = getattr(backend, "estimate_peak_bytes", None)
+    if estimate is None:
+        return None
+    shapes = {tuple(int(d) for d in shape[:2]) for shape in [content_shape, *style_shapes]}
+    network = [estimate(shape) for shape in shapes]
+    if any(value is None for value in network):
+        return None
+    memory_bytes = getattr(optimizer, "memory_bytes", None)
+    variables = 3 * int(content_shape[0]) * int(content_shape[1])
+    return max(network) + (int(memory_bytes(variables)) if memory_bytes else 0)
+
+
+def _shapes_at(length: int, content_shape, style_shapes, style_scale: float):
+    style_length = max(1, round(length * style_scale))
+    return (fit_long_side(tuple(content_shape[:2]), length),
+            [fit_long_side(tuple(s[:2]), style_length) for s in style_shapes])
+
+
+def largest_length(backend, optimizer, content_shape: Sequence[int], style_shapes: Sequence[Sequence[int]],
+                   limit: int, style_scale: float = 1.0) -> int | None:
+    """The largest multiple of LENGTH_STEP (>= MIN_LENGTH) below the current long side whose run fits, or None.
+
+    Style images scale with the output (``style_scale`` times its long side), as ``--length`` does.
+    """
+
+    def fits(length: int) -> bool:
+        needed = estimate_run_bytes(backend, optimizer,
+                                    *_shapes_at(length, content_shape, style_shapes, style_scale))
+        return needed is not None and needed <= limit
+
+    first = -(-MIN_LENGTH // LENGTH_STEP)  # in steps of LENGTH_STEP; first - 1 = nothing fits
+    low, high = first - 1, (max(content_shape[:2]) - 1) // LENGTH_STEP
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle * LENGTH_STEP):
+            low = middle
+        else:
+            high = middle - 1
+    return low * LENGTH_STEP if low >= first else None
+
+
+def check_fits(backend, settings, content_shape: Sequence[int], style_shapes: Sequence[Sequence[int]]) -> None:
+    """Raise ResourceError when the run's estimated peak exceeds the memory the machine can give.
+
+    ``content_shape`` is the output's size; style images are scaled to
+    ``settings.style_scale`` times its long side, as the run's last level does.
+    """
+    limit = memory_limit()
+    if limit is None:
+        return
+    limit, source = limit
+    from . import plugins
+    optimizer = plugins.load("stylize.optimizers", settings.optimizer)(**settings.options_for(settings.optimizer))
+    style_scale = getattr(settings, "style_scale", 1.0)
+    needed = estimate_run_bytes(backend, optimizer, *_shapes_at(max(content_shape[:2]), content_shape,
+                                                                style_shapes, style_scale))
+    if needed is None or needed <= limit:
+        return
+    fitting = largest_length(backend, optimizer, content_shape, style_shapes, limit, style_scale)
+    advice = f"--length {fitting} would fit" if fitting else f"not even --length {MIN_LENGTH} would fit"
+    h, w = content_shape[:2]
+    raise ResourceError(f"not enough memory: a {w}x{h} px run needs about {format_bytes(needed)} "
+                        f"(estimated), {format_bytes(limit)} is {source}; {advice} "
+                        f"(or set {LIMIT_VARIABLE}=off to try anyway)")
