@@ -143,7 +143,8 @@ def measure_eval(name: str, size: int, repeat: int, weight_grads: bool) -> dict:
                 grad_times = timed_evaluations(with_grads, x, repeat)
             finally:
                 prototxt._param_blobs = frozen_blobs
-            row.update(eval_with_weight_grads_s=statistics.median(grad_times), eval_with_weight_grads_runs=grad_times)
+            row.update(eval_with_weight_grads_s=statistics.median(grad_times),
+                       eval_with_weight_grads_runs=grad_times)
     return row
 
 
@@ -257,7 +258,8 @@ def print_tables(rows: list[dict], lbfgs: list[dict], run: dict | None) -> None:
         for key in keys:
             g = by_key.get(key, {})
             for lb in [r for r in lbfgs if (r["backend"], r["size"]) == key] or [{}]:
-                impl = f" ({os.path.basename(lb['lbfgs_impl'])})" if lb.get("lbfgs_impl", "stylize") != "stylize" else ""
+                other = lb.get("lbfgs_impl", "stylize") != "stylize"
+                impl = f" ({os.path.basename(lb['lbfgs_impl'])})" if other else ""
                 print(f"| {key[0]}{impl} | {key[1]} | {seconds(g.get('eval_s'))} | "
                       f"{seconds(g.get('eval_with_weight_grads_s'))} | "
                       f"{ratio(g.get('eval_s'), g.get('eval_with_weight_grads_s'))} | "

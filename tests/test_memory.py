@@ -15,7 +15,7 @@ import scipy.optimize
 
 from stylize.backends.vgg import VGG19
 from stylize.core import memory
-from stylize.core.errors import ResourceError, UsageError
+from stylize.core.errors import ImageError, ResourceError, UsageError
 from stylize.core.pipeline import Settings
 from stylize.optimizers.lbfgs import LBFGS, _bound_pairs
 
@@ -97,9 +97,14 @@ def test_the_limit_comes_from_the_environment_or_the_machine(monkeypatch):
 
 
 class QuadraticBackend:
-    """A stand-in whose peak is 100 MB plus 1 kB per pixel."""
+    """A stand-in whose peak is 100 MB plus 1 kB per pixel; it takes images of ``smallest`` px and more."""
+
+    def __init__(self, smallest: int = 1):
+        self.smallest = smallest
 
     def estimate_peak_bytes(self, shape):
+        if min(shape) < self.smallest:
+            raise ImageError(f"{shape} too small")
         return 100_000_000 + 1000 * shape[0] * shape[1]
 
 
@@ -120,8 +125,14 @@ def test_refusal_names_the_estimate_the_limit_and_the_largest_length_that_fits(m
     memory.check_fits(QuadraticBackend(), settings, (length * 3 // 4, length, 3), [(600, 800, 3)])
     memory.check_fits(object(), settings, (4096, 4096, 3), [(4096, 4096, 3)])
     monkeypatch.setenv(memory.LIMIT_VARIABLE, "64MiB")  # below what the stand-in always needs
-    with pytest.raises(ResourceError, match=r"not even --length 64 would fit"):
+    with pytest.raises(ResourceError, match=r"no --length from 64 px up would fit"):
         memory.check_fits(QuadraticBackend(), settings, (768, 1024, 3), [(600, 800, 3)])
+    # Lengths too small for the network are no answer, however little memory they take.
+    monkeypatch.setenv(memory.LIMIT_VARIABLE, "120MB")  # fits up to 160 px wide at 3:4
+    with pytest.raises(ResourceError, match=r"--length 160 would fit"):
+        memory.check_fits(QuadraticBackend(smallest=100), settings, (768, 1024, 3), [(600, 800, 3)])
+    with pytest.raises(ResourceError, match=r"no --length from 64 px up would fit"):
+        memory.check_fits(QuadraticBackend(smallest=150), settings, (768, 1024, 3), [(600, 800, 3)])
 
 
 def test_lbfgs_state_counts_in_the_estimate(monkeypatch):

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from .errors import ResourceError, UsageError
+from .errors import ImageError, ResourceError, StylizeError, UsageError
 from .images import fit_long_side
 
 #: Environment variable that sets the memory a run may use ("off": no check).
@@ -123,11 +123,20 @@ def largest_length(backend, optimizer, content_shape: Sequence[int], style_shape
     Style images scale with the output (``style_scale`` times its long side), as ``--length`` does.
     """
 
-    def fits(length: int) -> bool:
-        needed = estimate_run_bytes(backend, optimizer,
-                                    *_shapes_at(length, content_shape, style_shapes, style_scale))
-        return needed is not None and needed <= limit
+    def needed(length: int) -> int | None:
+        shapes = _shapes_at(length, content_shape, style_shapes, style_scale)
+        return estimate_run_bytes(backend, optimizer, *shapes)
 
+    def fits(length: int) -> bool:
+        try:
+            bytes_needed = needed(length)
+        except ImageError:  # too small for the network: memory is no concern down there
+            return True
+        except StylizeError:  # e.g. too large for Caffe
+            return False
+        return bytes_needed is not None and bytes_needed <= limit
+
+    # Memory grows with the length, so bisect for the last length that fits.
     first = -(-MIN_LENGTH // LENGTH_STEP)  # in steps of LENGTH_STEP; first - 1 = nothing fits
     low, high = first - 1, (max(content_shape[:2]) - 1) // LENGTH_STEP
     while low < high:
@@ -136,7 +145,13 @@ def largest_length(backend, optimizer, content_shape: Sequence[int], style_shape
             low = middle
         else:
             high = middle - 1
-    return low * LENGTH_STEP if low >= first else None
+    if low < first:
+        return None
+    try:  # below the network's smallest input nothing fits
+        needed(low * LENGTH_STEP)
+    except StylizeError:
+        return None
+    return low * LENGTH_STEP
 
 
 def check_fits(backend, settings, content_shape: Sequence[int], style_shapes: Sequence[Sequence[int]]) -> None:
@@ -157,7 +172,7 @@ def check_fits(backend, settings, content_shape: Sequence[int], style_shapes: Se
     if needed is None or needed <= limit:
         return
     fitting = largest_length(backend, optimizer, content_shape, style_shapes, limit, style_scale)
-    advice = f"--length {fitting} would fit" if fitting else f"not even --length {MIN_LENGTH} would fit"
+    advice = f"--length {fitting} would fit" if fitting else f"no --length from {MIN_LENGTH} px up would fit"
     h, w = content_shape[:2]
     raise ResourceError(f"not enough memory: a {w}x{h} px run needs about {format_bytes(needed)} "
                         f"(estimated), {format_bytes(limit)} is {source}; {advice} "
