@@ -159,6 +159,20 @@ class LossContract:
         for key in features:
             assert np.array_equal(features[key], before[key]), f"the loss modified its input {key!r}"
 
+    def test_returns_fresh_gradient_arrays(self):
+        """The pipeline scales and sums gradients in place, so they must not alias the loss's state."""
+        loss, _, features = self._loss_with_target()
+        first = loss(features)[1]
+        kept = {key: g.copy() for key, g in first.items()}
+        for g in first.values():
+            g *= 3.0
+        second = loss(features)[1]
+        for key, g in second.items():
+            assert np.allclose(g, kept[key]), f"scaling a returned gradient changed the next one ({key!r})"
+            assert not np.shares_memory(g, first[key]), f"gradient {key!r} is the same array each call"
+            assert not any(np.shares_memory(g, f) for f in features.values()), \
+                f"gradient {key!r} is a view of the input features"
+
     def test_gradient_matches_finite_differences(self):
         loss, _, features = self._loss_with_target(seed=1, dtype=np.float64)
         _, grads = loss(features)

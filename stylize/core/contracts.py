@@ -140,7 +140,12 @@ class Loss(abc.ABC):
 
     @abc.abstractmethod
     def __call__(self, features: Features) -> tuple[float, dict[str, np.ndarray]]:
-        """Return the loss value and its gradient for each layer read."""
+        """Return the loss value and its gradient for each layer read.
+
+        The gradient arrays belong to the caller, who scales and sums them in
+        place (a copy per term would cost hundreds of MB at large sizes):
+        return fresh arrays, never views of state the loss keeps.
+        """
 
 
 @dataclass

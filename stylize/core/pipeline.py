@@ -128,9 +128,16 @@ class Objective:
             value, layer_grads = term.loss(features)
             self.terms[term.name] = value
             total += term.weight * value
+            # In place: a loss's gradient arrays are the caller's (see Loss.__call__),
+            # so no layer-sized copy is made per term.
             for layer, g in layer_grads.items():
-                scaled = term.weight * g
-                grads[layer] = grads[layer] + scaled if layer in grads else scaled
+                if term.weight != 1.0:
+                    g *= np.float32(term.weight)
+                if layer in grads:
+                    grads[layer] += g
+                else:
+                    grads[layer] = g
+            del layer_grads
         self.evaluations += 1
         image_grad = grads.pop(IMAGE, None)
         grad = self.backend.backward(grads) if grads else np.zeros_like(x)

@@ -24,5 +24,6 @@ class ContentLoss(Loss):
             share = self.layer_weights[layer]
             diff = features[layer] - self.targets[layer]
             value += share * 0.5 * squared_norm(diff)
-            grads[layer] = share * diff
+            diff *= np.float32(share)  # in place: no second feature-sized array
+            grads[layer] = diff
         return value, grads

@@ -80,7 +80,7 @@ class GramLoss(Loss):
                 diff = (weighted @ flat.T) / np.float32(area) - target
                 value += share * squared_norm(diff) / (4.0 * n * n)
                 # dE/dF = 1/(N^2 area) * (G - A) F W, since d(F W F^T) contributes twice.
-                term = (diff @ weighted) * np.float32(share / (n * n * area))
+                term = (diff * np.float32(share / (n * n * area))) @ weighted  # scale the small factor
                 grad = term if grad is None else grad + term
             grads[layer] = (np.zeros_like(f) if grad is None else grad).reshape(f.shape)
         return value, grads
