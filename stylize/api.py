@@ -172,7 +172,7 @@ class Job:
             if self.output is not None:
                 save_image(image, self.output, metadata=self._metadata(latest.step))
                 if self.checkpoint_every:
-                    self._checkpoint(latest, image)
+                    self._checkpoint(latest)
             raise Interrupted(latest.step, self.settings.iterations, image, self.output) from None
         if self.output is not None:
             save_image(image, self.output, metadata=self.metadata)
@@ -182,9 +182,8 @@ class Job:
     def _metadata(self, step: int) -> dict[str, str]:
         return {**self.metadata, "stylize:step": str(step)}
 
-    def _checkpoint(self, result: StepResult, image: np.ndarray | None = None) -> None:
-        checkpoints.Checkpoint(result.step, result.level, result.levels,
-                               result.image if image is None else image,
+    def _checkpoint(self, result: StepResult) -> None:
+        checkpoints.Checkpoint(result.step, result.level, result.levels, result.state,
                                self.fingerprint).save(self.checkpoint_path)
 
     def _remove_checkpoint(self) -> None:

@@ -161,3 +161,16 @@ def test_luminance_transfer_keeps_the_contents_colours(photos):
     chroma = restored - luminance(restored)[..., None]
     content_chroma = content - luminance(content)[..., None]
     assert np.abs(chroma - content_chroma)[inside].max() < 1e-3
+
+
+def test_a_blended_out_style_does_not_define_a_region():
+    """Weight 0 with a region only that style has: the region gets no target (not 0/0)."""
+    rng = np.random.default_rng(4)
+    first, second = np.zeros((2, 6, 5), np.float32), np.zeros((2, 6, 5), np.float32)
+    first[0], second[1] = 1.0, 1.0
+    loss = GramLoss(["a"])
+    loss.set_style_targets([StyleTarget(features(rng), 1.0, first), StyleTarget(features(rng), 0.0, second)],
+                           soft_regions(rng, (6, 5)))
+    assert loss.targets["a"][1] is None
+    value, grads = loss(features(rng))
+    assert np.isfinite(value) and np.isfinite(grads["a"]).all()

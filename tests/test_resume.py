@@ -161,6 +161,41 @@ def test_resume_without_checkpoint_starts_from_the_beginning(job):
     assert os.listdir(job["out"].parent) == ["result.png"]
 
 
+def test_resume_of_a_finished_run_does_not_overwrite_it(job):
+    """Without a checkpoint there is nothing to continue: --resume is no licence to overwrite."""
+    assert invoke(*job["args"], "-n", "2", "-q").exit_code == 0
+    before = job["out"].read_bytes()
+    result = invoke(*job["args"], "-n", "2", "-q", "--resume")
+    assert result.exit_code == 3 and "already exists; pass --force" in result.stderr
+    assert job["out"].read_bytes() == before
+
+
+def test_resume_continues_from_the_working_image_with_preserved_colors(job, monkeypatch):
+    """With --preserve-colors the shown image is recoloured; a resume must start from what the optimizer had."""
+    from stylize.core import pipeline
+    from stylize.core.images import load_image
+    from stylize.optimizers.lbfgs import LBFGS
+
+    starts, real_minimize = [], LBFGS.minimize
+
+    def record(self, objective, x0, *args, **kwargs):
+        starts.append(x0.copy())
+        return real_minimize(self, objective, x0, *args, **kwargs)
+
+    monkeypatch.setattr(LBFGS, "minimize", record)
+    settings = pipeline.Settings(backend="caffe", content_layers=["conv2"], style_layers=["conv1", "conv2"],
+                                 options={"caffe": dict(zip(("prototxt", "weights"), job["args"][4:7:2]))},
+                                 length=32, iterations=6, scales=1, threads=1, preserve_colors=True)
+    content = load_image(job["tmp"] / "content.png")
+    steps = []
+    pipeline.transfer(content, load_image(job["tmp"] / "style.png"), settings, callback=steps.append)
+    third = steps[2]
+    assert not np.allclose(third.state, third.image, atol=1e-3)  # recolouring really changes it
+    pipeline.transfer(content, load_image(job["tmp"] / "style.png"), settings,
+                      start=pipeline.Start(3, third.state))
+    assert np.allclose(starts[-1], third.x, atol=1e-3)
+
+
 def test_checkpoints_are_written_every_n_and_removed_at_the_end(job, monkeypatch):
     from stylize.core import pipeline
 

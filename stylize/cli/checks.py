@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from stylize.core import checkpoint as checkpoints
 from stylize.core.errors import ImageError, UsageError
 from stylize.core.images import check_new_output, check_working_size
 from stylize.core.schedule import scale_lengths
@@ -21,9 +22,10 @@ def check_output(output: str, *, force: bool, resume: bool, save_every: int | No
     """The output (and the numbered snapshots) may be written, and replace nothing unasked.
 
     ``--resume`` continues the run that wrote the output, so it may replace
-    that run's files like ``--force``.
+    that run's files like ``--force`` — only while that run's checkpoint
+    exists: a finished output is not redone and overwritten by a retry.
     """
-    replace = force or resume
+    replace = force or (resume and checkpoints.path_for(output).exists())
     path = check_new_output(output, force=replace)
     if save_every and not replace:
         folder = Path(save_dir) if save_dir is not None else path.parent

@@ -31,7 +31,7 @@ SUFFIX = ".checkpoint.npz"
 #: Iterations between checkpoints unless told otherwise (0 turns them off).
 EVERY = 10
 #: Bumped when the file layout changes; other versions are refused.
-FORMAT = 1
+FORMAT = 2  # 2: the image is the working image (StepResult.state), not the shown one
 #: Settings that change how a run is carried out, not the image it makes.
 NOT_FINGERPRINTED = frozenset({"threads", "gpu"})
 #: How the fingerprint's keys are named in messages (others: ``--name-with-dashes``).

@@ -171,12 +171,20 @@ class StepResult:
     levels: int = 1
     #: Filled in by the pipeline: the current image, computed only when asked for.
     to_image: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
+    #: Filled in by the pipeline: the image the optimizer works on (``to_image`` may
+    #: post-process it, e.g. put the content's colours back); what a resume starts from.
+    to_state: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def image(self) -> np.ndarray:
         if self.to_image is None:
             raise AttributeError("this result carries no image conversion")
         return self.to_image(self.x)
+
+    @property
+    def state(self) -> np.ndarray:
+        """The working image to resume from (``pipeline.Start``), before any post-processing."""
+        return (self.to_state or self.to_image)(self.x)
 
 
 #: An objective maps a flat float32 vector to (value, gradient of same shape).

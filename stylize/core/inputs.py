@@ -82,7 +82,7 @@ def read_image(source: Source) -> np.ndarray:
         image = image[..., np.newaxis]
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or 0 in image.shape:
         raise UsageError(f"an image array must be HxW, HxWx3 or HxWx4, got shape {source.shape}")
-    if np.issubdtype(image.dtype, np.integer) and image.dtype.itemsize <= 2:
+    if np.issubdtype(image.dtype, np.unsignedinteger) and image.dtype.itemsize <= 2:
         image = image.astype(np.float32) / float(np.iinfo(image.dtype).max)
     elif np.issubdtype(image.dtype, np.floating) or image.dtype == bool:
         image = image.astype(np.float32)

@@ -73,6 +73,8 @@ class Settings:
             raise UsageError(f"threads must be at least 1, got {self.threads}")
         if self.scales is not None and self.scales < 1:
             raise UsageError(f"scales must be at least 1, got {self.scales}")
+        if self.init not in NAMED_INITS and not Path(self.init).is_file():
+            raise UsageError(f"--init {self.init!r}: not {', '.join(NAMED_INITS)} or an existing image file")
         for name in ("ratio", "style_scale"):
             if not getattr(self, name) > 0 or not np.isfinite(getattr(self, name)):
                 raise UsageError(f"{name} must be a positive number, got {getattr(self, name)}")
@@ -137,7 +139,6 @@ class Objective:
                     grads[layer] += g
                 else:
                     grads[layer] = g
-            del layer_grads
         self.evaluations += 1
         image_grad = grads.pop(IMAGE, None)
         grad = self.backend.backward(grads) if grads else np.zeros_like(x)
@@ -256,7 +257,7 @@ def make_backend(settings: Settings, losses: Sequence[WeightedLoss],
 
 @dataclass
 class Start:
-    """Where a resumed run picks up: the iteration reached and the image at that point."""
+    """Where a resumed run picks up: the iteration reached and its working image (``StepResult.state``)."""
 
     step: int
     image: np.ndarray
@@ -352,7 +353,7 @@ def _optimize(inputs: Inputs, settings: Settings, losses: Sequence[WeightedLoss]
     budgets = split_iterations(settings.iterations, len(lengths))
     done, image = 0, None
     if start is not None:
-        image = views.seen(start.image)
+        image = start.image  # the working image (StepResult.state), as the network saw it
     for level, (length, iterations) in enumerate(zip(lengths, budgets)):
         if start is not None and start.step >= done + iterations and level < len(lengths) - 1:
             done += iterations  # finished before the interruption
@@ -381,6 +382,7 @@ def _optimize(inputs: Inputs, settings: Settings, losses: Sequence[WeightedLoss]
             result.step += offset
             result.level, result.levels = level, len(lengths)
             result.to_image = lambda x: views.shown(backend.deprocess(x))
+            result.to_state = backend.deprocess
             if callback is not None:
                 callback(result)
 

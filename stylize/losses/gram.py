@@ -90,6 +90,8 @@ def _blend(styles: Sequence[StyleTarget], layer: str, region: int | None) -> np.
     """The weighted mean of the style images' Grams of ``region`` (None: no image has it)."""
     total, weight = None, 0.0
     for style in styles:
+        if style.weight <= 0:  # blended out: must not make an unshared region's target 0/0
+            continue
         f = style.features[layer]
         weights = None
         if region is not None:
