@@ -101,6 +101,16 @@ def test_preset_fills_in_below_config_and_environment(runs):
     assert (tuple(settings.losses), settings.ratio, settings.init) == (("gram", "tv"), 5e3, "content")
 
 
+def test_plugin_options_combine_key_by_key_across_sources(runs):
+    config = "[set.tv]\nweight = 1e5\n[set.adam]\nlr = 1\nbeta1 = 0.8\n"
+    used = ("--optimizer", "adam", "--loss", "gram", "--loss", "tv")
+    settings = ok(runs(*used, "--set", "adam.lr=2", config=config,
+                       env={"STYLIZE_SET": "tv.weight=7 gram.weight=3"}))
+    assert settings.options["adam"] == {"lr": 2, "beta1": 0.8}  # command line over file, per key
+    assert settings.options["tv"] == {"weight": 7} and settings.options["gram"] == {"weight": 3}  # env over file
+    assert ok(runs(*used, config=config)).options["tv"] == {"weight": 1e5}
+
+
 # -- what each source can hold ----------------------------------------------------
 
 def test_environment_values_of_every_kind(runs):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from typing import Any
+from typing import Any, Sequence
 
 import click
 
@@ -69,9 +69,30 @@ def load_config(ctx: click.Context, param: click.Parameter, path: str | None) ->
         if option is None:
             raise UsageError(f"{path}: unknown key {key!r}; keys are the long options of `stylize run` "
                              f"({', '.join(sorted(option_name(o) for o in options))})")
-        defaults[option.name] = _checked(ctx, option, key, value, path)
+        checked = _checked(ctx, option, key, value, path)
+        if option.name == PLUGIN_OPTIONS:
+            ctx.meta[PLUGIN_OPTIONS] = checked  # merged key by key, see plugin_items
+        else:
+            defaults[option.name] = checked
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return path
+
+
+#: The repeatable ``--set PLUGIN.KEY=VALUE`` option: its sources combine per key instead of replacing.
+PLUGIN_OPTIONS = "settings_"
+
+
+def plugin_items(ctx: click.Context, given: Sequence[str]) -> list[str]:
+    """``--set`` items of the config file, the environment and the command line, in that order.
+
+    Later items win key by key (``parse_plugin_options``), so a command-line
+    ``--set adam.lr=2`` overrides only ``adam.lr`` and keeps the file's
+    ``[set.tv] weight``. Click alone would take the whole list from one source.
+    """
+    option = next(p for p in ctx.command.params if p.name == PLUGIN_OPTIONS)
+    env_skipped = ctx.get_parameter_source(PLUGIN_OPTIONS) is click.core.ParameterSource.COMMANDLINE
+    env_items = list(option.value_from_envvar(ctx) or ()) if env_skipped else []
+    return [*ctx.meta.get(PLUGIN_OPTIONS, ()), *env_items, *given]
 
 
 def _read(path: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from stylize.core.errors import UsageError
 from stylize.core.pipeline import Settings
 from stylize.core.presets import PRESETS
 
-from .config import configurable, load_config
+from .config import configurable, load_config, plugin_items
 from .progress import Progress
 
 DEFAULTS = Settings()
@@ -175,7 +175,7 @@ def _settings(ctx: click.Context, given: dict) -> Settings:
         for key, value in PRESETS[name].items():
             if ctx.get_parameter_source(key) is click.core.ParameterSource.DEFAULT:
                 given[key] = value
-    options = parse_plugin_options(given.pop("settings_"))
+    options = parse_plugin_options(plugin_items(ctx, given.pop("settings_")))
     backend_options = options.setdefault(given["backend"], {})
     backend_options.setdefault("pooling", given.pop("pooling"))
     for key in ("prototxt", "weights", "model_dir"):
