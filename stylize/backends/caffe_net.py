@@ -25,10 +25,11 @@ from .pycaffe import import_caffe
 IMAGENET_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 
 #: Feature-sized float32 arrays the objective holds per layer read, at its
-#: peak (during backward): each loss's gradient, the pipeline's weighted copy
-#: of it, and the loss's temporaries and targets. Calibrated against peak RSS
-#: with bench/speed.py (VGG19, content + gram).
-OBJECTIVE_COPIES = 3
+#: peak (during backward): the layer's loss gradient (the objective weights
+#: and sums them in place), plus the losses' temporaries and targets and the
+#: allocator's slack. Measured 1.1-1.2 with tracemalloc and 1.25 in peak RSS
+#: (bench/speed.py, VGG19, content + gram, 256-1024 px); 1.5 keeps a margin.
+OBJECTIVE_COPIES = 1.5
 #: Caffe's limit on the values of one array (Blob); beyond it Caffe aborts the process.
 CAFFE_MAX_COUNT = 2 ** 31 - 1
 #: Image sizes are refused when their largest array is predicted above this
@@ -210,7 +211,7 @@ class CaffeBackend(Backend):
             return None
         cost = self.costs_at(shape)
         features = sum(cost.blob_bytes[layer] for layer in self.layers)
-        return self._baseline_bytes + cost.activation_bytes() + OBJECTIVE_COPIES * features
+        return self._baseline_bytes + cost.activation_bytes() + int(OBJECTIVE_COPIES * features)
 
 
 def _files_in(folder: Path, prototxt, weights) -> tuple[Path, Path]:

@@ -21,11 +21,14 @@ Conventions:
 
 Memory is what Caffe itself allocates (float32): the data of every distinct
 blob (in-place layers share one; a Split's tops share its bottom's data), the
-diff of every blob that backward writes, the parameters, and each layer's own
-buffers: a convolution's im2col column buffer (one per layer, kept between
-calls; none for 1x1 convolutions), max-pooling's argmax indices, LRN's scale,
-bias multipliers. LRN also allocates a temporary during forward and
-backward; the largest such temporary is ``transient_bytes``.
+diff of every blob that backward writes, the parameters, each layer's own
+buffers (max-pooling's argmax indices, LRN's scale, bias multipliers) and the
+im2col column buffer. In stylize's Caffe build all convolution layers share
+one column buffer (scripts/install_pycaffe.py), which grows to the largest
+need of the layers that run and is kept between calls: it counts once, as
+the largest layer's columns (1x1 convolutions need none). LRN also
+allocates a temporary during forward and backward; the largest such
+temporary is ``transient_bytes``.
 """
 from __future__ import annotations
 
@@ -53,9 +56,9 @@ class LayerCost:
     type: str
     forward_flops: int = 0
     backward_flops: int = 0
-    #: Persistent buffers of the layer itself (im2col, argmax, LRN scale, multipliers).
+    #: Persistent buffers of the layer itself (argmax, LRN scale, multipliers).
     buffer_bytes: int = 0
-    #: Of which im2col column buffers.
+    #: What it needs of the im2col column buffer that all convolutions share.
     col_bytes: int = 0
     #: Freed again inside the layer's forward or backward.
     transient_bytes: int = 0
@@ -92,11 +95,13 @@ class NetCosts:
 
     @property
     def buffer_bytes(self) -> int:
-        return sum(layer.buffer_bytes for layer in self.layers)
+        """The layers' own buffers plus the shared column buffer."""
+        return sum(layer.buffer_bytes for layer in self.layers) + self.col_bytes
 
     @property
     def col_bytes(self) -> int:
-        return sum(layer.col_bytes for layer in self.layers)
+        """The shared im2col column buffer: as large as the largest layer's need."""
+        return max((layer.col_bytes for layer in self.layers), default=0)
 
     @property
     def transient_bytes(self) -> int:
@@ -179,7 +184,7 @@ def net_costs(net, proto=None) -> NetCosts:
             cost.backward_flops = 2 * macs + (col if not _is_1x1(kernel, lp) else 0)  # GEMM + col2im adds
             if not _is_1x1(kernel, lp):
                 cost.col_bytes = col * FLOAT
-            cost.buffer_bytes = cost.col_bytes + (spatial_bias * FLOAT if bias else 0)
+            cost.buffer_bytes = spatial_bias * FLOAT if bias else 0
         elif kind == "InnerProduct":
             n_out, k = weights[0][0], math.prod(weights[0][1:])
             m = top // n_out
