@@ -164,11 +164,12 @@ def measure_lbfgs(name: str, size: int, iterations: int, impl: str | None) -> di
         LBFGS.minimize = module.LBFGS.minimize
     content, style = bench_images(size)
     seen = {}
+    os.environ[memory.LIMIT_VARIABLE] = "1T"  # the check must run (and pass) to give its estimate
     check = memory.check_fits
 
-    def spy(backend, settings, content_shape, style_shapes):
-        seen["estimate"] = memory.estimate_run_bytes(backend, LBFGS(), content_shape, style_shapes)
-        return check(backend, settings, content_shape, style_shapes)
+    def spy(*args):
+        seen["estimate"] = check(*args)
+        return seen["estimate"]
 
     memory.check_fits = spy
     with tempfile.TemporaryDirectory() as folder:

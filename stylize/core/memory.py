@@ -154,24 +154,26 @@ def largest_length(backend, optimizer, content_shape: Sequence[int], style_shape
     return low * LENGTH_STEP
 
 
-def check_fits(backend, settings, content_shape: Sequence[int], style_shapes: Sequence[Sequence[int]]) -> None:
+def check_fits(backend, settings, content_shape: Sequence[int],
+               style_shapes: Sequence[Sequence[int]]) -> int | None:
     """Raise ResourceError when the run's estimated peak exceeds the memory the machine can give.
 
     ``content_shape`` is the output's size; style images are scaled to
     ``settings.style_scale`` times its long side, as the run's last level does.
+    Returns the estimate (bytes; None when the check is off or the backend
+    cannot tell), so that benchmarks can set it beside the measured peak.
     """
     limit = memory_limit()
     if limit is None:
-        return
+        return None
     limit, source = limit
     from . import plugins
     optimizer = plugins.load("stylize.optimizers", settings.optimizer)(**settings.options_for(settings.optimizer))
-    style_scale = getattr(settings, "style_scale", 1.0)
     needed = estimate_run_bytes(backend, optimizer, *_shapes_at(max(content_shape[:2]), content_shape,
-                                                                style_shapes, style_scale))
+                                                                style_shapes, settings.style_scale))
     if needed is None or needed <= limit:
-        return
-    fitting = largest_length(backend, optimizer, content_shape, style_shapes, limit, style_scale)
+        return needed
+    fitting = largest_length(backend, optimizer, content_shape, style_shapes, limit, settings.style_scale)
     advice = f"--length {fitting} would fit" if fitting else f"no --length from {MIN_LENGTH} px up would fit"
     h, w = content_shape[:2]
     raise ResourceError(f"not enough memory: a {w}x{h} px run needs about {format_bytes(needed)} "
