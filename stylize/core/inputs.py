@@ -15,9 +15,9 @@ from .errors import UsageError
 from .images import fit_long_side, load_image, resize
 from .masks import resize_nearest
 
-Path = str | os.PathLike
+PathLike = str | os.PathLike
 #: An image given by path, or directly as an HxW or HxWx3/4 array (the Python API).
-Source = Path | np.ndarray
+Source = PathLike | np.ndarray
 
 
 @dataclass
