@@ -25,7 +25,7 @@ from .core.contracts import StepResult
 from .core.errors import NumericalError, UsageError
 from .core.images import check_output_path, save_image
 from .core.initial import NAMED as NAMED_INITS
-from .core.inputs import Inputs, Source, load_inputs
+from .core.inputs import Inputs, Source, load_inputs, one_or_many
 from .core.pipeline import Settings, Start
 
 __all__ = ["Interrupted", "Job", "metadata", "prepare", "settings_from", "stylize"]
@@ -215,7 +215,7 @@ def prepare(content: Source, style: Source | Sequence[Source], *, settings: Sett
         raise UsageError("--save-dir needs --save-every N (how often to write a snapshot)")
     if save_dir is not None and Path(save_dir).exists() and not Path(save_dir).is_dir():
         raise UsageError(f"--save-dir {save_dir}: exists and is not a folder")
-    style_list = [style] if isinstance(style, (str, os.PathLike, np.ndarray)) else list(style)
+    style_list = one_or_many(style)
     mask_list = None if style_masks is None else list(style_masks)
     inputs = load_inputs(content, style_list, settings.length, style_scale=settings.style_scale,
                          content_mask=content_mask, style_masks=mask_list)
@@ -225,16 +225,18 @@ def prepare(content: Source, style: Source | Sequence[Source], *, settings: Sett
     if output is None:
         return job
     job.checkpoint_path = checkpoints.path_for(output)
-    init = settings.init if settings.init not in NAMED_INITS and Path(settings.init).is_file() else None
+    exists = job.checkpoint_path.exists()
+    job.replaces_checkpoint = exists and not resume and checkpoint_every > 0
+    if not (checkpoint_every or resume):
+        return job  # no checkpoint is written or read: skip re-reading and hashing every input
+    init = settings.init if settings.init not in NAMED_INITS else None  # validate() checked it is a file
     job.fingerprint = checkpoints.fingerprint(settings, {
         "content_image": content, "style_images": style_list, "content_mask_image": content_mask,
         "style_mask_images": mask_list, "init_image": init})
-    exists = job.checkpoint_path.exists()
     if resume and exists:
         job.resumed = checkpoints.load(job.checkpoint_path)
         job.resumed.check(job.fingerprint, job.checkpoint_path)
         job.metadata["stylize:resumed-from"] = str(job.resumed.step)
-    job.replaces_checkpoint = exists and not resume and checkpoint_every > 0
     return job
 
 

@@ -20,6 +20,11 @@ PathLike = str | os.PathLike
 Source = PathLike | np.ndarray
 
 
+def one_or_many(images) -> list:
+    """``images`` as a list: one image (a path or an array) becomes a list of one."""
+    return [images] if isinstance(images, (str, os.PathLike, np.ndarray)) else list(images)
+
+
 @dataclass
 class Inputs:
     """HxWx3 RGB images in [0, 1]: the content at output size, styles at their working size."""
@@ -51,7 +56,7 @@ def load_inputs(content: Source, styles: Source | Sequence[Source], length: int,
     Masks are scaled to their image's size with nearest-neighbour sampling,
     so that no blended colours appear that the user did not paint.
     """
-    style_paths = [styles] if isinstance(styles, (str, os.PathLike, np.ndarray)) else list(styles)
+    style_paths = one_or_many(styles)
     content_image = read_image(content)
     content_image = resize(content_image, fit_long_side(content_image.shape[:2], length))
     style_length = max(1, round(length * style_scale))

@@ -18,7 +18,7 @@ from .errors import ImageError, NumericalError, UsageError
 from .images import fit_long_side, resize
 from .initial import NAMED as NAMED_INITS
 from .initial import initial_image, pink_noise  # noqa: F401  (part of the pipeline's API)
-from .inputs import Inputs, load_inputs  # noqa: F401
+from .inputs import Inputs, load_inputs, one_or_many  # noqa: F401
 from .presets import preset
 from .masks import TOLERANCE, resize_regions, split_regions
 from .schedule import MIN_SCALE_LENGTH, scale_lengths, split_iterations  # noqa: F401
@@ -219,7 +219,7 @@ def make_objective(backend: Backend, losses: Sequence[WeightedLoss], content: np
     ``regions`` and ``style_regions`` are semantic region masks (KxHxW) of
     the output and of each style image, at their sizes.
     """
-    styles = [style] if isinstance(style, np.ndarray) else list(style)
+    styles = one_or_many(style)
     area_weight = content_weight(content.shape)
     for term in losses:
         if term.loss.role == "image":
@@ -275,7 +275,7 @@ def transfer(content: np.ndarray, style: np.ndarray | Sequence[np.ndarray], sett
     region to its own output region. ``start`` resumes an interrupted run.
     """
     settings.validate()
-    inputs = Inputs(content, [style] if isinstance(style, np.ndarray) else list(style),
+    inputs = Inputs(content, one_or_many(style),
                     content_mask, None if style_masks is None else list(style_masks))
     inputs.check(settings.style_weights)
     backend_cls = plugins.load("stylize.backends", settings.backend)
