@@ -56,9 +56,7 @@ class CaffeBackend(Backend):
     def __init__(self, layers: Sequence[str], *, prototxt: str | os.PathLike | None = None,
                  weights: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
                  gpu: int = -1, **options):
-        if gpu is not None and gpu >= 0:
-            raise UsageError(f"GPU {gpu} requested, but this pycaffe is a CPU-only build; "
-                             "use --gpu -1")
+        self.check_device(-1 if gpu is None else gpu)
         if model_dir is not None:
             prototxt, weights = _files_in(Path(model_dir), prototxt, weights)
         text, source = self.network(prototxt, **options)
@@ -89,6 +87,11 @@ class CaffeBackend(Backend):
         for index, name in enumerate(self.net._layer_names):
             for top in self.net.top_names[name]:
                 self._writer[top] = index
+
+    @classmethod
+    def check_device(cls, gpu: int) -> None:
+        if gpu >= 0:
+            raise UsageError(f"GPU {gpu} requested, but this pycaffe is a CPU-only build; use --gpu -1")
 
     def network(self, prototxt: str | os.PathLike | None, **options) -> tuple[str, str]:
         """(prototxt text, where it came from). Built-in backends override this."""

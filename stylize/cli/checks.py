@@ -44,13 +44,9 @@ def _snapshots(folder: Path, output: Path) -> list[str]:
         return []
 
 
-def check_conflicts(output: str, inputs: Iterable[str | None], *, gpu: int, prototxt: str | None,
+def check_conflicts(output: str, inputs: Iterable[str | None], *, prototxt: str | None,
                     weights: str | None, model_dir: str | None) -> None:
     """Options that cannot work together, or cannot work on this build."""
-    if gpu >= 0:
-        raise UsageError(f"GPU {gpu} requested, but this pycaffe is a CPU-only build; use --gpu -1")
-    if gpu < -1:
-        raise UsageError(f"--gpu {gpu}: give -1 for the CPU (GPU ids start at 0)")
     if model_dir is not None and prototxt is not None and weights is not None:
         raise UsageError("--model-dir is not used when both --prototxt and --weights are given; drop one "
                          "of the three (--model-dir supplies only the file you leave out)")

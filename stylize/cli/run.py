@@ -136,7 +136,7 @@ def run(ctx, content, styles, output, content_mask, style_masks, save_every, sav
 
     from .checks import check_conflicts, check_image_sizes, check_output
 
-    check_conflicts(output, [content, *styles, content_mask, *style_masks, given["init"]], gpu=given["gpu"],
+    check_conflicts(output, [content, *styles, content_mask, *style_masks, given["init"]],
                     prototxt=given["prototxt"], weights=given["weights"], model_dir=given["model_dir"])
     check_output(output, force=force, resume=resume, save_every=save_every, save_dir=save_dir)
     settings = _settings(ctx, given)

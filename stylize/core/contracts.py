@@ -41,6 +41,14 @@ class Backend(abc.ABC):
     def __init__(self, layers: Sequence[str], **options):
         """Load the network so that ``forward`` can return ``layers``."""
 
+    @classmethod
+    def check_device(cls, gpu: int) -> None:
+        """Raise UsageError if this backend cannot run on ``gpu`` (-1: the CPU).
+
+        Called by ``Settings.validate`` before any image is read, and by
+        backends on construction; the default accepts every device.
+        """
+
     @abc.abstractmethod
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """HxWx3 RGB [0, 1] image -> 1x3xHxW network input."""

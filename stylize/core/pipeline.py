@@ -81,7 +81,9 @@ class Settings:
         weights = self.style_weights
         if weights is not None and (not all(w >= 0 and np.isfinite(w) for w in weights) or sum(weights) <= 0):
             raise UsageError(f"style weights must be non-negative with a positive sum, got {list(weights)}")
-        plugins.load("stylize.backends", self.backend)
+        if self.gpu < -1:
+            raise UsageError(f"--gpu {self.gpu}: give -1 for the CPU (GPU ids start at 0)")
+        plugins.load("stylize.backends", self.backend).check_device(self.gpu)
         plugins.load("stylize.optimizers", self.optimizer)
         for loss in self.losses:
             plugins.load("stylize.losses", loss)
