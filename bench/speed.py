@@ -14,7 +14,8 @@ subprocess so that peaks don't mix) and the backend's estimate of it
 
 Table 2 (--weight-grads backends): the same evaluation with the weight
 gradients that stock Caffe computes under force_backward (what stylize's
-Caffe patch skips), timed in the same subprocess right after, as a ratio;
+Caffe patch skips), timed in the same subprocess, alternating with the
+evaluation without them, as the median ratio of those --repeat pairs;
 and (--lbfgs backends and sizes) the seconds per L-BFGS iteration of the real
 pipeline with its peak memory against the run's estimate (optimizer state
 included).
@@ -53,8 +54,9 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def timed_evaluations(objective, x, repeat: int) -> list[float]:
-    objective(x)  # warm-up: allocations, BLAS thread start
+def timed_evaluations(objective, x, repeat: int, warm: bool = False) -> list[float]:
+    if not warm:
+        objective(x)  # warm-up: allocations, BLAS thread start
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -131,7 +133,6 @@ def measure_eval(name: str, size: int, repeat: int, weight_grads: bool) -> dict:
                "peak_rss_bytes": peak, "estimate_bytes": estimate,
                "caffe_activation_bytes": cost.activation_bytes(), "caffe_col_bytes": cost.col_bytes,
                "caffe_param_bytes": cost.param_bytes, "uncounted_layer_types": list(cost.uncounted)}
-        del objective, backend
         if weight_grads:
             # As stock Caffe computes them under force_backward: without lr_mult
             # entries our Caffe patch has nothing to skip.
@@ -140,11 +141,16 @@ def measure_eval(name: str, size: int, repeat: int, weight_grads: bool) -> dict:
             prototxt._param_blobs = lambda layer: 0
             try:
                 with_grads = make_objective(make_backend(settings, losses, backend_cls), losses, content, style)
-                grad_times = timed_evaluations(with_grads, x, repeat)
             finally:
                 prototxt._param_blobs = frozen_blobs
-            row.update(eval_with_weight_grads_s=statistics.median(grad_times),
-                       eval_with_weight_grads_runs=grad_times)
+            # Alternated, so that a busy spell of the machine slows both sides alike.
+            with_grads(x)
+            pairs = [(timed_evaluations(objective, x, 1, warm=True)[0], timed_evaluations(with_grads, x, 1, warm=True)[0])
+                     for _ in range(repeat)]
+            row.update(eval_paired_runs=[a for a, _ in pairs],
+                       eval_with_weight_grads_s=statistics.median(b for _, b in pairs),
+                       eval_with_weight_grads_runs=[b for _, b in pairs],
+                       weight_grads_ratio=statistics.median(a / b for a, b in pairs))
     return row
 
 
@@ -226,6 +232,12 @@ def measure_run(length: int, iterations: int) -> dict:
             "objective_full_resolution": score(image)}
 
 
+def _paired_ratio(row: dict) -> str:
+    """Skipping weight gradients, as the median ratio of back-to-back evaluation pairs."""
+    value = row.get("weight_grads_ratio")
+    return "n/a" if value is None else f"{value:.2f}"
+
+
 def mib(value) -> str:
     return "n/a" if value is None else f"{value / MIB:,.0f}"
 
@@ -263,7 +275,7 @@ def print_tables(rows: list[dict], lbfgs: list[dict], run: dict | None) -> None:
                 impl = f" ({os.path.basename(lb['lbfgs_impl'])})" if other else ""
                 print(f"| {key[0]}{impl} | {key[1]} | {seconds(g.get('eval_s'))} | "
                       f"{seconds(g.get('eval_with_weight_grads_s'))} | "
-                      f"{ratio(g.get('eval_s'), g.get('eval_with_weight_grads_s'))} | "
+                      f"{_paired_ratio(g)} | "
                       f"{seconds(lb.get('lbfgs_iteration_s'))} | {mib(lb.get('run_peak_rss_bytes'))} | "
                       f"{mib(lb.get('run_estimate_bytes'))} | "
                       f"{ratio(lb.get('run_estimate_bytes'), lb.get('run_peak_rss_bytes'))} |")

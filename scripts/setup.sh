@@ -19,7 +19,7 @@ fi
 
 # Re-install stylize only when its metadata changed (entry points live there).
 stamp="$VENV/.stylize-setup"
-wanted=$(cat setup.cfg pyproject.toml scripts/install_pycaffe.py | sha256sum | cut -d' ' -f1)
+wanted=$(cat setup.cfg pyproject.toml scripts/install_pycaffe.py scripts/caffe/* | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     "$VENV/bin/python" -m pip install -q numpy
     "$VENV/bin/python" scripts/install_pycaffe.py

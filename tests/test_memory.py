@@ -35,9 +35,12 @@ def test_estimate_grows_with_the_image_like_its_area(vgg19):
     sizes = [(64, 64), (128, 96), (128, 128), (256, 256), (512, 512), (1024, 1024), (2048, 1536)]
     estimates = [vgg19.estimate_peak_bytes(shape) for shape in sizes]
     assert all(a < b for a, b in zip(estimates, estimates[1:]))
-    # Beyond what the process already holds, memory follows the pixel count.
+    # Beyond what the process already holds and the column buffer (one band of rows, the same
+    # 4096 x 4608 floats of conv4_2 at both sizes), memory follows the pixel count.
     base = vgg19._baseline_bytes
-    assert (estimates[5] - base) / (estimates[4] - base) == pytest.approx(4, rel=0.02)
+    cols = [vgg19.costs_at(sizes[i]).col_bytes for i in (4, 5)]
+    assert cols[0] == cols[1] == 4 * 4096 * 4608
+    assert (estimates[5] - base - cols[1]) / (estimates[4] - base - cols[0]) == pytest.approx(4, rel=0.02)
 
 
 MEASURE = textwrap.dedent("""
@@ -173,17 +176,19 @@ def test_cli_refuses_a_run_that_cannot_fit_in_one_line_and_writes_nothing(tmp_pa
 
 
 def test_sizes_caffe_would_abort_on_are_refused_before_it_sees_them(vgg19, tmp_path):
-    """Caffe aborts the process (SIGABRT) on an array of 2^31 values: VGG's conv1_2 columns near 1930 px."""
-    vgg19.check_size((1800, 1800))
-    with pytest.raises(ResourceError, match=r"2048x2048 px image is too large for Caffe: conv1_2's im2col "
-                                            r"buffer .* --length 1856 would fit"):
-        vgg19.check_size((2048, 2048))
+    """Caffe aborts the process (SIGABRT) on an array of 2^31 values: VGG's conv1_1 activations near
+    5790 px (stock Caffe's whole-image im2col columns of conv1_2 reached it near 1930 px; stylize's
+    build lowers a band of rows at a time, scripts/caffe/conv_bands.hpp)."""
+    vgg19.check_size((5600, 5600))
+    with pytest.raises(ResourceError, match=r"6000x6000 px image is too large for Caffe: blob conv1_1 "
+                                            r".* --length 5632 would fit"):
+        vgg19.check_size((6000, 6000))
     with pytest.raises(ResourceError, match="too large for Caffe"):
-        vgg19.estimate_peak_bytes((2048, 2048))
+        vgg19.estimate_peak_bytes((6000, 6000))
     # also when the memory check is off: the run stops with exit code 7, not a crash
     out = tmp_path / "out.png"
     done = subprocess.run([sys.executable, "-c", CHILD, "run", "-c", str(IMAGES / "astronaut.jpg"),
-                           "-s", str(IMAGES / "the_scream.jpg"), "-o", str(out), "--length", "2048",
+                           "-s", str(IMAGES / "the_scream.jpg"), "-o", str(out), "--length", "6000",
                            "--scales", "1", "-n", "1", "-q"],
                           capture_output=True, text=True, env={**os.environ, memory.LIMIT_VARIABLE: "off"},
                           timeout=300)

@@ -186,8 +186,8 @@ class CaffeBackend(Backend):
     def _check_caffe_limit(self, shape: Sequence[int]) -> None:
         """Refuse an image size (H, W) for which one of Caffe's arrays would pass 2^31 values.
 
-        Caffe would abort the process (a failed CHECK), e.g. VGG's conv1_2
-        im2col buffer at about 1930x1930 px. The prediction scales the
+        Caffe would abort the process (a failed CHECK), e.g. VGG's conv1_1
+        activations at about 5790x5790 px. The prediction scales the
         network's arrays at its own input size by area.
         """
         name, count = self._reference.largest

@@ -26,7 +26,10 @@ buffers (max-pooling's argmax indices, LRN's scale, bias multipliers) and the
 im2col column buffer. In stylize's Caffe build all convolution layers share
 one column buffer (scripts/install_pycaffe.py), which grows to the largest
 need of the layers that run and is kept between calls: it counts once, as
-the largest layer's columns (1x1 convolutions need none). LRN also
+the largest layer's columns (1x1 convolutions need none). Ungrouped 2-D
+convolutions lower a band of output rows at a time
+(scripts/caffe/conv_bands.hpp), so their need is one band (``_band_columns``),
+not the whole image; grouped ones keep stock Caffe's. LRN also
 allocates a temporary during forward and backward; the largest such
 temporary is ``transient_bytes``.
 """
@@ -37,6 +40,10 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 FLOAT = 4  # bytes of a float32, Caffe's Dtype here
+#: A band of output rows gives the GEMM at least MIN_COLUMNS columns and holds at
+#: least BAND_BYTES of them: kMinColumns and kBandBytes of scripts/caffe/conv_bands.hpp.
+MIN_COLUMNS = 4096
+BAND_BYTES = 8 << 20
 
 #: (forward, backward) operations per output element of element-wise layers.
 ELEMENTWISE = {
@@ -76,8 +83,9 @@ class NetCosts:
     uncounted: tuple[str, ...] = ()
     #: Bytes of each blob (data), by name, for callers that reason about features.
     blob_bytes: Mapping[str, int] = field(default_factory=dict)
-    #: The largest single array Caffe allocates: (what, number of values). Caffe
-    #: aborts the process when an array would exceed 2^31 - 1 values.
+    #: The largest single array Caffe allocates that grows with the image (blobs,
+    #: whole-image im2col columns; a band of columns stays small): (what, number
+    #: of values). Caffe aborts the process when an array would exceed 2^31 - 1 values.
     largest: tuple[str, int] = ("", 0)
 
     @property
@@ -157,6 +165,7 @@ def net_costs(net, proto=None) -> NetCosts:
     count = {name: math.prod(shape) for name, shape in shapes.items()}
     layers, uncounted = [], set()
     shared_data, shared_diff = set(), set()
+    growing_cols = []
     for index, (name, layer) in enumerate(zip(net._layer_names, net.layers)):
         kind = layer.type
         bottoms, tops = list(net.bottom_names[name]), list(net.top_names[name])
@@ -183,7 +192,11 @@ def net_costs(net, proto=None) -> NetCosts:
             cost.forward_flops = 2 * macs + (top if bias else 0)
             cost.backward_flops = 2 * macs + (col if not _is_1x1(kernel, lp) else 0)  # GEMM + col2im adds
             if not _is_1x1(kernel, lp):
-                cost.col_bytes = col * FLOAT
+                groups = shapes[bottoms[0]][1] // w[1]
+                banded = kind == "Convolution" and groups == 1 and len(kernel) == 2
+                cost.col_bytes = (_band_columns(per_output, shapes[tops[0]][2:]) if banded else col) * FLOAT
+                if not banded:  # whole-image columns grow with the image; a band hardly does
+                    growing_cols.append(cost)
             cost.buffer_bytes = spatial_bias * FLOAT if bias else 0
         elif kind == "InnerProduct":
             n_out, k = weights[0][0], math.prod(weights[0][1:])
@@ -242,12 +255,19 @@ def net_costs(net, proto=None) -> NetCosts:
     diff = sum(count[b] for b in shapes if b not in shared_diff) * FLOAT
     param_bytes = sum(math.prod(blob.shape) for blobs in net.params.values() for blob in blobs) * FLOAT
     arrays = [(f"blob {name}", c) for name, c in count.items()]
-    arrays += [(f"{layer.name}'s im2col buffer", layer.col_bytes // FLOAT) for layer in layers]
+    arrays += [(f"{layer.name}'s im2col buffer", layer.col_bytes // FLOAT) for layer in growing_cols]
     return NetCosts(input_shape=shapes[net.inputs[0]] if net.inputs else (), layers=layers,
                     blob_data_bytes=data, blob_diff_bytes=diff, param_bytes=param_bytes,
                     uncounted=tuple(sorted(uncounted)),
                     blob_bytes={name: c * FLOAT for name, c in count.items()},
                     largest=max(arrays, key=lambda item: item[1], default=("", 0)))
+
+
+def _band_columns(kernel_dim: int, output_hw) -> int:
+    """Values of one band's columns, as conv_bands::band_rows sizes it (whole output rows)."""
+    height, width = output_hw
+    rows = max(-(-MIN_COLUMNS // width), BAND_BYTES // (kernel_dim * width * FLOAT))
+    return kernel_dim * max(1, min(height, rows)) * width
 
 
 def _is_1x1(kernel, lp) -> bool:
