@@ -18,6 +18,7 @@ The facts behind each step are in ``shared/caffe-build.md`` of the project.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib.metadata
 import os
@@ -60,7 +61,9 @@ PY_TAG = f"python{sys.version_info.major}{sys.version_info.minor}"
 
 # (file, old text, new text, why). Each must match exactly once, so a changed
 # sdist fails loudly instead of building something subtly different.
-PATCHES = [
+# What it takes to build this sdist here at all (bench/stock_caffe.py builds
+# stock Caffe with these alone, to measure the rest side by side).
+BUILD_PATCHES = [
     ("python/CMakeLists.txt", "-lboost_python ", f"-lboost_{PY_TAG} ",
      "Debian ships only versioned boost_python libraries"),
     ("python/CMakeLists.txt", "-lhdf5 -lopenblas)\n",
@@ -70,6 +73,10 @@ PATCHES = [
      "link the PyPI OpenBLAS that knows current CPUs, found next to the module"),
     ("src/caffe/net.cpp", '#include "caffe/test/test_caffe_main.hpp"\n', "",
      "unused include that drags in the gtest headers"),
+]
+
+# What makes stylize's build faster and leaner than stock Caffe.
+SPEED_PATCHES = [
     ("src/caffe/net.cpp",
      "        layers_[layer_id]->set_param_propagate_down(param_id, true);\n",
      "        // stylize: a parameter frozen with lr_mult: 0 never needs its\n"
@@ -157,23 +164,13 @@ PATCHES = [
     ("include/caffe/layers/base_conv_layer.hpp",
      "  bool force_nd_im2col_;\n",
      "  bool force_nd_im2col_;\n"
-     "  // stylize: lower a band of band_rows_ output rows at a time (conv_bands.hpp).\n"
+     "  // stylize: ungrouped 2-D convolutions run a band of output rows at a time.\n"
      "  bool banded_;\n"
-     "  int band_rows_;\n"
-     "  conv_bands::Geometry band_geometry() const {\n"
-     "    const int* in = conv_input_shape_.cpu_data();\n"
-     "    const int* k = kernel_shape_.cpu_data();\n"
-     "    const int* p = pad_.cpu_data();\n"
-     "    const int* s = stride_.cpu_data();\n"
-     "    const int* d = dilation_.cpu_data();\n"
-     "    conv_bands::Geometry g = {in[0], in[1], in[2], k[0], k[1], p[0], p[1],\n"
-     "                              s[0], s[1], d[0], d[1], output_shape_[1]};\n"
-     "    return g;\n"
-     "  }\n",
+     "  conv_bands::Conv bands_;\n",
      "members of the banded convolution"),
     ("src/caffe/layers/base_conv_layer.cpp",
      "  col_buffer_.Reshape(col_buffer_shape_);\n  bottom_dim_ = bottom[0]->count(channel_axis_);\n",
-     "  // stylize: ungrouped 2-D convolutions on the CPU lower a band of output\n"
+     "  // stylize: ungrouped 2-D convolutions on the CPU run a band of output\n"
      "  // rows at a time; the column buffer holds one band.\n"
      "#ifdef CPU_ONLY\n"
      "  banded_ = !is_1x1_ && !reverse_dimensions() && group_ == 1 &&\n"
@@ -182,75 +179,45 @@ PATCHES = [
      "  banded_ = false;\n"
      "#endif\n"
      "  if (banded_) {\n"
-     "    band_rows_ = conv_bands::band_rows(kernel_dim_, output_shape_[0],\n"
-     "                                       output_shape_[1], sizeof(Dtype));\n"
+     "    const int* in = conv_input_shape_.cpu_data();\n"
+     "    const int* k = kernel_shape_.cpu_data();\n"
+     "    const int* p = pad_.cpu_data();\n"
+     "    const int* s = stride_.cpu_data();\n"
+     "    const int* d = dilation_.cpu_data();\n"
+     "    const int oh = output_shape_[0], ow = output_shape_[1];\n"
+     "    const conv_bands::Conv bands = {in[0], in[1], in[2], k[0], k[1], p[0], p[1],\n"
+     "        s[0], s[1], d[0], d[1], oh, ow, conv_out_channels_, kernel_dim_,\n"
+     "        conv_bands::band_rows(kernel_dim_, oh, ow, sizeof(Dtype))};\n"
+     "    bands_ = bands;\n"
      "    col_buffer_shape_.clear();\n"
      "    col_buffer_shape_.push_back(kernel_dim_);\n"
-     "    col_buffer_shape_.push_back(band_rows_ * output_shape_[1]);\n"
+     "    col_buffer_shape_.push_back(bands_.band * ow);\n"
      "  }\n"
      "  col_buffer_.Reshape(col_buffer_shape_);\n  bottom_dim_ = bottom[0]->count(channel_axis_);\n",
-     "size the column buffer for one band"),
-    ("src/caffe/layers/base_conv_layer.cpp",
-     "void BaseConvolutionLayer<Dtype>::forward_cpu_gemm(const Dtype* input,\n"
-     "    const Dtype* weights, Dtype* output, bool skip_im2col) {\n",
-     "void BaseConvolutionLayer<Dtype>::forward_cpu_gemm(const Dtype* input,\n"
-     "    const Dtype* weights, Dtype* output, bool skip_im2col) {\n"
-     "  if (banded_) {  // stylize: output rows band by band\n"
-     "    const conv_bands::Geometry g = band_geometry();\n"
-     "    Dtype* col = col_buffer_.mutable_cpu_data();\n"
-     "    for (int row = 0; row < output_shape_[0]; row += band_rows_) {\n"
-     "      const int rows = std::min(band_rows_, output_shape_[0] - row);\n"
-     "      const int n = rows * g.output_w;\n"
-     "      conv_bands::im2col_rows(input, g, row, rows, col);\n"
-     "      conv_bands::gemm(CblasNoTrans, CblasNoTrans, conv_out_channels_, n, kernel_dim_,\n"
-     "          Dtype(1), weights, kernel_dim_, col, n,\n"
-     "          Dtype(0), output + row * g.output_w, conv_out_spatial_dim_);\n"
-     "    }\n"
-     "    return;\n"
-     "  }\n",
-     "banded forward"),
-    ("src/caffe/layers/base_conv_layer.cpp",
-     "void BaseConvolutionLayer<Dtype>::backward_cpu_gemm(const Dtype* output,\n"
-     "    const Dtype* weights, Dtype* input) {\n",
-     "void BaseConvolutionLayer<Dtype>::backward_cpu_gemm(const Dtype* output,\n"
-     "    const Dtype* weights, Dtype* input) {\n"
-     "  if (banded_) {  // stylize: the input gradient, band by band\n"
-     "    const conv_bands::Geometry g = band_geometry();\n"
-     "    Dtype* col = col_buffer_.mutable_cpu_data();\n"
-     "    caffe_set(g.channels * g.height * g.width, Dtype(0), input);\n"
-     "    for (int row = 0; row < output_shape_[0]; row += band_rows_) {\n"
-     "      const int rows = std::min(band_rows_, output_shape_[0] - row);\n"
-     "      const int n = rows * g.output_w;\n"
-     "      conv_bands::gemm(CblasTrans, CblasNoTrans, kernel_dim_, n, conv_out_channels_,\n"
-     "          Dtype(1), weights, kernel_dim_, output + row * g.output_w, conv_out_spatial_dim_,\n"
-     "          Dtype(0), col, n);\n"
-     "      conv_bands::col2im_rows_add(col, g, row, rows, input);\n"
-     "    }\n"
-     "    return;\n"
-     "  }\n",
-     "banded backward (input gradient)"),
-    ("src/caffe/layers/base_conv_layer.cpp",
-     "void BaseConvolutionLayer<Dtype>::weight_cpu_gemm(const Dtype* input,\n"
-     "    const Dtype* output, Dtype* weights) {\n",
-     "void BaseConvolutionLayer<Dtype>::weight_cpu_gemm(const Dtype* input,\n"
-     "    const Dtype* output, Dtype* weights) {\n"
-     "  if (banded_) {  // stylize: the weight gradient, band by band\n"
-     "    const conv_bands::Geometry g = band_geometry();\n"
-     "    Dtype* col = col_buffer_.mutable_cpu_data();\n"
-     "    for (int row = 0; row < output_shape_[0]; row += band_rows_) {\n"
-     "      const int rows = std::min(band_rows_, output_shape_[0] - row);\n"
-     "      const int n = rows * g.output_w;\n"
-     "      conv_bands::im2col_rows(input, g, row, rows, col);\n"
-     "      conv_bands::gemm(CblasNoTrans, CblasTrans, conv_out_channels_, kernel_dim_, n,\n"
-     "          Dtype(1), output + row * g.output_w, conv_out_spatial_dim_, col, n,\n"
-     "          Dtype(1), weights, kernel_dim_);\n"
-     "    }\n"
-     "    return;\n"
-     "  }\n",
-     "banded weight gradient"),
+     "describe the banded convolution; size the column buffer for one band"),
+] + [
+    ("src/caffe/layers/base_conv_layer.cpp", signature, signature +
+     f"  if (banded_) {{  // stylize: band by band\n"
+     f"    bands_.{call}, col_buffer_.mutable_cpu_data());\n"
+     f"    return;\n"
+     f"  }}\n",
+     f"banded {call.split('(')[0]}")
+    for signature, call in [
+        ("void BaseConvolutionLayer<Dtype>::forward_cpu_gemm(const Dtype* input,\n"
+         "    const Dtype* weights, Dtype* output, bool skip_im2col) {\n",
+         "forward(input, weights, output"),
+        ("void BaseConvolutionLayer<Dtype>::backward_cpu_gemm(const Dtype* output,\n"
+         "    const Dtype* weights, Dtype* input) {\n",
+         "backward_input(output, weights, input"),
+        ("void BaseConvolutionLayer<Dtype>::weight_cpu_gemm(const Dtype* input,\n"
+         "    const Dtype* output, Dtype* weights) {\n",
+         "backward_weights(input, output, weights"),
+    ]
 ]
 
-# Whole files added to the source tree: (destination, file beside this script).
+PATCHES = BUILD_PATCHES + SPEED_PATCHES
+
+# Whole files added to the source tree (by the speed patches): (destination, file beside this script).
 ADDED_FILES = [
     ("include/caffe/util/conv_bands.hpp", Path(__file__).parent / "caffe" / "conv_bands.hpp"),
 ]
@@ -342,15 +309,15 @@ def fetch_sdist(downloads: Path) -> Path:
     return target
 
 
-def apply_patches(src: Path) -> None:
-    for rel, old, new, why in PATCHES:
+def apply_patches(src: Path, patches=PATCHES, added_files=ADDED_FILES) -> None:
+    for rel, old, new, why in patches:
         path = src / rel
         text = path.read_text()
         if text.count(old) != 1:
             sys.exit(f"[pycaffe] patch for {rel} ({why}) does not apply: source changed?")
         path.write_text(text.replace(old, new))
         log(f"patched {rel}: {why}")
-    for rel, added in ADDED_FILES:
+    for rel, added in added_files:
         shutil.copyfile(added, src / rel)
         log(f"added {rel}")
 
@@ -445,6 +412,22 @@ def cached_wheel(wheels: Path) -> Path | None:
     return matches[0] if matches else None
 
 
+@contextlib.contextmanager
+def built_caffe(patches, added_files):
+    """Build the sdist with ``patches`` and ``added_files``; yield the install prefix (a temporary folder)."""
+    ensure_apt_packages()
+    sdist = fetch_sdist(cache_dir() / "downloads")
+    with tempfile.TemporaryDirectory(prefix="stylize-caffe-") as tmp:
+        tmp = Path(tmp)
+        with tarfile.open(sdist) as tar:
+            tar.extractall(tmp, filter="data")
+        src = tmp / SDIST_FILE.removesuffix(".tar.gz")
+        shutil.rmtree(src / ".git", ignore_errors=True)
+        apply_patches(src, patches, added_files)
+        configure_and_build(src, tmp / "prefix")
+        yield tmp / "prefix"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="rebuild even if a wheel is cached")
@@ -456,17 +439,8 @@ def main() -> None:
     wheels = cache_dir() / "wheels"
     wheel = None if args.force else cached_wheel(wheels)
     if wheel is None:
-        ensure_apt_packages()
-        sdist = fetch_sdist(cache_dir() / "downloads")
-        with tempfile.TemporaryDirectory(prefix="stylize-caffe-") as tmp:
-            tmp = Path(tmp)
-            with tarfile.open(sdist) as tar:
-                tar.extractall(tmp, filter="data")
-            src = tmp / SDIST_FILE.removesuffix(".tar.gz")
-            shutil.rmtree(src / ".git", ignore_errors=True)
-            apply_patches(src)
-            configure_and_build(src, tmp / "prefix")
-            wheel = make_wheel(tmp / "prefix", tmp / "staging", wheels)
+        with built_caffe(PATCHES, ADDED_FILES) as prefix:
+            wheel = make_wheel(prefix, prefix.parent / "staging", wheels)
         log(f"cached {wheel}")
     run([sys.executable, "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", str(wheel)])
     run([sys.executable, "-m", "pip", "install", "-q", *RUNTIME_REQUIRES])
