@@ -50,6 +50,24 @@ BACKENDS = ("caffe-vgg19", "caffe-vgg16", "caffe-googlenet", "caffe-caffenet")
 MIB = 2 ** 20
 
 
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        return ""
+
+
+def caffe_blas_kernels() -> str:
+    """The kernels Caffe's OpenBLAS chose for this CPU (a generic one, e.g. Prescott, is slow)."""
+    from threadpoolctl import threadpool_info
+
+    from stylize.backends.pycaffe import import_caffe
+    import_caffe()
+    return ", ".join(sorted({info.get("architecture", "?") for info in threadpool_info()
+                             if "scipy_openblas32" in info["filepath"]})) or "unknown"
+
+
 def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
@@ -317,7 +335,8 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    machine = {"cpu": platform.processor() or platform.machine(), "cpu_model": cpu_model(),
+               "cores": os.cpu_count(), "caffe_blas_kernels": caffe_blas_kernels(),
                "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", ""),
                "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "")}
     print(f"machine: {machine}\n", flush=True)
