@@ -49,7 +49,7 @@ APT_PACKAGES = [
 # are built with), not Debian 12's libopenblas 0.3.21. That release picks its
 # kernels from a table of CPU models and falls back to generic SSE3 code
 # ("Prescott") on any newer one: on a 5th-generation Xeon, VGG19 at 512 px
-# took 12.4 s per evaluation with it and 4.6 s with this (bench/speed.py).
+# took 12.4 s per evaluation with it and 4.4 s with this (bench/speed.py).
 # Its symbols carry a scipy_ prefix; a generated cblas.h maps Caffe's calls.
 BLAS = "scipy-openblas32==0.3.34.481.3"
 BLAS_MODULE = "scipy_openblas32"
