@@ -72,15 +72,15 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def timed_evaluations(objective, x, repeat: int, warm: bool = False) -> list[float]:
-    if not warm:
-        objective(x)  # warm-up: allocations, BLAS thread start
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        objective(x)
-        times.append(time.perf_counter() - start)
-    return times
+def seconds_of(objective, x) -> float:
+    start = time.perf_counter()
+    objective(x)
+    return time.perf_counter() - start
+
+
+def timed_evaluations(objective, x, repeat: int) -> list[float]:
+    objective(x)  # warm-up: allocations, BLAS thread start
+    return [seconds_of(objective, x) for _ in range(repeat)]
 
 
 # -- inside a child process ------------------------------------------------------------
@@ -163,8 +163,7 @@ def measure_eval(name: str, size: int, repeat: int, weight_grads: bool) -> dict:
                 prototxt._param_blobs = frozen_blobs
             # Alternated, so that a busy spell of the machine slows both sides alike.
             with_grads(x)
-            pairs = [(timed_evaluations(objective, x, 1, warm=True)[0], timed_evaluations(with_grads, x, 1, warm=True)[0])
-                     for _ in range(repeat)]
+            pairs = [(seconds_of(objective, x), seconds_of(with_grads, x)) for _ in range(repeat)]
             row.update(eval_paired_runs=[a for a, _ in pairs],
                        eval_with_weight_grads_s=statistics.median(b for _, b in pairs),
                        eval_with_weight_grads_runs=[b for _, b in pairs],
@@ -209,8 +208,9 @@ def measure_lbfgs(name: str, size: int, iterations: int, impl: str | None) -> di
 
 # -- the parent ---------------------------------------------------------------------------
 
-def child(*args: str) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True)
+def child(*args: str, env: dict | None = None) -> dict:
+    """One measurement in a fresh process (``env``: its environment, e.g. another pycaffe on PYTHONPATH)."""
+    done = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env)
     if done.returncode != 0:
         sys.exit(f"bench child {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

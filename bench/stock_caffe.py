@@ -22,36 +22,13 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "scripts"))
 import install_pycaffe  # noqa: E402
-
-#: Median seconds per evaluation of the default objective at one size, in a child process.
-CHILD = """
-import statistics, sys, time
-sys.path.insert(0, sys.argv[2])
-from multiscale import bench_images
-from stylize.core import plugins
-from stylize.core.pipeline import Settings, build_losses, make_backend, make_objective
-size, repeat = int(sys.argv[1]), int(sys.argv[3])
-content, style = bench_images(size)
-settings = Settings(length=size, scales=1)
-backend_cls = plugins.load("stylize.backends", settings.backend)
-losses = build_losses(settings, backend_cls)
-objective = make_objective(make_backend(settings, losses, backend_cls), losses, content, style)
-x = objective.backend.preprocess(content)
-objective(x)
-times = []
-for _ in range(repeat):
-    start = time.perf_counter()
-    objective(x)
-    times.append(time.perf_counter() - start)
-print(statistics.median(times))
-"""
+import speed  # noqa: E402
 
 
 def stock_package() -> Path:
@@ -71,14 +48,11 @@ def stock_package() -> Path:
 
 
 def seconds_per_evaluation(size: int, repeat: int, package: Path | None) -> float:
+    """bench/speed.py's evaluation timing (median of ``repeat``), with stock Caffe if ``package``."""
     env = dict(os.environ)
     if package is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(package), env.get("PYTHONPATH", "")])
-    done = subprocess.run([sys.executable, "-c", CHILD, str(size), str(HERE), str(repeat)],
-                          capture_output=True, text=True, env=env)
-    if done.returncode != 0:
-        sys.exit(f"child failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return float(done.stdout.strip().splitlines()[-1])
+    return speed.child("eval", "caffe-vgg19", str(size), str(repeat), "0", env=env)["eval_s"]
 
 
 def main() -> None:
