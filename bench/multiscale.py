@@ -10,7 +10,11 @@ as a ratio. Usage:
     .venv/bin/python bench/multiscale.py --size 256 --schedule 100:75   # iterations per level
 
 The single-scale run also prints its objective every 32 iterations, so one
-run shows what single-scale reaches at any fraction of its time.
+run shows what single-scale reaches at any fraction of its time. ``--terms``
+splits the objective into content and each style layer where each finer
+level starts and where each run ends: it shows that a scaled-up coarse
+result is far from the fine level's optimum in the deep terms (content,
+conv4_1), which is why coarse iterations do not replace fine ones.
 """
 from __future__ import annotations
 
@@ -34,20 +38,44 @@ def bench_images(size: int):
 
 
 def full_resolution_scorer(content, style, settings=None):
-    """A function image -> the objective (default losses) at the content's full resolution."""
+    """A function image -> the objective (default losses) at the content's full resolution.
+
+    ``score.terms(image)`` is the same objective split into its weighted
+    terms, a style term per layer, which shows what part of the objective a
+    schedule leaves high.
+    """
     from stylize.core import plugins
-    from stylize.core.pipeline import Settings, build_losses, make_backend, make_objective
+    from stylize.core.pipeline import Settings, WeightedLoss, build_losses, make_backend, make_objective
 
     scoring = settings or Settings(length=max(content.shape[:2]), scales=1)
     backend_cls = plugins.load("stylize.backends", scoring.backend)
     losses = build_losses(scoring, backend_cls)
-    objective = make_objective(make_backend(scoring, losses), losses, content, style)
+    backend = make_backend(scoring, losses)
+    objective = make_objective(backend, losses, content, style)
+    per_layer = [WeightedLoss(f"{t.name}:{layer}" if t.loss.role == "style" else t.name,
+                              type(t.loss)([layer]), t.weight * t.loss.layer_weights[layer])
+                 for t in losses for layer in t.loss.layers]
+    split = make_objective(backend, per_layer, content, style)  # one backend: each call runs forward anew
 
     def score(image) -> float:
-        return float(objective(objective.backend.preprocess(image))[0])
+        return float(objective(backend.preprocess(resize_to(image, content)))[0])
 
-    score.objective = objective
+    def terms(image) -> dict[str, float]:
+        split(backend.preprocess(resize_to(image, content)))
+        return {t.name: float(t.weight * split.terms[t.name]) for t in split.losses}
+
+    score.objective, score.terms = objective, terms
     return score
+
+
+def resize_to(image, content):
+    from stylize.core.images import resize
+
+    return image if image.shape == content.shape else resize(image, content.shape[:2])
+
+
+def show_terms(terms: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.3g}" for name, value in terms.items())
 
 
 def main() -> None:
@@ -59,6 +87,9 @@ def main() -> None:
     parser.add_argument("--schedule", default=None, metavar="N1:N2:...",
                         help="iterations per coarse-to-fine level, coarse first (instead of the default split)")
     parser.add_argument("--history", type=int, default=10, help="L-BFGS history pairs")
+    parser.add_argument("--terms", action="store_true",
+                        help="also print the full-resolution objective term by term (content, each style "
+                             "layer) where each finer level starts and where each run ends")
     parser.add_argument("--json", default="bench/multiscale.json")
     args = parser.parse_args()
 
@@ -73,24 +104,40 @@ def main() -> None:
     if args.schedule:
         counts = [int(n) for n in args.schedule.split(":")]
         multi, scales = sum(counts), len(counts)
-        pipeline.split_iterations = lambda total, levels: counts  # the bench's own split
+        default_split = pipeline.split_iterations
+        # The bench's own split, for the coarse-to-fine run only (single-scale asks for one level).
+        pipeline.split_iterations = lambda total, levels: counts if levels == len(counts) else \
+            default_split(total, levels)
     options = {"lbfgs": {"history": args.history}}
+
+    level_seen = {"level": 0}
+    scoring = {"seconds": 0.0}  # spent on --terms inside a run, taken off its wall time
 
     def trajectory(result) -> None:
         if result.levels == 1 and result.step % 32 == 0:
             print(f"{'':>15}  {result.step:4d} iterations, {time.perf_counter() - start:5.0f} s, "
                   f"objective {result.value:.4g}", flush=True)
+        if args.terms and result.level != level_seen["level"]:
+            level_seen["level"] = result.level
+            begin = time.perf_counter()
+            print(f"{'':>15}  level {result.level} after its first iteration: "
+                  f"{show_terms(score.terms(result.state))}", flush=True)
+            scoring["seconds"] += time.perf_counter() - begin
 
     for label, scales, iterations in (("single-scale", 1, args.iterations),
                                       ("coarse-to-fine", scales, multi)):
         settings = Settings(length=args.size, iterations=iterations, scales=scales, options=options)
-        start = time.perf_counter()
+        start, scoring["seconds"] = time.perf_counter(), 0.0
         image = transfer(content, style, settings, callback=trajectory)
-        seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - start - scoring["seconds"]
         rows.append({"run": label, "levels": scale_lengths(args.size, scales), "iterations": iterations,
                      "seconds": seconds, "objective": score(image)})
         print(f"{label:>15}: levels {rows[-1]['levels']}, {iterations} iterations, "
               f"{seconds:.0f} s, objective {rows[-1]['objective']:.4g}", flush=True)
+        if args.terms:
+            rows[-1]["terms"] = score.terms(image)
+            print(f"{'':>15}  terms: {show_terms(rows[-1]['terms'])}", flush=True)
+        level_seen["level"] = 0
     single, coarse = rows
     print(f"time ratio (coarse-to-fine / single-scale): {coarse['seconds'] / single['seconds']:.3f}")
     print(f"objective ratio: {coarse['objective'] / single['objective']:.3f}")
