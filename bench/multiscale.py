@@ -40,38 +40,31 @@ def bench_images(size: int):
 def full_resolution_scorer(content, style, settings=None):
     """A function image -> the objective (default losses) at the content's full resolution.
 
-    ``score.terms(image)`` is the same objective split into its weighted
-    terms, a style term per layer, which shows what part of the objective a
-    schedule leaves high.
+    The objective is built term by term, a style term per layer, so that
+    ``score.terms(image)`` shows what part of it a schedule leaves high; the
+    score is their sum.
     """
     from stylize.core import plugins
+    from stylize.core.images import resize
     from stylize.core.pipeline import Settings, WeightedLoss, build_losses, make_backend, make_objective
 
     scoring = settings or Settings(length=max(content.shape[:2]), scales=1)
     backend_cls = plugins.load("stylize.backends", scoring.backend)
     losses = build_losses(scoring, backend_cls)
-    backend = make_backend(scoring, losses)
-    objective = make_objective(backend, losses, content, style)
     per_layer = [WeightedLoss(f"{t.name}:{layer}" if t.loss.role == "style" else t.name,
                               type(t.loss)([layer]), t.weight * t.loss.layer_weights[layer])
                  for t in losses for layer in t.loss.layers]
-    split = make_objective(backend, per_layer, content, style)  # one backend: each call runs forward anew
+    objective = make_objective(make_backend(scoring, losses), per_layer, content, style)
 
-    def score(image) -> float:
-        return float(objective(backend.preprocess(resize_to(image, content)))[0])
+    def evaluate(image) -> float:
+        return float(objective(objective.backend.preprocess(resize(image, content.shape[:2])))[0])
 
     def terms(image) -> dict[str, float]:
-        split(backend.preprocess(resize_to(image, content)))
-        return {t.name: float(t.weight * split.terms[t.name]) for t in split.losses}
+        evaluate(image)
+        return {t.name: float(t.weight * objective.terms[t.name]) for t in objective.losses}
 
-    score.objective, score.terms = objective, terms
-    return score
-
-
-def resize_to(image, content):
-    from stylize.core.images import resize
-
-    return image if image.shape == content.shape else resize(image, content.shape[:2])
+    evaluate.objective, evaluate.terms = objective, terms
+    return evaluate
 
 
 def show_terms(terms: dict[str, float]) -> str:
@@ -130,13 +123,13 @@ def main() -> None:
         start, scoring["seconds"] = time.perf_counter(), 0.0
         image = transfer(content, style, settings, callback=trajectory)
         seconds = time.perf_counter() - start - scoring["seconds"]
+        terms = score.terms(image)
         rows.append({"run": label, "levels": scale_lengths(args.size, scales), "iterations": iterations,
-                     "seconds": seconds, "objective": score(image)})
+                     "seconds": seconds, "objective": sum(terms.values()), "terms": terms})
         print(f"{label:>15}: levels {rows[-1]['levels']}, {iterations} iterations, "
               f"{seconds:.0f} s, objective {rows[-1]['objective']:.4g}", flush=True)
         if args.terms:
-            rows[-1]["terms"] = score.terms(image)
-            print(f"{'':>15}  terms: {show_terms(rows[-1]['terms'])}", flush=True)
+            print(f"{'':>15}  terms: {show_terms(terms)}", flush=True)
         level_seen["level"] = 0
     single, coarse = rows
     print(f"time ratio (coarse-to-fine / single-scale): {coarse['seconds'] / single['seconds']:.3f}")
