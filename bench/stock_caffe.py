@@ -16,7 +16,6 @@ both alike; the ratio is the median of the per-round ratios. Usage:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import importlib
 import json
 import os
@@ -33,7 +32,8 @@ import speed  # noqa: E402
 
 def stock_package() -> Path:
     """A folder holding stock Caffe's ``caffe`` package (built once), importable with PYTHONPATH."""
-    key = hashlib.sha256(repr(install_pycaffe.BUILD_PATCHES).encode()).hexdigest()[:10]
+    # Keyed like the installer's wheel: the sdist, the BLAS and the platform matter too.
+    key = install_pycaffe.build_key(install_pycaffe.BUILD_PATCHES, [])
     folder = install_pycaffe.cache_dir() / "bench" / "stock-caffe" / key
     if not (folder / "caffe" / "_caffe.so").is_file():
         with install_pycaffe.built_caffe(install_pycaffe.BUILD_PATCHES, []) as prefix:

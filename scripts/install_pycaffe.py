@@ -236,10 +236,10 @@ def numpy_major() -> str:
     return numpy.__version__.split(".")[0]
 
 
-def build_key() -> str:
-    """Hash of every input that changes the binary we would produce."""
+def build_key(patches=PATCHES, added_files=ADDED_FILES) -> str:
+    """Hash of every input that changes the binary we would produce (``built_caffe``'s arguments too)."""
     h = hashlib.sha256()
-    for part in (SDIST_SHA256, repr(PATCHES), *(f.read_text() for _, f in ADDED_FILES), repr(RUNTIME_REQUIRES),
+    for part in (SDIST_SHA256, repr(patches), *(f.read_text() for _, f in added_files), repr(RUNTIME_REQUIRES),
                  sysconfig.get_platform(), sys.implementation.cache_tag,
                  numpy_major()):
         h.update(part.encode())
