@@ -1,14 +1,29 @@
 """The core: plugin contracts, images, plugin loading and the pipeline.
 
-Plugins import what they need from here and from nowhere else in stylize.
+This package's top level is the face plugins use: everything a backend,
+loss or optimizer needs from stylize is importable from ``stylize.core``
+(the built-in plugins import nothing else of stylize), so that what the
+core keeps behind it can change without breaking a plugin.
 """
 from .arrays import squared_norm
-from .contracts import (IMAGE, Backend, Callback, Features, Loss, Objective, Optimizer, StepResult,
+from .config import stylize_home
+from .contracts import (IMAGE, Backend, Callback, Features, Images, Loss, Objective, Optimizer, StepResult,
                         StyleTarget)
+from .errors import (ImageError, ModelError, NumericalError, PluginError, ResourceError, StylizeError,
+                     UsageError, one_line)
+from .files import atomic_write, file_digest, move_into_place, staging_folder
 from .masks import resize_regions
-from .errors import ImageError, ModelError, NumericalError, PluginError, StylizeError, UsageError
+from .memory import LENGTH_STEP, resident_bytes
+from .options import Option
 
 __all__ = [
-    "IMAGE", "Backend", "Callback", "Features", "Loss", "Objective", "Optimizer", "StepResult", "StyleTarget",
-    "squared_norm", "resize_regions", "ImageError", "NumericalError", "ModelError", "PluginError", "StylizeError", "UsageError",
+    # contracts
+    "IMAGE", "Backend", "Callback", "Features", "Images", "Loss", "Objective", "Optimizer", "Option",
+    "StepResult", "StyleTarget",
+    # errors a plugin raises (each is one line for the user, with its own exit code)
+    "ImageError", "ModelError", "NumericalError", "PluginError", "ResourceError", "StylizeError", "UsageError",
+    "one_line",
+    # helpers
+    "LENGTH_STEP", "atomic_write", "file_digest", "move_into_place", "resident_bytes", "resize_regions",
+    "squared_norm", "staging_folder", "stylize_home",
 ]

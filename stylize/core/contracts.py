@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
+
+from .options import Option
 
 Features = Mapping[str, np.ndarray]
 
@@ -36,6 +38,10 @@ class Backend(abc.ABC):
     default_content_layers: ClassVar[Sequence[str] | Mapping[str, float]] = ()
     #: Layers read by style terms when the user does not name any (or a mapping).
     default_style_layers: ClassVar[Sequence[str] | Mapping[str, float]] = ()
+    #: The keyword options the constructor takes. The command line offers each
+    #: as its own flag (``--pooling``); unknown keys are refused before a run.
+    #: None: not declared, options are passed on unchecked.
+    options: ClassVar[Sequence[Option] | None] = None
 
     @abc.abstractmethod
     def __init__(self, layers: Sequence[str], **options):
@@ -47,6 +53,13 @@ class Backend(abc.ABC):
 
         Called by ``Settings.validate`` before any image is read, and by
         backends on construction; the default accepts every device.
+        """
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """Raise UsageError for options that cannot work together (each alone is already checked).
+
+        Called by ``Settings.validate`` before any image is read; the default accepts all.
         """
 
     @abc.abstractmethod
@@ -99,6 +112,14 @@ class Backend(abc.ABC):
         """
         return None
 
+    def estimate_flops(self, shape: Sequence[int]) -> int | None:
+        """Floating-point operations of one forward + backward at ``shape`` (height, width); None: unknown.
+
+        The run plan turns them into an expected time and an ETA that knows
+        a finer level costs more per iteration.
+        """
+        return None
+
 
 class Loss(abc.ABC):
     """One weighted term of the objective, computed on features.
@@ -116,6 +137,11 @@ class Loss(abc.ABC):
     role: ClassVar[str] = "content"
     #: Weight of an image-role term; content and style terms are weighted by the pipeline.
     default_weight: ClassVar[float] = 1.0
+    #: The keyword options the constructor takes besides ``layers`` and
+    #: ``layer_weights`` (``weight`` and ``layers`` are every loss's, taken by
+    #: the pipeline). ``--set NAME.KEY=VALUE`` with another key is refused.
+    #: None: not declared, options are passed on unchecked.
+    options: ClassVar[Sequence[Option] | None] = None
 
     def __init__(self, layers: Sequence[str], layer_weights: Mapping[str, float] | None = None,
                  **options):
@@ -125,6 +151,14 @@ class Loss(abc.ABC):
                for layer in self.layers}
         total = sum(raw.values()) or 1.0
         self.layer_weights = {layer: w / total for layer, w in raw.items()}
+
+    def set_images(self, images: "Images") -> None:
+        """Receive the run's images at this level's resolution, before any target.
+
+        Override it when the loss needs images that its role does not give:
+        an image-space loss that matches the style's colour histogram reads
+        ``images.styles`` here. The default ignores them.
+        """
 
     @abc.abstractmethod
     def set_target(self, features: Features) -> None:
@@ -168,6 +202,20 @@ class StyleTarget:
 
 
 @dataclass
+class Images:
+    """The images of a run at one level's resolution, as the network sees them (HxWx3 RGB in [0, 1])."""
+
+    content: np.ndarray
+    styles: Sequence[np.ndarray]
+    #: Blend weights of ``styles``, summing to 1.
+    style_weights: Sequence[float]
+    #: RxHxW soft region masks of the output, or None (no semantic masks).
+    regions: np.ndarray | None = None
+    #: The same regions in each style image (one RxHxW array per style), or None.
+    style_regions: Sequence[np.ndarray] | None = None
+
+
+@dataclass
 class StepResult:
     """What an optimizer reports after each iteration (one object, so it can grow)."""
 
@@ -203,6 +251,10 @@ Callback = Callable[[StepResult], None]
 
 class Optimizer(abc.ABC):
     """Minimizes an objective over a flat vector within bounds."""
+
+    #: The keyword options the constructor takes (``--set NAME.KEY=VALUE``);
+    #: None: not declared, options are passed on unchecked.
+    options: ClassVar[Sequence[Option] | None] = None
 
     def __init__(self, **options):
         """Accept and ignore options meant for other optimizers."""

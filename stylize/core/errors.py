@@ -50,3 +50,8 @@ class ResourceError(StylizeError):
     """The run would need more memory than the machine has; the message says what would fit."""
 
     exit_code = 7
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message squeezed onto one line, since errors are shown as one line."""
+    return " ".join(str(error).split()) or type(error).__name__

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from .errors import ImageError, one_line
 from .files import atomic_write
 
 #: Output formats by file extension.
@@ -66,7 +66,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     except Exception as e:
         # Pillow's decoders raise OSError, SyntaxError, ValueError, EOFError, struct.error...
         # on damaged data; any of them means the same thing to the user.
-        raise ImageError(f"{path}: damaged or truncated image file ({_one_line(e)})") from e
+        raise ImageError(f"{path}: damaged or truncated image file ({one_line(e)})") from e
 
 
 #: The most pixels stylize decodes (128 Mi, e.g. 16384 x 8192): checked on the
@@ -161,10 +161,6 @@ def _lab_to_srgb(img: Image.Image) -> Image.Image:
     transform = ImageCms.buildTransform(ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"),
                                         "LAB", "RGB")
     return ImageCms.applyTransform(img, transform)
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 def _high_depth_gray(img: Image.Image) -> np.ndarray:
