@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from . import colors, memory, plugins
-from .contracts import IMAGE, Backend, Callback, Loss, StepResult, StyleTarget
+from .contracts import IMAGE, Backend, Callback, Images, Loss, StepResult, StyleTarget
 from .errors import ImageError, NumericalError, UsageError
 from .images import fit_long_side, resize
 from .initial import NAMED as NAMED_INITS
@@ -223,7 +223,9 @@ def make_objective(backend: Backend, losses: Sequence[WeightedLoss], content: np
     """
     styles = one_or_many(style)
     area_weight = content_weight(content.shape)
+    images = Images(content, styles, blend_weights(style_weights, len(styles)), regions, style_regions)
     for term in losses:
+        term.loss.set_images(images)
         if term.loss.role == "image":
             term.loss.set_target({IMAGE: content})
     content_terms = [t for t in losses if t.loss.role == "content"]
