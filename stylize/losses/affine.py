@@ -52,12 +52,10 @@ class AffineLoss(Loss):
     ``epsilon`` (1e-7, the paper's value). Its weight (``--set
     affine.weight=...``) sets how photographic the result stays. The paper's
     code uses 1e4 on its own loss scale; on stylize's (content loss summed over
-    a 512x512 image, ratio 1e4) that barely acts, so the default is 1e6.
-    Measured at 128 px, 40 iterations, a photo styled by another photo: edge
-    correlation with the content 0.63 without the term, 0.63 at 1e4, 0.65 at
-    1e5, 0.78 at 1e6, 0.95 at 1e7 (almost no style left). With ``--preset
-    photo`` (ratio 1e3; 96 px, astronaut styled by coffee): 0.784 without,
-    0.853 at 1e6 for a 3% higher style loss, 0.883 at 1e7 (+14%).
+    a 512x512 image, ratio 1e4) that barely acts, so the default is 1e6: the
+    weight where the output's edges clearly follow the content's for a few
+    percent more style loss, while 1e7 leaves little style. Measured edge
+    correlations per weight: bench/README.md, "The affine term".
     """
 
     role = "image"

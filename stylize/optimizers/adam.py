@@ -18,18 +18,16 @@ class Adam(Optimizer):
     Options (``--set adam.KEY=VALUE``):
 
     - ``lr`` (default 10): step size in input units; the first steps move each
-      pixel by about ``lr``. Measured on VGG19 (content + gram, from the
-      content image, objective after N steps as a fraction of the start):
-      at 128 px, 150 steps, lr 4 / 8 / 10 / 16 / 32 reach 5.5 / 5.2 / 5.2 /
-      5.3 / 5.9 % (L-BFGS: 4.9 % in 155 evaluations); at 96 px, 40 steps,
-      lr 1 / 4 / 10 / 16 reach 20 / 10 / 8.3 / 8.3 %.
+      pixel by about ``lr``. 10 was among the best rates measured on VGG19
+      at 96 and 128 px (bench/README.md, "Adam's step size").
     - ``beta1`` (0.9), ``beta2`` (0.999), ``eps`` (1e-8): Kingma & Ba's moment
       decay rates and denominator guard.
     - ``decay`` (1.0): the step size falls geometrically over each
       ``minimize`` call, from ``lr`` at the first update to ``lr * decay`` at
       the last (so the schedule does not depend on the iteration count).
-      In the runs above (up to 300 steps) any decay < 1 ended slightly worse
-      than constant steps, hence the default; it can help long runs settle.
+      In the same measurements (up to 300 steps) any decay < 1 ended slightly
+      worse than constant steps, hence the default; it can help long runs
+      settle.
 
     After every step the image is clipped into the bounds (projected
     gradient). The moments, the iterate, the best iterate and one scratch

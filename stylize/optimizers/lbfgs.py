@@ -13,11 +13,12 @@ from stylize.core import Callback, Objective, Optimizer, StepResult
 #: scipy's workspace (5 float64 + 3 int32), its float64 bounds, x and g, its
 #: transient conversion of the bounds at start-up, the list of shared bound
 #: pairs and our float32/float64 buffers. With 10 pairs that is 320 bytes per
-#: variable: close to what tracemalloc counts allocated (344, start-up
-#: transients included; tests/test_contracts.py), and above the resident peak
-#: (about 224 in bench/speed.py at 512 and 1024 px: scipy's workspace is only
-#: partly touched, and the bounds conversion is gone before the network's
-#: diffs are allocated), so the run's estimate errs on the safe side.
+#: variable, counted from what is allocated, not what is resident: scipy
+#: touches its workspace only in part and the bounds conversion is gone before
+#: the network's diffs are allocated, so the run's estimate errs on the safe
+#: side.
+#: Measured against tracemalloc and the resident peak: bench/README.md,
+#: "Where the memory goes".
 BYTES_PER_VARIABLE = 160
 
 
