@@ -6,13 +6,13 @@ numerically. Name your subclass ``Test...`` so pytest collects it::
 
     from stylize.testing import LossContract, OptimizerContract
     from stylize_example.meanstd import MeanStdLoss
-    from stylize_example.tnc import TNC
+    from stylize_example.spg import SPG
 
     class TestMeanStd(LossContract):
         loss_class = MeanStdLoss
 
-    class TestTNC(OptimizerContract):
-        optimizer_class = TNC
+    class TestSPG(OptimizerContract):
+        optimizer_class = SPG
 
 Override the attributes (tolerances, shapes, options) or the ``make_*`` and
 ``sample_*`` methods where your plugin needs it; a test that does not apply
@@ -24,15 +24,18 @@ only from tests.
 """
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 import pytest
 
-from stylize.core.contracts import IMAGE, Backend, Loss, Optimizer, StepResult
+from stylize.core.contracts import IMAGE, Backend, Features, Images, Loss, Optimizer, StepResult
+from stylize.core.errors import UsageError
+from stylize.core.options import LOSS_OPTIONS, Option
 
-__all__ = ["BackendContract", "LossContract", "OptimizerContract", "gradient_errors"]
+__all__ = ["BackendContract", "LossContract", "OptimizerContract", "check_declared_options", "gradient_errors"]
 
 #: An option no plugin has: plugins must accept and ignore options meant for others.
 UNKNOWN_OPTION = "stylize_contract_unknown_option"
@@ -58,6 +61,45 @@ def gradient_errors(f, x: np.ndarray, grad: np.ndarray, eps: float, count: int =
     return np.array(errors)
 
 
+def check_declared_options(plugin: type, construct: Callable[..., Any] | None = None,
+                           reserved: Sequence[str] = ()) -> None:
+    """What a plugin's ``options`` declaration promises (skipped when it declares none).
+
+    Every entry is an ``Option``; names are unique and none is ``reserved``
+    (taken by the pipeline); every default passes ``Option.convert`` unchanged
+    and equals the constructor's default for that keyword, where the
+    constructor names it; ``construct(**defaults)``, when given, accepts them all.
+    """
+    options = getattr(plugin, "options", None)
+    if options is None:
+        pytest.skip(f"{plugin.__name__} declares no options (options = None: passed on unchecked)")
+    assert not isinstance(options, (str, Option)) and all(isinstance(o, Option) for o in options), \
+        f"{plugin.__name__}.options must be a sequence of stylize.core.Option, got {options!r}"
+    names = [option.name for option in options]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    assert not twice, f"options declared twice: {twice}"
+    clash = sorted(set(names) & set(reserved))
+    assert not clash, f"{clash} are every plugin's of this kind (the pipeline takes them): do not declare them"
+    try:
+        parameters = inspect.signature(plugin).parameters
+    except (TypeError, ValueError):
+        parameters = {}
+    for option in options:
+        where = f"{plugin.__name__}.{option.name}"
+        try:
+            converted = option.convert(option.default, where)
+        except UsageError as e:
+            raise AssertionError(f"the default of {where} is refused by its own declaration: {e}") from None
+        assert converted == option.default, \
+            f"the default of {where}, {option.default!r}, converts to {converted!r}: declare it as its type"
+        parameter = parameters.get(option.name)
+        if parameter is not None and parameter.default is not inspect.Parameter.empty:
+            assert parameter.default == option.default, \
+                f"{where} is declared with default {option.default!r}, the constructor's is {parameter.default!r}"
+    if construct is not None:
+        construct(**{option.name: option.default for option in options})
+
+
 # -- losses ---------------------------------------------------------------------
 
 class LossContract:
@@ -67,10 +109,18 @@ class LossContract:
     ``feature_shapes`` (CxHxW per layer, for content and style roles),
     ``image_shape`` (HxWx3, for the image role), ``zero_at_target`` (False if
     the loss is not zero when the features equal the target's; the test then
-    only checks that the target is a stationary point, or override it), and
-    the gradient-check ``gradient_eps`` / ``gradient_tolerance`` (in float64).
-    Override ``sample_features`` if your loss needs special inputs (for
-    example non-negative features).
+    only checks that the target is a stationary point, or override it),
+    ``has_target`` (False for a loss without a target, such as total
+    variation) and the gradient-check ``gradient_eps`` /
+    ``gradient_tolerance`` (in float64). Override ``sample_features`` if your
+    loss needs special inputs (for example non-negative features).
+
+    As the pipeline does, every test gives the loss the run's images
+    (``set_images``, from ``sample_images``) before its target. For an
+    image-role loss the target image is both the content image and the only
+    style image, so a loss that takes its target from ``images.styles`` (a
+    colour-histogram loss) is tested at its target like one that takes the
+    content image.
     """
 
     loss_class: ClassVar[type | None] = None
@@ -104,12 +154,30 @@ class LossContract:
         return {layer: (scale * rng.standard_normal(shape)).astype(dtype)
                 for layer, shape in self.feature_shapes.items()}
 
+    def sample_images(self, rng: np.random.Generator, target: Features) -> Images:
+        """The run's images that ``set_images`` receives before ``target`` is set.
+
+        Image role: ``target[IMAGE]`` as the content and the only style image.
+        Other roles: random images, the style a little larger than the output.
+        """
+        if self.role == "image":
+            return Images(target[IMAGE], [target[IMAGE]], [1.0])
+        h, w, _ = self.image_shape
+        return Images(rng.random(self.image_shape).astype(np.float32),
+                      [rng.random((h + 3, w + 2, 3)).astype(np.float32)], [1.0])
+
+    def set_targets(self, loss: Loss, target: Features, rng: np.random.Generator) -> None:
+        """What the pipeline does at each coarse-to-fine level: the images, then the target."""
+        loss.set_images(self.sample_images(rng, target))
+        loss.set_target(target)
+
     def _loss_with_target(self, seed: int = 0, dtype=np.float32):
         rng = np.random.default_rng(seed)
         loss = self.make_loss(self.layers())
         target = self.sample_features(rng, dtype)
-        loss.set_target(target)
-        return loss, target, self.sample_features(rng, dtype)
+        features = self.sample_features(rng, dtype)
+        self.set_targets(loss, target, rng)
+        return loss, target, features
 
     def _read_keys(self, loss: Loss) -> set[str]:
         return {IMAGE} if self.role == "image" else set(loss.layers)
@@ -185,8 +253,8 @@ class LossContract:
                 f"gradient of {key!r} differs from finite differences: relative errors {np.sort(errors)}"
 
     def test_minimal_at_its_target(self):
-        if not self.has_target or self.role == "image":
-            pytest.skip("this loss has no target features")
+        if not self.has_target:
+            pytest.skip("this loss has no target")
         loss, target, features = self._loss_with_target(seed=2, dtype=np.float64)
         at_target, grads = loss(target)
         elsewhere, _ = loss(features)
@@ -208,7 +276,7 @@ class LossContract:
         weighted = self.make_loss(layers, layer_weights={layers[0]: 1.0})
         alone = self.make_loss(layers[:1])
         for loss in (weighted, alone):
-            loss.set_target(target)
+            self.set_targets(loss, target, np.random.default_rng(6))
         value, grads = weighted(features)
         assert value == pytest.approx(alone(features)[0], rel=1e-6), \
             "with layer_weights {first: 1} the value differs from the loss of the first layer alone"
@@ -221,21 +289,43 @@ class LossContract:
             pytest.skip("only style terms compare features of images of different sizes")
         rng = np.random.default_rng(3)
         loss = self.make_loss(self.layers())
-        loss.set_target({layer: rng.standard_normal((c, h + 3, w + 2)).astype(np.float32)
-                         for layer, (c, h, w) in self.feature_shapes.items()})
+        self.set_targets(loss, {layer: rng.standard_normal((c, h + 3, w + 2)).astype(np.float32)
+                                for layer, (c, h, w) in self.feature_shapes.items()}, rng)
         value, grads = loss(self.sample_features(rng))
         assert math.isfinite(value)
         assert all(grads[layer].shape == shape for layer, shape in self.feature_shapes.items())
 
+    def test_style_images_may_have_other_sizes(self):
+        """``set_images`` gives style images at their own sizes (``--style-scale``), blended by weight."""
+        if self.role != "image":
+            pytest.skip("only image terms compare the output with images")
+        rng = np.random.default_rng(7)
+        loss = self.make_loss(self.layers())
+        target = self.sample_features(rng)
+        h, w, _ = self.image_shape
+        styles = [rng.random((h + 4, w + 1, 3)).astype(np.float32),
+                  rng.random((max(1, h - 2), w, 3)).astype(np.float32)]
+        loss.set_images(Images(target[IMAGE], styles, [0.25, 0.75]))
+        loss.set_target(target)
+        value, grads = loss(self.sample_features(rng))
+        assert math.isfinite(value), f"value {value!r} with style images of other sizes"
+        assert grads[IMAGE].shape == self.image_shape and np.isfinite(grads[IMAGE]).all()
+
     def test_set_target_again_replaces_the_target(self):
-        """The pipeline sets new targets at every coarse-to-fine level."""
-        if not self.has_target or self.role == "image":
-            pytest.skip("this loss has no target features")
+        """The pipeline sets new images and targets at every coarse-to-fine level."""
+        if not self.has_target:
+            pytest.skip("this loss has no target")
         loss, _, features = self._loss_with_target(seed=4)
-        loss.set_target(features)
+        self.set_targets(loss, features, np.random.default_rng(8))
         value, _ = loss(features)
         if self.zero_at_target:
             assert value == pytest.approx(0, abs=1e-4), "the second set_target was not used"
+
+    def test_declared_options_match_the_constructor(self):
+        """``options`` (if declared): each at its default is accepted; ``weight``/``layers`` are not redeclared."""
+        check_declared_options(self.loss_class or type(self.make_loss(self.layers())),
+                               lambda **defaults: self.make_loss(self.layers(), **defaults),
+                               reserved=[*(o.name for o in LOSS_OPTIONS), "layer_weights"])
 
 
 # -- optimizers -----------------------------------------------------------------
@@ -387,6 +477,10 @@ class OptimizerContract:
         x = self._minimize(objective, x0, bounds, 3, **{UNKNOWN_OPTION: 1})
         assert x.shape == x0.shape
 
+    def test_declared_options_match_the_constructor(self):
+        """``options`` (if declared): unique, each default valid, equal to the constructor's and accepted."""
+        check_declared_options(self.optimizer_class or type(self.make_optimizer()), self.make_optimizer)
+
 
 # -- backends -------------------------------------------------------------------
 
@@ -535,3 +629,13 @@ class BackendContract:
     def test_accepts_and_ignores_unknown_options(self, make_backend):
         backend = make_backend(self.requested_layers()[:1], **{UNKNOWN_OPTION: 1})
         assert isinstance(backend, Backend)
+
+    def test_declared_options_match_the_constructor(self):
+        """``options`` (if declared): unique, each default valid and equal to the constructor's.
+
+        Not constructed with them: backends load weights, and the options a
+        test passes (weights, prototxt) would collide with the defaults.
+        """
+        if self.backend_class is None:
+            pytest.skip("backend_class not set")
+        check_declared_options(self.backend_class)

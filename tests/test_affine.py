@@ -5,7 +5,7 @@ import pytest
 from stylize.core import IMAGE
 from stylize.losses.affine import AffineLoss, matting_laplacian
 
-from .gradcheck import coordinate_check
+from stylize.testing import gradient_errors as coordinate_check
 
 
 @pytest.fixture(scope="module")

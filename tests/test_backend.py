@@ -7,7 +7,7 @@ from stylize.backends import prototxt
 from stylize.backends.vgg import VGG19, VGG19_BLOCKS, blob_names, vgg_prototxt
 from stylize.core import ModelError, UsageError
 
-from .gradcheck import coordinate_check
+from stylize.testing import gradient_errors as coordinate_check
 
 
 def linear_probe(backend, layers, x, seed=0):

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from stylize.backends.caffe_net import CaffeBackend
+from stylize.core import Option
+from stylize.losses.affine import AffineLoss
 from stylize.losses.content import ContentLoss
 from stylize.losses.gram import GramLoss
 from stylize.losses.tv import TotalVariationLoss
@@ -29,6 +31,15 @@ class TestGramLoss(LossContract):
 class TestTotalVariationLoss(LossContract):
     loss_class = TotalVariationLoss
     has_target = False
+
+
+class TestAffineLoss(LossContract):
+    """An image term with a target (the content image), so the target tests run too."""
+
+    loss_class = AffineLoss
+    # The Laplacian is float32 and, at a random image, the value tiny: differences need a larger step.
+    gradient_eps = 1e-3
+    gradient_tolerance = 1e-3
 
 
 class TestLBFGS(OptimizerContract):
@@ -102,6 +113,65 @@ def test_loss_contract_catches(cls, test):
         getattr(contract, test)()
 
 
+class ForgetsItsTarget(AffineLoss):
+    """Builds its Laplacian from the first content image only."""
+
+    def set_target(self, features):
+        if self.laplacian is None:
+            super().set_target(features)
+
+
+class OptionsTwice(ContentLoss):
+    options = (Option("eps", float, 1.0), Option("eps", float, 2.0))
+
+
+class RedeclaresWeight(ContentLoss):
+    options = (Option("weight", float, 1.0),)
+
+
+class StaleDefault(AffineLoss):
+    options = (Option("epsilon", float, 1e-5),)  # the constructor's is 1e-7
+
+
+class RefusedDefault(AffineLoss):
+    options = (Option("epsilon", float, "tiny"),)
+
+
+class NotAnOption(ContentLoss):
+    options = ("eps",)
+
+
+@pytest.mark.parametrize("cls, test, message", [
+    (ForgetsItsTarget, "test_set_target_again_replaces_the_target", "second set_target"),
+    (OptionsTwice, "test_declared_options_match_the_constructor", "declared twice"),
+    (RedeclaresWeight, "test_declared_options_match_the_constructor", "the pipeline takes them"),
+    (StaleDefault, "test_declared_options_match_the_constructor", "the constructor's is 1e-07"),
+    (RefusedDefault, "test_declared_options_match_the_constructor", "refused by its own declaration"),
+    (NotAnOption, "test_declared_options_match_the_constructor", "sequence of stylize.core.Option"),
+])
+def test_loss_contract_catches_image_targets_and_option_declarations(cls, test, message):
+    contract = type("Check", (LossContract,), {"loss_class": cls})()
+    with pytest.raises(AssertionError, match=message):
+        getattr(contract, test)()
+
+
+def test_image_losses_with_a_target_run_the_target_tests():
+    """Only a loss without a target (tv) skips them."""
+    affine = TestAffineLoss()
+    affine.test_minimal_at_its_target()
+    affine.test_set_target_again_replaces_the_target()
+    with pytest.raises(pytest.skip.Exception):
+        TestTotalVariationLoss().test_minimal_at_its_target()
+
+
+def test_undeclared_options_skip_the_declaration_test():
+    class Undeclared(ContentLoss):
+        options = None
+
+    with pytest.raises(pytest.skip.Exception, match="declares no options"):
+        type("Check", (LossContract,), {"loss_class": Undeclared})().test_declared_options_match_the_constructor()
+
+
 class IgnoresStopIteration(Adam):
     def minimize(self, objective, x0, bounds, iterations, callback):
         def swallow(result):
@@ -123,10 +193,18 @@ class Strict(Adam):
         super().__init__(lr=lr)
 
 
+class DeclaresWhatItRefuses(Adam):
+    options = (*Adam.options, Option("momentum", float, 0.9))
+
+    def __init__(self, lr=10.0, beta1=0.9, beta2=0.999, eps=1e-8, decay=1.0):
+        super().__init__(lr=lr, beta1=beta1, beta2=beta2, eps=eps, decay=decay)
+
+
 @pytest.mark.parametrize("cls, test", [
     (IgnoresStopIteration, "test_stops_on_stopiteration_and_returns_the_best"),
     (Unbounded, "test_respects_the_bounds"),
     (Strict, "test_accepts_and_ignores_unknown_options"),
+    (DeclaresWhatItRefuses, "test_declared_options_match_the_constructor"),
 ])
 def test_optimizer_contract_catches(cls, test):
     contract = type("Check", (OptimizerContract,), {"optimizer_class": cls})()

@@ -7,7 +7,7 @@ from stylize.core import IMAGE
 from stylize.losses.gram import GramLoss, gram
 from stylize.losses.tv import TotalVariationLoss
 
-from .gradcheck import coordinate_check
+from stylize.testing import gradient_errors as coordinate_check
 
 LAYERS = ("a", "b")
 

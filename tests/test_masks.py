@@ -12,7 +12,7 @@ from stylize.core.inputs import Inputs
 from stylize.core.masks import palette, regions, resize_nearest, resize_regions, split_regions
 from stylize.losses.gram import GramLoss, gram
 
-from .gradcheck import coordinate_check
+from stylize.testing import gradient_errors as coordinate_check
 
 RED, BLUE, GREEN = (220, 30, 30), (20, 40, 200), (30, 180, 60)
 

@@ -9,7 +9,7 @@ from stylize.losses.content import ContentLoss
 from stylize.losses.gram import GramLoss
 from stylize.losses.tv import TotalVariationLoss
 
-from .gradcheck import coordinate_check
+from stylize.testing import gradient_errors as coordinate_check
 
 
 def objective_for(backend, content_x, style_x, content_layers, style_layers, ratio):

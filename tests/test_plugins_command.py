@@ -137,7 +137,8 @@ def test_registrations_count_a_distribution_once(installed):
 @pytest.mark.parametrize("value, expected", [
     ("stylize.losses.gram:GramLoss", "E_l = 1/(4 N^2) * sum((G_l - A_l)^2) with normalized Grams (N channels)."),
     ("stylize.losses.gram:gram", "Normalized Gram matrix F F^T / M of CxHxW features (M = H*W positions)."),
-    ("stylize.core.pipeline:Settings.validate", "Fail fast, before any image is read: ranges and every plugin name."),
+    ("stylize.optimizers.lbfgs:LBFGS.memory_bytes",
+     "Bytes this optimizer holds for ``size`` variables (history pairs dominate)."),
     ("stylize.core:Loss", None),  # re-exported from stylize.core.contracts: not in the source
     ("stylize.losses.gram:NoSuchClass", None),
     ("stylize.no_such_module:Thing", None),

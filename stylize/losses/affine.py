@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse
 
-from stylize.core import IMAGE, Features, Loss
+from stylize.core import IMAGE, Features, Loss, Option
 
 WINDOW = 3  # Levin et al.'s window side; the paper's code uses the same
 
@@ -60,6 +60,8 @@ class AffineLoss(Loss):
 
     role = "image"
     default_weight = 1e6
+    options = (Option("epsilon", float, 1e-7,
+                      "Regularizes the colour covariance of flat windows (Levin et al.)."),)
 
     def __init__(self, layers=(), epsilon: float = 1e-7, **options):
         super().__init__(layers, **options)

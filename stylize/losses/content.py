@@ -14,6 +14,7 @@ class ContentLoss(Loss):
     """
 
     role = "content"
+    options = ()
 
     def set_target(self, features: Features) -> None:
         self.targets = {layer: np.array(features[layer], dtype=np.float32) for layer in self.layers}

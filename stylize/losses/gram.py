@@ -42,6 +42,7 @@ class GramLoss(Loss):
     """
 
     role = "style"
+    options = ()
 
     def set_target(self, features: Features) -> None:
         self.set_style_targets([StyleTarget(features)], None)

@@ -16,6 +16,7 @@ class TotalVariationLoss(Loss):
 
     role = "image"
     default_weight = 1e4
+    options = ()
 
     def set_target(self, features: Features) -> None:
         """TV needs no target."""

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from stylize.core import Callback, Objective, Optimizer, StepResult, UsageError
+from stylize.core import Callback, Objective, Optimizer, Option, StepResult, UsageError
 
 
 class Adam(Optimizer):
@@ -35,6 +35,14 @@ class Adam(Optimizer):
     copy of the evaluated x, so a callback may keep it. The best x evaluated
     is returned (Adam's objective is not monotone).
     """
+
+    options = (
+        Option("lr", float, 10.0, "Step size in network-input units (0..255 pixel values for Caffe VGG)."),
+        Option("beta1", float, 0.9, "Decay rate of the gradient's running mean, in [0, 1)."),
+        Option("beta2", float, 0.999, "Decay rate of the squared gradient's running mean, in [0, 1)."),
+        Option("eps", float, 1e-8, "Guard added to the denominator of each step."),
+        Option("decay", float, 1.0, "Step size at the last update as a fraction of lr, in (0, 1]."),
+    )
 
     def __init__(self, lr: float = 10.0, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8,
                  decay: float = 1.0, **options):

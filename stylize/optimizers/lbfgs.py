@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import scipy.optimize
 
-from stylize.core import Callback, Objective, Optimizer, StepResult
+from stylize.core import Callback, Objective, Optimizer, Option, StepResult
 
 #: Bytes scipy's L-BFGS-B and this wrapper allocate per optimized variable at
 #: their peak, besides the ``history`` pairs (2 x 8 bytes each): the rest of
@@ -30,6 +30,9 @@ class LBFGS(Optimizer):
     allocated once per run (the objective must not keep the array it is
     given). Its memory is ``memory_bytes(n)`` for n variables.
     """
+
+    options = (Option("history", int, 10, "Correction pairs kept: more remember more curvature, "
+                                          "each costs two float64 copies of the image."),)
 
     def __init__(self, history: int = 10, **options):
         super().__init__(**options)
