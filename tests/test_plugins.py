@@ -269,3 +269,54 @@ def test_cli_reports_a_broken_plugin_in_one_line(installed, tmp_path):
     assert result.stderr.count("\n") == 1
     assert "Traceback" not in result.output
     assert not out.exists()
+
+
+# -- entry points under a group that only looks like stylize's ------------------
+
+@pytest.mark.parametrize("group, meant", [
+    ("stylize.loss", "stylize.losses"),
+    ("stylize_losses", "stylize.losses"),
+    ("stylise.losses", "stylize.losses"),
+    ("stylize.optimiser", "stylize.optimizers"),
+    ("stylize.optimizer", "stylize.optimizers"),
+    ("Stylize.Backends", "stylize.backends"),
+    ("stylize-backend", "stylize.backends"),
+])
+def test_lookalike_groups(group, meant):
+    assert plugins.lookalike(group) == meant
+
+
+@pytest.mark.parametrize("group", [*plugins.GROUPS, "console_scripts", "pytest11", "stylize.presets",
+                                   "stylize.cli", "stylize"])
+def test_groups_that_look_like_nothing(group):
+    assert plugins.lookalike(group) is None
+
+
+def test_misregistrations_are_read_without_importing(installed):
+    module = unique("stylize_astray")
+    installed("stylize-astray", {"stylize.loss": {"histo": f"{module}:Histo"},
+                                 "Stylize.Optimizers": {"fast": f"{module}:Fast"},
+                                 "console_scripts": {"astray": f"{module}:main"}},
+              {module: "raise ImportError('never imported')\n"})
+    found = [(reg.group, reg.name, reg.dist, meant) for reg, meant in plugins.misregistrations()
+             if reg.dist == "stylize-astray"]
+    assert found == [("stylize.loss", "histo", "stylize-astray", "stylize.losses"),
+                     ("Stylize.Optimizers", "fast", "stylize-astray", "stylize.optimizers")]
+    assert "histo" not in plugins.names("stylize.losses")  # stylize still reads only its groups
+    assert module not in sys.modules
+
+
+def test_loading_a_name_registered_under_a_lookalike_group_says_where_it_is(installed):
+    module = unique("stylize_misgrouped")
+    installed("stylize-misgrouped", {"stylize.loss": {"histo": f"{module}:Histo"}},
+              {module: "raise ImportError('never imported')\n"})
+    with pytest.raises(PluginError) as info:
+        plugins.load("stylize.losses", "histo")
+    message = str(info.value)
+    assert message.startswith("unknown loss 'histo' (installed: ")
+    assert message.endswith("'histo' is registered under 'stylize.loss' by package stylize-misgrouped; "
+                            "stylize reads 'stylize.losses'")
+    assert "\n" not in message
+    with pytest.raises(PluginError, match="did you mean 'lbfgs'") as other:
+        plugins.load("stylize.optimizers", "lbfg")  # another group's look-alike is not this one's
+    assert "stylize.loss'" not in str(other.value)

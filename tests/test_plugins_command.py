@@ -16,6 +16,7 @@ from stylize import __version__
 from stylize.cli.main import cli
 from stylize.core import plugins
 from stylize.core.errors import PluginError
+from stylize.optimizers.adam import Adam
 
 from .test_plugins import BUILTINS, fresh_caches, installed, unique  # noqa: F401 (fixtures)
 
@@ -163,3 +164,80 @@ def test_help():
     assert result.exit_code == 0
     assert result.stdout.startswith("Usage: stylize plugins")
     assert "--check" in result.stdout and "are not imported" in " ".join(result.stdout.split())
+    assert "--options" in result.stdout
+
+
+def test_entry_points_in_a_lookalike_group_are_pointed_at(installed):
+    installed("stylize-histo", {"stylize.loss": {"histo": "stylize_histo:Histo"},
+                                "stylize_optimizers": {"fast": "stylize_histo:Fast"}})
+    result = invoke()
+    assert result.exit_code == 0, result.output
+    table, _, after = result.stdout.partition("not loaded (registered under a group stylize does not read):\n")
+    assert "histo" not in rows(table) and "fast" not in rows(table)
+    assert after.splitlines() == [
+        "  histo  'histo' is registered under 'stylize.loss' by package stylize-histo; "
+        "stylize reads 'stylize.losses'",
+        "  fast  'fast' is registered under 'stylize_optimizers' by package stylize-histo; "
+        "stylize reads 'stylize.optimizers'"]
+
+
+def test_no_lookalike_section_when_every_group_is_right():
+    assert "not loaded" not in invoke().stdout
+
+
+def option_rows(output: str, plugin: str) -> dict[str, list[str]]:
+    """Option name -> [type, default, help...] from the lines under ``plugin`` in --options output."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"  {plugin} "))
+    found = {}
+    for line in lines[start + 1:]:
+        if not line.startswith("    "):  # the next plugin's row, or a heading
+            break
+        words = line.split()
+        found[words[0]] = words[1:]
+    return found
+
+
+def test_options_lists_each_plugins_declared_options():
+    result = invoke("--options")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert option_rows(out, "adam")["lr"][:2] == ["number", "10"]
+    assert " ".join(option_rows(out, "adam")["lr"][2:]) == " ".join(Adam.options[0].help.split())
+    assert set(option_rows(out, "adam")) == {"lr", "beta1", "beta2", "eps", "decay"}
+    assert option_rows(out, "lbfgs")["history"][:2] == ["integer", "10"]
+    # Losses: their own options, then the weight and layers every loss takes.
+    assert list(option_rows(out, "affine")) == ["epsilon", "weight", "layers"]
+    assert option_rows(out, "affine")["epsilon"][:2] == ["number", "1e-07"]
+    assert option_rows(out, "affine")["weight"][:2] == ["number", "1e+06"]  # its default_weight
+    assert option_rows(out, "gram")["weight"][:2] == ["number", "--ratio"]
+    assert option_rows(out, "content")["weight"][:2] == ["number", "1"]
+    assert list(option_rows(out, "tv")) == ["weight", "layers"]
+    assert rows(out)["gram"][1] == "ok"  # the plugins were imported and checked
+
+
+def test_options_of_plugins_that_declare_none_or_nothing(installed):
+    module = unique("stylize_undeclared")
+    installed("stylize-undeclared", {"stylize.optimizers": {"legacy": f"{module}:Legacy",
+                                                            "plain": f"{module}:Plain"},
+                                     "stylize.losses": {"oldloss": f"{module}:OldLoss"}},
+              {module: "from stylize.optimizers.lbfgs import LBFGS\n"
+                       "from stylize.losses.content import ContentLoss\n"
+                       "class Legacy(LBFGS):\n    '''Declares nothing.'''\n    options = None\n"
+                       "class Plain(LBFGS):\n    '''Takes no options.'''\n    options = ()\n"
+                       "class OldLoss(ContentLoss):\n    '''Declares nothing.'''\n    options = None\n"})
+    out = invoke("--options").stdout
+    assert list(option_rows(out, "legacy")) == ["(options"]
+    assert "(options not declared: passed to the plugin unchecked)" in out
+    assert list(option_rows(out, "plain")) == ["(no"]
+    assert list(option_rows(out, "oldloss")) == ["weight", "layers", "(other"]
+
+
+def test_options_of_a_plugin_that_fails_to_load(installed):
+    module = unique("stylize_broken_opts")
+    installed("stylize-broken-opts", {"stylize.losses": {"brokenopts": f"{module}:Broken"}},
+              {module: "raise ImportError('libopts.so missing')\n"})
+    result = invoke("--options")
+    assert result.exit_code == PluginError.exit_code
+    assert rows(result.stdout)["brokenopts"][1] == "FAILED"
+    assert "libopts.so" in result.stdout

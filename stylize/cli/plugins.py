@@ -6,9 +6,14 @@ plugin class's docstring) from the plugin's source file, parsed with ``ast``
 rather than imported (``stylize.core.plugins.describe``). So the listing is
 fast, shows plugins whose imports would fail or be slow (pycaffe, scipy), and
 cannot be broken by them. ``--check`` imports every plugin and checks it
-against its contract, as ``stylize run`` would.
+against its contract, as ``stylize run`` would; ``--options`` does the same
+and lists the options each plugin declares. Entry points registered under a
+group that only looks like stylize's (``stylize.loss``) follow the table,
+with the group stylize reads.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
@@ -19,15 +24,19 @@ HEADINGS = {"backend": "backends", "loss": "losses", "optimizer": "optimizers"}
 @click.option("--check", is_flag=True,
               help="Also import every plugin and check it against its contract (slower); "
                    "exits with status 5 if any fails.")
-def plugins_command(check: bool) -> None:
+@click.option("--options", "show_options", is_flag=True,
+              help="Also list the options each plugin declares (name, type, default, help), "
+                   "as --set NAME.KEY=VALUE takes them; imports every plugin, as --check does.")
+def plugins_command(check: bool, show_options: bool) -> None:
     """List installed backends, losses and optimizers: name, package, version, description.
 
     Names are what `stylize run --backend/--loss/--optimizer` take. Plugins
-    are not imported unless --check is given.
+    are not imported unless --check or --options is given.
     """
     from stylize.core import plugins
     from stylize.core.errors import PluginError, StylizeError
 
+    check = check or show_options
     registered = plugins.registrations()
     counts: dict[tuple[str, str], int] = {}
     for reg in registered:
@@ -43,7 +52,7 @@ def plugins_command(check: bool) -> None:
             click.echo("  (none installed)")
         for reg in rows:
             description = plugins.describe(reg.value)
-            problem = None
+            problem, cls = None, None
             if counts[group, reg.name] > 1:
                 problem = "CONFLICT: registered by more than one package; uninstall one"
             status = ""
@@ -61,5 +70,59 @@ def plugins_command(check: bool) -> None:
                        f"{description}".rstrip())
             if problem:
                 click.echo(f"  {'':{name_width}}  {problem}")
+            if show_options and cls is not None:
+                for line in option_lines(cls, kind):
+                    click.echo(f"  {'':{name_width}}    {line}")
+    astray = plugins.misregistrations()
+    if astray:
+        click.echo("not loaded (registered under a group stylize does not read):")
+        for reg, _ in astray:
+            click.echo(f"  {reg.name}  {reg.hint()}")
     if failures:
         raise PluginError(f"{failures} plugin(s) failed to load or check; see above")
+
+
+def option_lines(cls: type, kind: str) -> list[str]:
+    """The options ``cls`` declares, one aligned line each: name, type, default, help.
+
+    A loss's own options come first, then the ``weight`` and ``layers``
+    every loss takes. A plugin that declares nothing gets its options unchecked.
+    """
+    from stylize.core.options import LOSS_OPTIONS, declared
+
+    own = declared(cls)
+    options = [*(own or {}).values(), *(LOSS_OPTIONS if kind == "loss" else ())]
+    defaults = {}
+    if kind == "loss":  # what the pipeline uses when weight is not given
+        role = getattr(cls, "role", None)
+        defaults["weight"] = {"content": "1", "style": "--ratio"}.get(role, _shown(cls.default_weight))
+    cells = [(o.name, _type_name(o), defaults.get(o.name, _shown(o.default)), o.help) for o in options]
+    widths = [max((len(row[i]) for row in cells), default=0) for i in range(3)]
+    lines = [f"{name:{widths[0]}}  {type_:{widths[1]}}  {default:{widths[2]}}  {text}".rstrip()
+             for name, type_, default, text in cells]
+    if own is None:
+        lines.append("(other options not declared: passed to the plugin unchecked)" if lines
+                     else "(options not declared: passed to the plugin unchecked)")
+    elif not lines:
+        lines.append("(no options)")
+    return lines
+
+
+def _type_name(option) -> str:
+    if option.choices is not None:
+        return "|".join(map(str, option.choices))
+    if option.path:
+        return "path"
+    return {float: "number", int: "integer", bool: "bool", str: "text"}.get(
+        option.type, getattr(option.type, "__name__", str(option.type)))
+
+
+def _shown(value: Any) -> str:
+    """A default as the user would write it after ``--set NAME.KEY=``; "-" for none."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)

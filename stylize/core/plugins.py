@@ -5,7 +5,10 @@ exactly as a third-party package would, so everything goes through here.
 A driver is loaded with ``DriverManager``, which fails loudly: an unknown
 name, a name registered twice or a plugin that fails to import each become a
 one-line ``PluginError`` naming the plugin and, where possible, its
-distribution and the closest known name.
+distribution and the closest known name. An entry point registered under a
+group that only looks like one of stylize's (``stylize.loss``,
+``stylize_losses``) is never loaded, but ``misregistrations`` finds it so
+that ``stylize plugins`` and the unknown-name error can point at it.
 """
 from __future__ import annotations
 
@@ -43,10 +46,14 @@ def names(group: str) -> list[str]:
 
 def _unknown(group: str, name: str) -> PluginError:
     known = names(group)
+    installed = f"installed: {', '.join(known) or 'none'}"
+    astray = [reg for reg, meant in misregistrations() if meant == group and reg.name == name]
+    if astray:
+        return PluginError(f"unknown {KIND[group]} {name!r} ({installed}); {astray[0].hint()}")
     close = difflib.get_close_matches(name, known, n=1) or \
         [k for k in known if name and name.lower() in k.lower()][:1]
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return PluginError(f"unknown {KIND[group]} {name!r}{hint} (installed: {', '.join(known) or 'none'})")
+    return PluginError(f"unknown {KIND[group]} {name!r}{hint} ({installed})")
 
 
 def load(group: str, name: str) -> type:
@@ -95,14 +102,8 @@ def _dist_name(ep) -> str:
 
 def _registrants(group: str, name: str, value: str | None = None) -> list[str]:
     """Names of the installed distributions registering ``name`` in ``group``."""
-    found = []
-    for dist in importlib.metadata.distributions():
-        for ep in dist.entry_points:
-            if ep.group == group and ep.name == name and value in (None, ep.value):
-                dist_name = dist.metadata["Name"] or "unknown distribution"
-                if dist_name not in found:
-                    found.append(dist_name)
-    return sorted(found)
+    return sorted({reg.dist for reg in _installed()
+                   if reg.group == group and reg.name == name and value in (None, reg.value)})
 
 
 # -- listing plugins without importing them -----------------------------------
@@ -122,18 +123,19 @@ class Registration:
     def kind(self) -> str:
         return KIND.get(self.group, self.group)
 
+    def hint(self) -> str:
+        """Why a registration in a look-alike group is not loaded, and the group stylize reads."""
+        return (f"{self.name!r} is registered under {self.group!r} by package {self.dist}; "
+                f"stylize reads {lookalike(self.group)!r}")
 
-def registrations(groups: Sequence[str] = tuple(GROUPS)) -> list[Registration]:
-    """Every plugin registered in ``groups``, with its distribution's name and version.
 
-    Read from the installed distributions' metadata; no plugin is imported.
-    A name that two distributions register appears once per distribution
-    (``load`` refuses it). A distribution found twice on ``sys.path`` (an
-    editable checkout beside its ``*.egg-info``) counts once, the first copy,
-    as Python's own ``importlib.metadata.entry_points`` does. Sorted by group
-    (in the order given), name and distribution.
+def _installed() -> list[Registration]:
+    """Every entry point of every installed distribution, read from metadata (nothing imported).
+
+    A distribution found twice on ``sys.path`` (an editable checkout beside
+    its ``*.egg-info``) counts once, the first copy, as Python's own
+    ``importlib.metadata.entry_points`` does.
     """
-    order = {group: i for i, group in enumerate(groups)}
     seen_dists: set[str] = set()
     found = []
     for dist in importlib.metadata.distributions():
@@ -142,11 +144,53 @@ def registrations(groups: Sequence[str] = tuple(GROUPS)) -> list[Registration]:
         if key in seen_dists:
             continue
         seen_dists.add(key)
-        for ep in dist.entry_points:
-            if ep.group in order:
-                found.append(Registration(ep.group, ep.name, ep.value, dist_name,
-                                          dist.version or "unknown"))
+        found.extend(Registration(ep.group, ep.name, ep.value, dist_name, dist.version or "unknown")
+                     for ep in dist.entry_points)
+    return found
+
+
+def registrations(groups: Sequence[str] = tuple(GROUPS)) -> list[Registration]:
+    """Every plugin registered in ``groups``, with its distribution's name and version.
+
+    Read from the installed distributions' metadata; no plugin is imported.
+    A name that two distributions register appears once per distribution
+    (``load`` refuses it). Sorted by group (in the order given), name and
+    distribution.
+    """
+    order = {group: i for i, group in enumerate(groups)}
+    found = [reg for reg in _installed() if reg.group in order]
     return sorted(found, key=lambda r: (order[r.group], r.name, r.dist.lower()))
+
+
+def _squeezed(group: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", group.lower())
+
+
+def lookalike(group: str) -> str | None:
+    """The stylize group that ``group`` looks like a misspelling of, or None.
+
+    Case and separators are ignored (``Stylize.Backends``, ``stylize_losses``)
+    and small misspellings forgiven (``stylize.loss``, ``stylize.optimiser``,
+    ``stylise.losses``); stylize's own groups look like nothing.
+    """
+    if group in GROUPS:
+        return None
+    squeezed = {_squeezed(known): known for known in GROUPS}
+    close = difflib.get_close_matches(_squeezed(group), list(squeezed), n=1, cutoff=0.8)
+    return squeezed[close[0]] if close else None
+
+
+def misregistrations() -> list[tuple[Registration, str]]:
+    """Entry points in groups that look like stylize's but are not, each with the group meant.
+
+    stylize never loads them; listing them tells an author why a plugin is
+    invisible. Read from metadata, nothing imported; sorted by the group
+    meant (in ``GROUPS``' order), name and distribution.
+    """
+    order = {group: i for i, group in enumerate(GROUPS)}
+    found = [(reg, lookalike(reg.group)) for reg in _installed()]
+    return sorted(((reg, meant) for reg, meant in found if meant),
+                  key=lambda pair: (order[pair[1]], pair[0].name, pair[0].dist.lower()))
 
 
 def describe(value: str) -> str | None:
