@@ -154,13 +154,8 @@ def measure_eval(name: str, size: int, repeat: int, weight_grads: bool) -> dict:
         if weight_grads:
             # As stock Caffe computes them under force_backward: without lr_mult
             # entries our Caffe patch has nothing to skip.
-            from stylize.backends import prototxt
-            frozen_blobs = prototxt._param_blobs
-            prototxt._param_blobs = lambda layer: 0
-            try:
-                with_grads = make_objective(make_backend(settings, losses, backend_cls), losses, content, style)
-            finally:
-                prototxt._param_blobs = frozen_blobs
+            unfrozen = backend_cls(backend.layers, frozen=False, **settings.options_for(name))
+            with_grads = make_objective(unfrozen, losses, content, style)
             # Alternated, so that a busy spell of the machine slows both sides alike.
             with_grads(x)
             pairs = [(seconds_of(objective, x), seconds_of(with_grads, x)) for _ in range(repeat)]

@@ -2,9 +2,10 @@
 import numpy as np
 import pytest
 
-from stylize.backends.caffe_net import CaffeBackend
 from stylize.backends import prototxt
-from stylize.backends.vgg import VGG19, VGG19_BLOCKS, blob_names, vgg_prototxt
+from stylize.backends.caffe_net import CaffeBackend
+from stylize.backends.vgg import VGG19
+from stylize.backends.vggnet import VGG19_BLOCKS, blob_names, vgg_prototxt
 from stylize.core import ModelError, UsageError
 
 from stylize.testing import gradient_errors as coordinate_check
@@ -122,3 +123,69 @@ def test_cut_network_gives_identical_features(vgg19_weights, photos):
     a = short.forward(short.preprocess(image), ["conv2_1"])["conv2_1"]
     b = full.forward(full.preprocess(image), ["conv2_1", "conv5_1"])["conv2_1"]
     assert np.array_equal(a, b)
+
+
+# -- the options a Caffe backend declares, and what it estimates ----------------------------
+
+def option_names(cls) -> list[str]:
+    return [option.name for option in cls.options]
+
+
+def test_caffe_backends_declare_their_options():
+    from stylize.backends.bvlc import CaffeNet, GoogLeNet
+    from stylize.backends.vgg import VGG16
+    assert option_names(CaffeBackend) == ["prototxt", "weights", "model_dir"]
+    assert all(option.path and option.default is None and option.help for option in CaffeBackend.options)
+    assert option_names(GoogLeNet) == option_names(CaffeNet) == option_names(CaffeBackend)
+    assert option_names(VGG19) == option_names(VGG16) == ["prototxt", "weights", "model_dir", "pooling"]
+    pooling = VGG19.options[-1]
+    assert (pooling.default, tuple(pooling.choices)) == ("avg", ("avg", "max"))
+
+
+def test_declared_options_are_the_constructors_keywords(tiny_net, tmp_path):
+    prototxt_file, weights = tiny_net
+    given = {"prototxt": prototxt_file, "weights": weights, "model_dir": None}
+    assert set(given) == set(option_names(CaffeBackend))
+    assert CaffeBackend(["conv1"], **given).layers == ("conv1",)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "tiny.caffemodel").write_bytes(open(weights, "rb").read())
+    assert CaffeBackend(["conv2"], prototxt=prototxt_file, weights=None, model_dir=folder).layers == ("conv2",)
+
+
+def test_vgg_pooling_option_changes_the_network(vgg19_weights, photos):
+    image = photos["coffee"][:32, :40]
+    features = {}
+    for pooling in ("avg", "max"):
+        backend = VGG19(["conv2_1"], prototxt=None, weights=vgg19_weights, model_dir=None, pooling=pooling)
+        features[pooling] = backend.forward(backend.preprocess(image), ["conv2_1"])["conv2_1"].copy()
+    assert not np.allclose(features["avg"], features["max"])
+
+
+def test_check_options_refuses_a_model_dir_with_both_files():
+    with pytest.raises(UsageError, match="--model-dir is not used when both --prototxt and --weights are given"):
+        CaffeBackend.check_options({"prototxt": "a.prototxt", "weights": "a.caffemodel", "model_dir": "m"})
+    with pytest.raises(UsageError, match="--model-dir supplies only the file you leave out"):
+        VGG19.check_options({"prototxt": "a.prototxt", "weights": "a.caffemodel", "model_dir": "m",
+                             "pooling": "max"})
+    CaffeBackend.check_options({"prototxt": "a.prototxt", "weights": None, "model_dir": "m"})
+    VGG19.check_options({"pooling": "max"})
+
+
+def test_estimate_flops_is_the_cost_model(tiny_net):
+    """The tiny network's count by hand (tests/test_costs.py), and four times the pixels, four times the work."""
+    prototxt_file, weights = tiny_net
+    backend = CaffeBackend(["conv1", "conv2"], prototxt=prototxt_file, weights=weights)
+    forward, backward = 26400 + 480 + 480 + 10950 + 150, 29160 + 1440 + 480 + 11880 + 450
+    assert backend.estimate_flops((12, 10)) == backend.costs_at((12, 10)).flops == forward + backward
+    assert backend.estimate_flops((24, 20)) == 4 * (forward + backward)
+
+
+def test_vgg19_estimate_flops_at_224_and_448(vgg19_weights):
+    layers = sorted(set(VGG19.default_content_layers) | set(VGG19.default_style_layers))
+    backend = VGG19(layers, weights=vgg19_weights)
+    flops = backend.estimate_flops((224, 224))
+    assert flops == backend.costs_at((224, 224)).flops
+    # Forward up to conv5_1 is 189.5 GFLOPs at 512 px (tests/test_costs.py); backward about as much.
+    assert flops == pytest.approx(2 * 189.5e9 * (224 / 512) ** 2, rel=0.03)
+    assert backend.estimate_flops((448, 448)) / flops == pytest.approx(4, rel=0.01)

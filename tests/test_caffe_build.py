@@ -6,14 +6,13 @@ the weight gradient. Each is checked here against a plain NumPy convolution,
 for the geometries Caffe allows (padding, stride, dilation, rectangular
 kernels) and for images large enough to need several bands.
 """
-import os
-import tempfile
 
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
 from stylize.backends import costs
+from stylize.backends.prototxt import build_net
 from stylize.backends.pycaffe import import_caffe
 
 
@@ -47,17 +46,11 @@ GEOMETRIES = {
 
 
 def conv_net(c, h, w, outputs, param, frozen):
-    caffe = import_caffe()
     lr = "param { lr_mult: 0 } param { lr_mult: 0 }" if frozen else ""
     text = (f'name: "t" input: "data" input_shape {{ dim: 1 dim: {c} dim: {h} dim: {w} }} force_backward: true\n'
             f'layer {{ name: "c" type: "Convolution" bottom: "data" top: "c" {lr} '
             f'convolution_param {{ num_output: {outputs} {param} }} }}\n')
-    with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
-        f.write(text)
-    try:
-        return caffe.Net(f.name, caffe.TEST)
-    finally:
-        os.unlink(f.name)
+    return build_net(text)
 
 
 @pytest.mark.parametrize("name", GEOMETRIES)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from stylize.backends import costs, prototxt
-from stylize.backends.vgg import VGG19, VGG19_BLOCKS, VGG_CHANNELS, vgg_prototxt
+from stylize.backends.vgg import VGG19
+from stylize.backends.vggnet import VGG19_BLOCKS, VGG_CHANNELS, vgg_prototxt
 
 from .tinynet import PROTOTXT as TINY
 
@@ -30,7 +31,7 @@ def by_name(cost: costs.NetCosts) -> dict[str, costs.LayerCost]:
 
 
 def test_tiny_network_flops_and_memory_by_hand():
-    net = costs.net_at(TINY, (1, 3, 12, 10))
+    net = prototxt.build_net(TINY, (1, 3, 12, 10))
     cost = costs.net_costs(net, TINY)
     layers = by_name(cost)
     # conv1: 4 outputs of 12x10, each 3 channels x 3x3 multiply-adds, plus a bias add.
@@ -59,7 +60,7 @@ def test_tiny_network_flops_and_memory_by_hand():
 
 
 def test_split_grouped_strided_1x1_max_pool_lrn_and_inner_product_by_hand():
-    net = costs.net_at(BRANCHY, (1, 4, 8, 8))
+    net = prototxt.build_net(BRANCHY, (1, 4, 8, 8))
     cost = costs.net_costs(net, BRANCHY)
     layers = by_name(cost)
     # a: 6 outputs of 4x4 (stride 2), each (4/2 groups) x 3x3 multiply-adds; col covers all 4 inputs.
@@ -105,7 +106,7 @@ def test_vgg19_forward_flops_at_224_match_the_published_count():
     stylize counts a multiply-add as 2 FLOPs, so its convolutions are ~39 GFLOPs.
     """
     text = vgg_prototxt(VGG19_BLOCKS)
-    net = costs.net_at(prototxt.prepare(text, ["pool5"]), (1, 3, 224, 224))
+    net = prototxt.build_net(prototxt.prepare(text, ["pool5"]), (1, 3, 224, 224))
     cost = costs.net_costs(net, text)
     conv = sum(layer.forward_flops for layer in cost.layers if layer.type == "Convolution")
     macs = vgg19_conv_macs(224)
@@ -149,10 +150,10 @@ def test_vgg19_as_style_transfer_cuts_it_189_gflops_at_512(vgg19_weights):
 MEASURE_CAFFE = """
 import json, sys
 import numpy as np
-from stylize.backends import costs
-from stylize.core.memory import resident_bytes
+from stylize.backends import costs, prototxt
+from stylize.core import resident_bytes
 text = sys.argv[1]
-net = costs.net_at(text, (1, 64, 256, 256))
+net = prototxt.build_net(text, (1, 64, 256, 256))
 cost = costs.net_costs(net, text)
 before = resident_bytes()
 rng = np.random.default_rng(0)

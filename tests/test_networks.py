@@ -10,7 +10,8 @@ from click.testing import CliRunner
 from stylize.backends import prototxt, zoo
 from stylize.backends.bvlc import NETWORKS, CaffeNet, GoogLeNet
 from stylize.backends.pycaffe import import_caffe
-from stylize.backends.vgg import VGG16, VGG19, vgg_prototxt
+from stylize.backends.vgg import VGG16, VGG19
+from stylize.backends.vggnet import vgg_prototxt
 from stylize.cli.main import cli
 from stylize.core import ModelError, UsageError
 from stylize.core.pipeline import Settings, build_losses
@@ -28,12 +29,9 @@ def full_network_text(backend_cls) -> str:
 
 def write_random_weights(backend_cls, path, seed=0):
     """A caffemodel with official layer names and random weights, written with pycaffe."""
-    caffe = import_caffe()
     text = full_network_text(backend_cls)
     deepest = prototxt.blobs(prototxt.parse(text))[-1]
-    proto = path.with_suffix(".prototxt")
-    proto.write_text(prototxt.prepare(text, [deepest]))
-    net = caffe.Net(str(proto), caffe.TEST)
+    net = prototxt.build_net(prototxt.prepare(text, [deepest]))
     rng = np.random.default_rng(seed)
     for blobs in net.params.values():
         for blob in blobs:
@@ -67,16 +65,11 @@ def test_shipped_prototxts_are_the_official_deploy_files(shipped, sdist_member):
 
 
 @pytest.mark.parametrize("backend_cls", [GoogLeNet, CaffeNet])
-def test_bvlc_layer_names_and_shapes_match_the_official_network(backend_cls, sdist_member, tmp_path):
+def test_bvlc_layer_names_and_shapes_match_the_official_network(backend_cls, sdist_member):
     """Our prepared network keeps the official names and parameter shapes (weights load by name)."""
-    caffe = import_caffe()
-    official_file = tmp_path / "official.prototxt"
-    official_file.write_text(sdist_member(OFFICIAL[backend_cls.prototxt_file]))
-    official = caffe.Net(str(official_file), caffe.TEST)
+    official = prototxt.build_net(sdist_member(OFFICIAL[backend_cls.prototxt_file]))
     layers = list(backend_cls.default_content_layers) + list(backend_cls.default_style_layers)
-    ours_file = tmp_path / "ours.prototxt"
-    ours_file.write_text(prototxt.prepare(full_network_text(backend_cls), layers))
-    ours = caffe.Net(str(ours_file), caffe.TEST)
+    ours = prototxt.build_net(prototxt.prepare(full_network_text(backend_cls), layers))
     assert len(ours.params) >= 5
     for name, blobs in ours.params.items():
         assert [b.data.shape for b in blobs] == [b.data.shape for b in official.params[name]], name
@@ -127,6 +120,20 @@ def test_prepare_keeps_only_what_the_layers_depend_on():
     net = prototxt.parse(cut)
     assert all(p.lr_mult == 0 for layer in net.layer for p in layer.param)
     assert sum(len(layer.param) for layer in net.layer if layer.type == "Convolution") > 0
+    # Unfrozen (for benchmarks against stock Caffe): the same cut, every parameter learnable.
+    unfrozen = prototxt.parse(prototxt.prepare(text, ["inception_3a/output"], frozen=False))
+    assert [layer.name for layer in unfrozen.layer] == [layer.name for layer in net.layer]
+    assert not any(layer.param for layer in unfrozen.layer)
+
+
+def test_bvlc_backends_take_the_declared_options(tmp_path):
+    """The options of any Caffe model, by their declared names, each at its default but the weights."""
+    from stylize.backends.caffe_net import CaffeBackend
+    assert CaffeNet.options == GoogLeNet.options == CaffeBackend.options
+    weights = write_random_weights(CaffeNet, tmp_path / "caffenet.caffemodel")
+    given = {option.name: option.default for option in CaffeNet.options} | {"weights": str(weights)}
+    backend = CaffeNet(["conv1", "conv2"], **given)
+    assert backend.estimate_flops((227, 227)) == backend.costs_at((227, 227)).flops > 0
 
 
 @pytest.mark.parametrize("bad, message", [

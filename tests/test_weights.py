@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from stylize.backends import pastiche, zoo
-from stylize.backends.caffe_net import import_caffe
+from stylize.backends.pycaffe import import_caffe
 from stylize.backends.vgg import VGG19
-from stylize.core.files import file_digest
+from stylize.core import file_digest
 
 
 @pytest.fixture(scope="module")

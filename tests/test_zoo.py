@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 from stylize.backends import download, zoo
-from stylize.backends.caffe_net import import_caffe
-from stylize.core.errors import ModelError
+from stylize.backends.pycaffe import import_caffe
+from stylize.backends.vggnet import VGG16_BLOCKS, VGG19_BLOCKS, conv_shapes
+from stylize.core import ModelError
 
 from .test_cli import CLICK_USAGE_EXIT, assert_one_line_error, invoke
 
@@ -349,7 +350,7 @@ def test_unknown_source_is_a_usage_error(home):
 # -- the published facts ---------------------------------------------------------------
 
 def test_expected_vgg_structure_comes_from_vgg_layers():
-    vgg16, vgg19 = zoo.vgg_conv_shapes(zoo.VGG16_BLOCKS), zoo.vgg_conv_shapes(zoo.VGG19_BLOCKS)
+    vgg16, vgg19 = conv_shapes(VGG16_BLOCKS), conv_shapes(VGG19_BLOCKS)
     assert len(vgg16) == 13 and len(vgg19) == 16
     assert vgg19["conv1_1"] == (64, 3, 3, 3) and vgg19["conv3_1"] == (256, 128, 3, 3)
     assert vgg19["conv5_4"] == (512, 512, 3, 3) and "conv5_4" not in vgg16

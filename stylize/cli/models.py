@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import click
 
-SOURCES = ("pypi", "official")  # zoo.SOURCE_KINDS, without importing the zoo for --help
+from stylize.backends import zoo
+
+#: Every kind of source some model has, in the zoo's order.
+SOURCES = tuple(dict.fromkeys(kind for info in zoo.MODELS.values() for kind in info.sources))
 
 
 @click.group()
@@ -18,7 +21,6 @@ def _size(n: int) -> str:
 @models.command("list")
 def models_list():
     """Show every known model: installed or missing, path, source, size, licence."""
-    from stylize.backends import zoo
     for name, info in zoo.MODELS.items():
         path = zoo.weights_path(name)
         if path.is_file():
@@ -42,7 +44,6 @@ def models_list():
 @click.option("--force", is_flag=True, help="Fetch again even if already installed.")
 def models_fetch(name, source, force):
     """Download NAME's weights and install them as a Caffe model."""
-    from stylize.backends import zoo
     info = zoo.model(name)
     src = info.get_source(source)  # a source the model lacks is an error
     path = zoo.weights_path(name)
