@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stylize.backends.pycaffe import import_caffe
+from stylize.backends.prototxt import build_net
 
 PROTOTXT = """name: "tiny"
 input: "data"
@@ -30,10 +30,9 @@ layer { name: "act2" type: "Sigmoid" bottom: "conv2" top: "conv2" }
 
 def write_tiny_net(folder: Path, seed: int = 0) -> tuple[str, str]:
     """Write prototxt and a caffemodel with random weights; return both paths."""
-    caffe = import_caffe()
     prototxt = folder / "tiny.prototxt"
     prototxt.write_text(PROTOTXT)
-    net = caffe.Net(str(prototxt), caffe.TEST)
+    net = build_net(PROTOTXT)
     rng = np.random.default_rng(seed)
     for params in net.params.values():
         for blob in params:
