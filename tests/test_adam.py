@@ -15,7 +15,9 @@ from stylize.backends.vgg import VGG19
 from stylize.cli.main import cli
 from stylize.core import UsageError, plugins
 from stylize.core.images import fit_long_side, resize
-from stylize.core.pipeline import Settings, build_losses, make_backend, make_objective, transfer
+from stylize.core.objective import build_losses, make_backend, make_objective
+from stylize.core.pipeline import transfer
+from stylize.core.settings import Settings
 from stylize.optimizers.adam import Adam
 
 TARGET = np.array([[3.0, -2.0, 0.5, 0.0]], np.float32)
@@ -120,9 +122,13 @@ def test_options_reach_adam_through_settings_and_the_cli(monkeypatch, tmp_path, 
     monkeypatch.setattr(Adam, "minimize", spy)
     image = np.random.default_rng(0).random((24, 32, 3)).astype(np.float32)
     settings = Settings(optimizer="adam", iterations=2, length=32, scales=1,
-                        options={"adam": {"lr": 0.5, "beta1": 0.8, "not_for_adam": 1}})
+                        options={"adam": {"lr": 0.5, "beta1": 0.8}})
     transfer(image, image, settings)
     assert used[-1].lr == 0.5 and used[-1].beta1 == 0.8 and used[-1].beta2 == 0.999
+    # Adam declares its options, so a misspelt key is refused before the run, with the right name.
+    misspelt = Settings(optimizer="adam", iterations=2, length=32, scales=1, options={"adam": {"betta1": 0.8}})
+    with pytest.raises(UsageError, match="optimizer 'adam' has no option 'betta1'; did you mean 'beta1'"):
+        transfer(image, image, misspelt)
 
     path = tmp_path / "in.png"
     Image.fromarray((image * 255).astype(np.uint8)).save(path)

@@ -45,9 +45,11 @@ def test_installed_as_a_regular_package(example_installed):
 
 def test_entry_points_resolve_to_the_package(example_installed):
     assert plugins.load("stylize.losses", "meanstd").__module__ == "stylize_example.meanstd"
+    assert plugins.load("stylize.losses", "histogram").__module__ == "stylize_example.histogram"
     assert plugins.load("stylize.optimizers", "spg").__module__ == "stylize_example.spg"
     registered = {(r.group, r.name): r.dist for r in plugins.registrations()}
     assert registered[("stylize.losses", "meanstd")] == DIST
+    assert registered[("stylize.losses", "histogram")] == DIST
     assert registered[("stylize.optimizers", "spg")] == DIST
 
 
@@ -76,8 +78,33 @@ def test_run_with_the_example_loss_and_optimizer(example_installed, vgg19_weight
     assert "meanstd" in Image.open(out).text["stylize:settings"]
 
 
-@pytest.mark.parametrize("path", ["src/stylize_example/meanstd.py", "setup.cfg", "pyproject.toml",
-                                  "tests/test_meanstd.py"])
+def test_histogram_loss_brings_the_style_colours(example_installed, vgg19_weights, photos, painting):
+    """The image-space loss sees the style image through set_images and pulls the colours towards it."""
+    import stylize
+    from stylize.core import IMAGE, Images
+    from stylize.core.images import fit_long_side, resize
+    from stylize_example.histogram import HistogramLoss
+
+    def distance(image):  # the histogram loss of ``image`` against the style at its size
+        loss = HistogramLoss()
+        loss.set_images(Images(image, [resize(painting, fit_long_side(painting.shape[:2], 48))], [1.0]))
+        loss.set_target({IMAGE: image})
+        return loss({IMAGE: image})[0]
+
+    results, values = {}, []
+    for losses in (["gram"], ["gram", "histogram"]):
+        values.clear()
+        results[len(losses)] = stylize.stylize(photos["chelsea"], painting, losses=losses, length=48,
+                                               iterations=12, seed=0, callback=lambda r: values.append(r.value))
+    assert values[-1] < 0.5 * values[0]  # the objective with the histogram term fell
+    start = distance(resize(photos["chelsea"], results[2].shape[:2]))
+    gram_only, with_histogram = distance(results[1]), distance(results[2])
+    # Measured 38.8 at the content, 32.8 with gram alone, 9.5 with the histogram term.
+    assert with_histogram < 0.5 * gram_only < 0.5 * start, (start, gram_only, with_histogram)
+
+
+@pytest.mark.parametrize("path", ["src/stylize_example/meanstd.py", "src/stylize_example/histogram.py",
+                                  "setup.cfg", "pyproject.toml", "tests/test_meanstd.py"])
 def test_plugins_md_shows_the_real_code(path):
     """plugins.md's worked example is the example package's files, verbatim: it cannot go stale."""
     guide = (EXAMPLE.parent.parent / "plugins.md").read_text()

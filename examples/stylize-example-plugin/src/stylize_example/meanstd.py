@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stylize.core import Features, Loss
+from stylize.core import Features, Loss, Option
 
 
 def channel_stats(features: np.ndarray, eps: float) -> tuple[np.ndarray, np.ndarray]:
@@ -42,6 +42,8 @@ class MeanStdLoss(Loss):
     """
 
     role = "style"
+    # What --set meanstd.KEY=VALUE may give besides weight and layers; other keys are refused.
+    options = (Option("eps", float, 1e-5, "Added to each channel's variance (keeps dead channels finite)."),)
 
     def __init__(self, layers, eps: float = 1e-5, **options):
         super().__init__(layers, **options)  # sets self.layers and self.layer_weights

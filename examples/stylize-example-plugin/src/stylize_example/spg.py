@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stylize.core import Callback, Objective, Optimizer, StepResult, UsageError
+from stylize.core import Callback, Objective, Optimizer, Option, StepResult, UsageError
 
 #: Safeguards of the step size (Birgin et al.'s alpha_min, alpha_max).
 ALPHA_MIN, ALPHA_MAX = 1e-10, 1e10
@@ -44,6 +44,12 @@ class SPG(Optimizer):
     the sufficient-decrease constant; ``alternate`` (true) alternating
     Barzilai-Borwein steps, false for the classic long step only.
     """
+
+    options = (
+        Option("memory", int, 10, "Values the non-monotone line search looks back over; 1: monotone."),
+        Option("gamma", float, 1e-4, "Sufficient-decrease constant of the line search, in (0, 1)."),
+        Option("alternate", bool, True, "Alternate long and short Barzilai-Borwein steps; false: long only."),
+    )
 
     def __init__(self, memory: int = 10, gamma: float = 1e-4, alternate: bool = True, **options):
         super().__init__(**options)
