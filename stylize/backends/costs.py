@@ -216,7 +216,7 @@ def _lrn(layer: Layer) -> dict:
     # per output: sum of `size` squares, scale, power, product.
     cost = {"forward_flops": layer.top * (2 * size + 4), "backward_flops": layer.top * (size + 8)}
     if lrn is None or lrn.norm_region == 0:  # across channels
-        n, c, h, w = layer.bottoms[0]
+        _, c, h, w = layer.bottoms[0]
         cost["buffer_bytes"] = layer.bottom * FLOAT  # scale_
         cost["transient_bytes"] = ((c + size - 1) * h * w + h * w) * FLOAT
     else:  # built from internal split/square/pool/power/product layers: data + diff each
