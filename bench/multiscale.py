@@ -46,7 +46,8 @@ def full_resolution_scorer(content, style, settings=None):
     """
     from stylize.core import plugins
     from stylize.core.images import resize
-    from stylize.core.pipeline import Settings, WeightedLoss, build_losses, make_backend, make_objective
+    from stylize.core.objective import WeightedLoss, build_losses, make_backend, make_objective
+    from stylize.core.settings import Settings
 
     scoring = settings or Settings(length=max(content.shape[:2]), scales=1)
     backend_cls = plugins.load("stylize.backends", scoring.backend)
@@ -86,21 +87,18 @@ def main() -> None:
     parser.add_argument("--json", default="bench/multiscale.json")
     args = parser.parse_args()
 
-    from stylize.core import pipeline
-    from stylize.core.pipeline import Settings, scale_lengths, transfer
+    from stylize import Job, events
+    from stylize.core.schedule import scale_lengths
+    from stylize.core.settings import Settings
 
     content, style = bench_images(args.size)
     score = full_resolution_scorer(content, style)
 
     rows = []
-    multi, scales = args.multi_iterations or args.iterations, None
-    if args.schedule:
+    multi, scales, counts = args.multi_iterations or args.iterations, None, None
+    if args.schedule:  # the bench's own split, for the coarse-to-fine run only
         counts = [int(n) for n in args.schedule.split(":")]
         multi, scales = sum(counts), len(counts)
-        default_split = pipeline.split_iterations
-        # The bench's own split, for the coarse-to-fine run only (single-scale asks for one level).
-        pipeline.split_iterations = lambda total, levels: counts if levels == len(counts) else \
-            default_split(total, levels)
     options = {"lbfgs": {"history": args.history}}
 
     level_seen = {"level": 0}
@@ -121,7 +119,8 @@ def main() -> None:
                                       ("coarse-to-fine", scales, multi)):
         settings = Settings(length=args.size, iterations=iterations, scales=scales, options=options)
         start, scoring["seconds"] = time.perf_counter(), 0.0
-        image = transfer(content, style, settings, callback=trajectory)
+        job = Job(content, style, settings, level_iterations=counts if scales == len(counts or ()) else None)
+        image = job.run(lambda event: trajectory(event.result) if isinstance(event, events.Step) else None)
         seconds = time.perf_counter() - start - scoring["seconds"]
         terms = score.terms(image)
         rows.append({"run": label, "levels": scale_lengths(args.size, scales), "iterations": iterations,

@@ -114,7 +114,8 @@ def backend_options(name: str, layers, folder: str) -> tuple[dict, str]:
 
 def settings_for(name: str, size: int, folder: str, **given):
     from stylize.core import plugins
-    from stylize.core.pipeline import Settings, build_losses
+    from stylize.core.objective import build_losses
+    from stylize.core.settings import Settings
 
     settings = Settings(backend=name, length=size, scales=1, **given)
     losses = build_losses(settings, plugins.load("stylize.backends", name))
@@ -131,7 +132,7 @@ def measure_eval(name: str, size: int, repeat: int, weight_grads: bool) -> dict:
     from multiscale import bench_images
 
     from stylize.core import plugins
-    from stylize.core.pipeline import build_losses, make_backend, make_objective
+    from stylize.core.objective import build_losses, make_backend, make_objective
 
     content, style = bench_images(size)
     with tempfile.TemporaryDirectory() as folder:
@@ -166,39 +167,25 @@ def measure_eval(name: str, size: int, repeat: int, weight_grads: bool) -> dict:
     return row
 
 
-def measure_lbfgs(name: str, size: int, iterations: int, impl: str | None) -> dict:
+def measure_lbfgs(name: str, size: int, iterations: int) -> dict:
     """Seconds per L-BFGS iteration of the real pipeline, its peak memory and the run's estimate."""
     from multiscale import bench_images
 
+    from stylize import Job, events
     from stylize.core import memory
-    from stylize.core.pipeline import transfer
-    from stylize.optimizers.lbfgs import LBFGS
 
-    if impl:  # compare another L-BFGS wrapper (e.g. an older version of lbfgs.py)
-        import importlib.util
-        spec = importlib.util.spec_from_file_location("other_lbfgs", impl)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        LBFGS.minimize = module.LBFGS.minimize
     content, style = bench_images(size)
-    seen = {}
     os.environ[memory.LIMIT_VARIABLE] = "1T"  # the check must run (and pass) to give its estimate
-    check = memory.check_fits
-
-    def spy(*args):
-        seen["estimate"] = check(*args)
-        return seen["estimate"]
-
-    memory.check_fits = spy
     with tempfile.TemporaryDirectory() as folder:
         settings, label = settings_for(name, size, folder, iterations=iterations)
-        stamps = []
-        transfer(content, style, settings, callback=lambda result: stamps.append(time.perf_counter()))
+        job, stamps = Job(content, style, settings), []
+        estimate = job.estimate.memory_bytes
+        job.run(lambda event: stamps.append(time.perf_counter()) if isinstance(event, events.Step) else None)
     # Between the first and last iteration: excludes network set-up and targets.
     per_iteration = (stamps[-1] - stamps[0]) / max(1, len(stamps) - 1)
     return {"backend": name, "size": size, "weights": label, "lbfgs_iteration_s": per_iteration,
             "lbfgs_iterations": len(stamps), "run_peak_rss_bytes": peak_rss_bytes(),
-            "run_estimate_bytes": seen.get("estimate"), "lbfgs_impl": impl or "stylize"}
+            "run_estimate_bytes": estimate}
 
 
 # -- the parent ---------------------------------------------------------------------------
@@ -284,9 +271,7 @@ def print_tables(rows: list[dict], lbfgs: list[dict], run: dict | None) -> None:
         for key in keys:
             g = by_key.get(key, {})
             for lb in [r for r in lbfgs if (r["backend"], r["size"]) == key] or [{}]:
-                other = lb.get("lbfgs_impl", "stylize") != "stylize"
-                impl = f" ({os.path.basename(lb['lbfgs_impl'])})" if other else ""
-                print(f"| {key[0]}{impl} | {key[1]} | {seconds(g.get('eval_s'))} | "
+                print(f"| {key[0]} | {key[1]} | {seconds(g.get('eval_s'))} | "
                       f"{seconds(g.get('eval_with_weight_grads_s'))} | "
                       f"{_paired_ratio(g)} | "
                       f"{seconds(lb.get('lbfgs_iteration_s'))} | {mib(lb.get('run_peak_rss_bytes'))} | "
@@ -311,8 +296,6 @@ def main() -> None:
                         help="L-BFGS iterations per --lbfgs-sizes run (0: skip; >10 fills the history)")
     parser.add_argument("--lbfgs-backends", nargs="+", default=["caffe-vgg19"], metavar="NAME")
     parser.add_argument("--lbfgs-sizes", type=int, nargs="+", default=[256, 512])
-    parser.add_argument("--compare-lbfgs", metavar="FILE",
-                        help="also run the L-BFGS rows with the LBFGS class of FILE (e.g. an older lbfgs.py)")
     parser.add_argument("--run", action="store_true",
                         help="time the default `stylize run` instead (wall time, peak, full-size objective)")
     parser.add_argument("--run-length", type=int, default=512)
@@ -326,7 +309,7 @@ def main() -> None:
         if kind == "eval":
             result = measure_eval(name, int(size), int(rest[0]), rest[1] == "1")
         else:
-            result = measure_lbfgs(name, int(size), int(rest[0]), rest[1] if len(rest) > 1 else None)
+            result = measure_lbfgs(name, int(size), int(rest[0]))
         print(json.dumps(result))
         return
 
@@ -347,10 +330,9 @@ def main() -> None:
         if args.lbfgs > 0:
             for name in args.lbfgs_backends:
                 for size in args.lbfgs_sizes:
-                    for impl in [None, args.compare_lbfgs] if args.compare_lbfgs else [None]:
-                        lbfgs.append(child("lbfgs", name, str(size), str(args.lbfgs), *([impl] if impl else [])))
-                        print(f"  {name} {size} L-BFGS: {lbfgs[-1]['lbfgs_iteration_s']:.3f} s / iteration",
-                              file=sys.stderr, flush=True)
+                    lbfgs.append(child("lbfgs", name, str(size), str(args.lbfgs)))
+                    print(f"  {name} {size} L-BFGS: {lbfgs[-1]['lbfgs_iteration_s']:.3f} s / iteration",
+                          file=sys.stderr, flush=True)
     print_tables(rows, lbfgs, run)
     if any(r["weights"] == "random" for r in rows + lbfgs):
         print("weights: 'random' = random weights of the official shapes (not installed here); "

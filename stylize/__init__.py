@@ -1,14 +1,18 @@
 """stylize: neural style transfer (Gatys et al.) with Caffe, built from plugins.
 
 The package's folders are its architecture: ``core`` (contracts, images,
-plugin loading, pipeline), ``backends``, ``losses``, ``optimizers`` (the
-built-in plugins) and ``cli`` (the command line, a thin layer over ``api``).
+plugin loading, settings, the run plan, the pipeline and the Job),
+``backends``, ``losses``, ``optimizers`` (the built-in plugins) and ``cli``
+(the command line, a thin layer over the Job).
 
 ``stylize(content, style, **settings)`` runs what ``stylize run`` runs and
-returns the image; see ``stylize.api``.
+returns the image; ``Job`` drives the same run step by step, with events
+(``stylize.events``) and ``cancel()``. See ``stylize.api``.
 """
-from .api import Interrupted, stylize
-from .core.pipeline import Settings, load_inputs, transfer
+from .api import Cancelled, Interrupted, Job, events, stylize
+from .core.inputs import load_inputs
+from .core.pipeline import transfer
+from .core.settings import Settings
 
-__all__ = ["Interrupted", "Settings", "load_inputs", "stylize", "transfer"]
+__all__ = ["Cancelled", "Interrupted", "Job", "Settings", "events", "load_inputs", "stylize", "transfer"]
 __version__ = "0.1.0"

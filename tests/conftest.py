@@ -39,3 +39,39 @@ def painting():
 def tiny_net(tmp_path_factory):
     """A small smooth network (tanh, sigmoid, average pooling) with random weights."""
     return write_tiny_net(tmp_path_factory.mktemp("tinynet"))
+
+
+class _StandInPipeline:
+    """What a Job runs, replaced by a function with ``pipeline.transfer``'s signature (see ``replace_transfer``)."""
+
+    def __init__(self, settings, plan, transfer):
+        self.settings, self.plan, self.transfer = settings, plan, transfer
+
+    def estimate(self):
+        from stylize.core.events import Estimate
+        return Estimate(None, None, None, (None,) * len(self.plan.levels), None)
+
+    def run(self, inputs, on_step, start=None, on_level=None):
+        from stylize.core.objective import Objective
+
+        class NoTerms(Objective):
+            def __init__(self):
+                self.terms, self.losses = {}, []
+
+        return self.transfer(inputs.content, inputs.styles, self.settings,
+                             callback=lambda result: on_step(result, NoTerms()), content_mask=inputs.content_mask,
+                             style_masks=inputs.style_masks, start=start)
+
+
+@pytest.fixture
+def replace_transfer(monkeypatch):
+    """``replace_transfer(fake)``: Jobs (the CLI's and the API's) run ``fake`` instead of their pipeline.
+
+    ``fake(content, styles, settings, callback=, content_mask=, style_masks=, start=)`` is called like
+    ``stylize.core.pipeline.transfer``, which it may call itself to run for real around a spy.
+    """
+    from stylize.core.job import Job
+
+    def install(fake):
+        monkeypatch.setattr(Job, "pipeline", property(lambda job: _StandInPipeline(job.settings, job.plan, fake)))
+    return install

@@ -38,8 +38,11 @@ def pictures(tmp_path):
 
 
 def test_exports():
-    assert {"stylize", "Settings", "transfer", "load_inputs", "Interrupted"} <= set(package.__all__)
-    assert (Settings, transfer, load_inputs) == (pipeline.Settings, pipeline.transfer, pipeline.load_inputs)
+    from stylize.core import inputs, job, settings
+    assert {"stylize", "Settings", "transfer", "load_inputs", "Interrupted", "Job", "Cancelled",
+            "events"} <= set(package.__all__)
+    assert (Settings, transfer, load_inputs) == (settings.Settings, pipeline.transfer, inputs.load_inputs)
+    assert (package.Job, package.Cancelled, package.Interrupted) == (job.Job, job.Cancelled, job.Interrupted)
 
 
 def test_paths_or_arrays_in_an_array_out_with_a_callback(tiny, pictures):
@@ -55,7 +58,7 @@ def test_paths_or_arrays_in_an_array_out_with_a_callback(tiny, pictures):
     assert np.array_equal(image, again)
 
 
-def test_several_styles_and_a_preset(tiny, pictures, monkeypatch):
+def test_several_styles_and_a_preset(tiny, pictures, replace_transfer):
     arrays, paths = pictures
     image = stylize(paths["content"], [paths["style"], arrays["style2"]], style_weights=[3, 1], **tiny)
     assert image.shape == (24, 32, 3)
@@ -66,7 +69,7 @@ def test_several_styles_and_a_preset(tiny, pictures, monkeypatch):
         seen.append(settings)
         return real(content, style, settings, **kwargs)
 
-    monkeypatch.setattr(pipeline, "transfer", record)
+    replace_transfer(record)
     stylize(paths["content"], paths["style"], preset="photo", **{**tiny, "ratio": 50.0})
     assert tuple(seen[0].losses) == ("gram", "affine") and seen[0].ratio == 50.0  # given beats the preset
 
@@ -91,16 +94,16 @@ def test_output_file_is_the_cli_output(tiny, pictures, tmp_path):
                                                               "style2.png"]  # checkpoints removed
 
 
-def test_defaults_are_the_cli_defaults(pictures, tmp_path, monkeypatch):
+def test_defaults_are_the_cli_defaults(pictures, tmp_path, monkeypatch, replace_transfer):
     _, paths = pictures
     seen = []
-    monkeypatch.setattr(pipeline, "transfer", lambda content, style, settings, **kw: seen.append(settings) or content)
+    replace_transfer(lambda content, style, settings, **kw: seen.append(settings) or content)
     result = CliRunner().invoke(cli, ["run", "-q", "-c", str(paths["content"]), "-s", str(paths["style"]),
                                       "-o", str(tmp_path / "o.png")])
     assert result.exit_code == 0, result.output
     by_cli = seen.pop()
-    assert by_cli.options == {"caffe-vgg19": {"pooling": "avg"}}  # the backend's own default, spelled out
-    assert dataclasses.replace(by_cli, losses=tuple(by_cli.losses), options={}) == Settings()
+    assert by_cli.options == {}  # backend flags not given are left to the backend's own defaults
+    assert dataclasses.replace(by_cli, losses=tuple(by_cli.losses)) == Settings()
     stylize(paths["content"], paths["style"])
     assert seen.pop() == Settings()
 

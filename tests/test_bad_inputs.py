@@ -102,7 +102,7 @@ def test_internal_errors_are_one_line_with_their_own_exit_code(workspace, monkey
     def broken(*args, **kwargs):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(stylize.api, "prepare", broken)
+    monkeypatch.setattr(stylize.api, "Job", broken)
     result = CliRunner().invoke(cli, workspace.args(), prog_name="stylize")
     assert result.exit_code == 70
     assert result.stderr.startswith("stylize: error: internal error") and result.stderr.count("\n") == 1

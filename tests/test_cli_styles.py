@@ -9,7 +9,7 @@ from .test_cli import assert_one_line_error, images, invoke, run_args  # noqa: F
 
 
 @pytest.fixture
-def captured(monkeypatch):
+def captured(replace_transfer):
     """Replace the transfer by a recorder that returns the content unchanged."""
     calls = []
 
@@ -17,7 +17,7 @@ def captured(monkeypatch):
         calls.append({"content": content, "styles": styles, "settings": settings, **masks})
         return content
 
-    monkeypatch.setattr(pipeline, "transfer", record)
+    replace_transfer(record)
     return calls
 
 

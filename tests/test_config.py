@@ -17,7 +17,7 @@ from stylize.cli.main import cli
 from stylize.cli.run import run
 from stylize.core import pipeline
 from stylize.core.errors import UsageError
-from stylize.core.pipeline import Settings
+from stylize.core.settings import Settings
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +29,7 @@ def clean_environment(monkeypatch):
 
 
 @pytest.fixture
-def runs(tmp_path, monkeypatch):
+def runs(tmp_path, monkeypatch, replace_transfer):
     """``runs(*args, env=..., config=...)`` -> (result, Settings given to the pipeline, or None)."""
     rng = np.random.default_rng(0)
     for name in ("content", "style", "style2"):
@@ -40,7 +40,7 @@ def runs(tmp_path, monkeypatch):
         seen.append(settings)
         return content
 
-    monkeypatch.setattr(pipeline, "transfer", record)
+    replace_transfer(record)
     count = iter(range(1000))
 
     def invoke(*args, env=None, config=None, inputs=True):

@@ -8,7 +8,7 @@ Three properties, also run for a set time by bench/fuzz.py:
 - ``check_options``: any option values through ``stylize run``'s parsing,
   its early checks and ``Settings.validate`` exit 0 or with a category's
   code (2-6), one ``stylize: error:`` line, never a traceback. The images
-  and the network are not loaded (``prepare`` stops after validating).
+  and the network are not loaded (the ``Job`` stops after validating).
 - ``check_run``: mutated image bytes as the content of a real run on the
   tiny network: exit 0 with an output, or an error with no output.
 
@@ -154,8 +154,8 @@ def command_lines(draw) -> tuple[list[str], str]:
     return args, stem + suffix
 
 
-def _validate_only(content, styles, *, settings, **kwargs):
-    """``prepare`` without the images: the settings checks, then a clean stop."""
+def _validate_only(content, styles, settings, **kwargs):
+    """A ``Job`` without the images: the settings checks, then a clean stop."""
     settings.validate()
     raise click.exceptions.Exit(0)
 
@@ -167,7 +167,7 @@ def check_options(args: list[str], output_name: str, folder: Path) -> None:
         Image.new("RGB", (4, 3)).save(content)
     out = folder / "out" / output_name
     argv = ["run", "-c", str(content), "-s", str(content), "-o", str(out), *args]
-    with mock.patch("stylize.api.prepare", _validate_only):
+    with mock.patch("stylize.api.Job", _validate_only):
         result = CliRunner().invoke(cli, argv, prog_name="stylize")
     _check_result(result, argv)
     assert not (folder / "out").exists() or os.listdir(folder / "out") == [], argv

@@ -16,7 +16,7 @@ import scipy.optimize
 from stylize.backends.vgg import VGG19
 from stylize.core import memory
 from stylize.core.errors import ImageError, ResourceError, UsageError
-from stylize.core.pipeline import Settings
+from stylize.core.settings import Settings
 from stylize.optimizers.lbfgs import LBFGS, _bound_pairs
 
 IMAGES = Path(__file__).parent.parent / "examples" / "images"
@@ -49,7 +49,8 @@ MEASURE = textwrap.dedent("""
     from skimage import data
     from stylize.core import memory
     from stylize.core.images import load_image, resize
-    from stylize.core.pipeline import Settings, transfer
+    from stylize.core.pipeline import transfer
+    from stylize.core.settings import Settings
     size = int(sys.argv[1])
     content = resize(data.astronaut().astype(np.float32) / 255.0, (size, size))
     style = resize(load_image(sys.argv[2]), (size, size))

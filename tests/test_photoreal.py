@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from stylize.core.images import fit_long_side, resize
-from stylize.core.pipeline import Settings, transfer
+from stylize.core.pipeline import transfer
+from stylize.core.settings import Settings
 
 pytestmark = pytest.mark.slow
 

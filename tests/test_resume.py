@@ -22,18 +22,18 @@ from PIL import Image
 from stylize.cli.main import cli
 from stylize.core import checkpoint as checkpoints
 from stylize.core.errors import ImageError, UsageError
-from stylize.core.pipeline import Settings
+from stylize.core.settings import Settings
 
 #: The real CLI, with every objective evaluation slowed by $TEST_EVALUATION_DELAY seconds.
 SLOW_CLI = textwrap.dedent("""
     import os, time
-    from stylize.core import pipeline
+    from stylize.core import objective
     delay = float(os.environ.get("TEST_EVALUATION_DELAY", "0"))
-    evaluate = pipeline.Objective.__call__
+    evaluate = objective.Objective.__call__
     def slowly(self, x):
         time.sleep(delay)
         return evaluate(self, x)
-    pipeline.Objective.__call__ = slowly
+    objective.Objective.__call__ = slowly
     from stylize.cli.main import cli
     cli(prog_name="stylize")
 """)
@@ -172,7 +172,8 @@ def test_resume_of_a_finished_run_does_not_overwrite_it(job):
 
 def test_resume_continues_from_the_working_image_with_preserved_colors(job, monkeypatch):
     """With --preserve-colors the shown image is recoloured; a resume must start from what the optimizer had."""
-    from stylize.core import pipeline
+    from stylize.core.levels import Start
+    from stylize.core.pipeline import transfer
     from stylize.core.images import load_image
     from stylize.optimizers.lbfgs import LBFGS
 
@@ -183,20 +184,20 @@ def test_resume_continues_from_the_working_image_with_preserved_colors(job, monk
         return real_minimize(self, objective, x0, *args, **kwargs)
 
     monkeypatch.setattr(LBFGS, "minimize", record)
-    settings = pipeline.Settings(backend="caffe", content_layers=["conv2"], style_layers=["conv1", "conv2"],
+    settings = Settings(backend="caffe", content_layers=["conv2"], style_layers=["conv1", "conv2"],
                                  options={"caffe": dict(zip(("prototxt", "weights"), job["args"][4:7:2]))},
                                  length=32, iterations=6, scales=1, threads=1, preserve_colors=True)
     content = load_image(job["tmp"] / "content.png")
     steps = []
-    pipeline.transfer(content, load_image(job["tmp"] / "style.png"), settings, callback=steps.append)
+    transfer(content, load_image(job["tmp"] / "style.png"), settings, callback=steps.append)
     third = steps[2]
     assert not np.allclose(third.state, third.image, atol=1e-3)  # recolouring really changes it
-    pipeline.transfer(content, load_image(job["tmp"] / "style.png"), settings,
-                      start=pipeline.Start(3, third.state))
+    transfer(content, load_image(job["tmp"] / "style.png"), settings,
+                      start=Start(3, third.state))
     assert np.allclose(starts[-1], third.x, atol=1e-3)
 
 
-def test_checkpoints_are_written_every_n_and_removed_at_the_end(job, monkeypatch):
+def test_checkpoints_are_written_every_n_and_removed_at_the_end(job, replace_transfer):
     from stylize.core import pipeline
 
     seen = {}
@@ -209,7 +210,7 @@ def test_checkpoints_are_written_every_n_and_removed_at_the_end(job, monkeypatch
                 seen.setdefault(checkpoints.load(job["checkpoint"]).step, result.step)
         return real(*args, callback=check, **kwargs)
 
-    monkeypatch.setattr(pipeline, "transfer", watching)
+    replace_transfer(watching)
     result = invoke(*job["args"], "-n", "9", "-q", "--checkpoint-every", "3")
     assert result.exit_code == 0, result.output
     assert seen == {3: 3, 6: 6, 9: 9}  # each one as soon as its iteration ends

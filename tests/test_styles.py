@@ -2,10 +2,11 @@
 import numpy as np
 import pytest
 
-from stylize.core import pipeline
+from stylize.core import objective
 from stylize.core.colors import luminance
 from stylize.core.images import fit_long_side, resize
-from stylize.core.pipeline import Settings, transfer
+from stylize.core.pipeline import transfer
+from stylize.core.settings import Settings
 
 
 @pytest.fixture
@@ -38,13 +39,13 @@ def test_blend_weights_pick_and_mix_the_style_images(tiny_settings, small):
 
 def test_style_scale_sets_the_size_the_network_sees_the_style_at(tiny_settings, small, monkeypatch):
     seen = []
-    real = pipeline._features
+    real = objective._features
 
     def record(backend, image, terms):
         seen.append((terms[0].loss.role, image.shape[:2]))
         return real(backend, image, terms)
 
-    monkeypatch.setattr(pipeline, "_features", record)
+    monkeypatch.setattr(objective, "_features", record)
     content = small("coffee", 32)  # 21x32
     transfer(content, small("astronaut", 64), tiny_settings(length=32, style_scale=0.5, scales=2, iterations=2))
     assert [shape for role, shape in seen if role == "style"] == [(8, 8), (16, 16)]

@@ -9,12 +9,11 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 from stylize.core import checkpoint as checkpoints
 from stylize.core.errors import ImageError, UsageError
-from stylize.core.images import check_new_output, check_working_size
-from stylize.core.schedule import scale_lengths
+from stylize.core.images import check_new_output
 
 
 def check_output(output: str, *, force: bool, resume: bool, save_every: int | None,
@@ -44,12 +43,8 @@ def _snapshots(folder: Path, output: Path) -> list[str]:
         return []
 
 
-def check_conflicts(output: str, inputs: Iterable[str | None], *, prototxt: str | None,
-                    weights: str | None, model_dir: str | None) -> None:
-    """Options that cannot work together, or cannot work on this build."""
-    if model_dir is not None and prototxt is not None and weights is not None:
-        raise UsageError("--model-dir is not used when both --prototxt and --weights are given; drop one "
-                         "of the three (--model-dir supplies only the file you leave out)")
+def check_conflicts(output: str, inputs: Iterable[str | None]) -> None:
+    """The output is none of the input files."""
     for source in inputs:
         if source is not None and _same_file(output, source):
             raise UsageError(f"-o {output} is also an input image ({source}); writing it would destroy "
@@ -61,12 +56,3 @@ def _same_file(a: str, b: str) -> bool:
         return os.path.samefile(a, b)
     except OSError:  # either does not exist (or is unreachable): not the same existing file
         return False
-
-
-def check_image_sizes(content, styles: Sequence, content_path: str, style_paths: Sequence[str],
-                      scales: int | None) -> None:
-    """Every image has a short side the network can work on, at every coarse-to-fine level."""
-    coarsest = scale_lengths(max(content.shape[:2]), scales)[0] / max(content.shape[:2])
-    check_working_size(content.shape, f"content image {content_path}", coarsest)
-    for path, style in zip(style_paths, styles):
-        check_working_size(style.shape, f"style image {path}", coarsest)

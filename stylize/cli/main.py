@@ -7,17 +7,14 @@ time, so ``--help`` stays fast.
 """
 from __future__ import annotations
 
+import importlib
 import sys
 import warnings
 from pathlib import Path
 
 import click
 
-from stylize.core.errors import StylizeError
-
-
-#: Exit code of an unexpected exception (a bug, not a bad input): sysexits' EX_SOFTWARE.
-INTERNAL_ERROR_EXIT = 70
+from stylize.core.errors import INTERNAL_ERROR_EXIT, StylizeError
 
 
 class StylizeGroup(click.Group):
@@ -29,6 +26,19 @@ class StylizeGroup(click.Group):
     warnings (numpy overflow, Pillow) are hidden so stderr stays one line.
     ``--debug`` shows tracebacks and warnings instead.
     """
+
+    #: Subcommands imported only when used: ``run`` builds its backend flags from the installed
+    #: backends, which ``stylize plugins`` and ``--help`` must not import.
+    lazy = {"run": "stylize.cli.run:run"}
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx, name):
+        if name in self.lazy and name not in self.commands:
+            module, _, attribute = self.lazy[name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), name)
+        return super().get_command(ctx, name)
 
     def make_context(self, info_name, args, parent=None, **extra):
         try:
@@ -97,11 +107,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-# Subcommands live in their own modules; they register here, after ``cli`` exists.
+# Subcommands live in their own modules; they register here, after ``cli`` exists (``run``: lazily, above).
 from .models import models  # noqa: E402
 from .plugins import plugins_command  # noqa: E402
-from .run import run  # noqa: E402
 
-cli.add_command(run)
 cli.add_command(models)
 cli.add_command(plugins_command)

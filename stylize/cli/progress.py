@@ -1,56 +1,79 @@
-"""Progress reporting for long runs: a bar on a terminal, periodic lines in a log."""
+"""Progress of a run on the terminal: one consumer of the Job's events.
+
+Nothing is printed before the first iteration, so an error while loading
+the network or the weights stays the only line on stderr. On a terminal it
+draws click's progress bar; otherwise (CI logs, pipes) it prints a line at
+every tenth of the run, since a bar would only print its label there. The
+line shows each term's share of the loss, so that a user can balance the
+weights, and the Job's ETA, which knows that finer levels cost more.
+"""
 from __future__ import annotations
 
 import sys
-import time
 
 import click
 
+from stylize.core import events
+
+
+def describe(step: events.Step) -> str:
+    """``loss 1.2e+11 (content 3.1e+10, gram 8.9e+10), scale 2/3, eta 1 min 05 s``."""
+    terms = ", ".join(f"{name} {value:.2g}" for name, value in step.terms.items())
+    level = f", scale {step.level + 1}/{step.levels}" if step.levels > 1 else ""
+    eta = f", eta {duration(step.eta)}" if step.eta is not None else ""
+    return f"loss {step.loss:.4g}{f' ({terms})' if terms else ''}{level}{eta}"
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
 
 class Progress:
-    """Context manager yielding the pipeline callback: iteration, loss, level and ETA.
+    """Context manager; the object itself is the event handler to pass to ``Job.run``."""
 
-    Nothing is printed before the first iteration, so an error while loading
-    the network or the weights stays the only line on stderr. On a terminal
-    it draws click's progress bar; otherwise (CI logs, pipes) it prints a line
-    at every tenth of the run, since a bar would only print its label there.
-    """
-
-    def __init__(self, total: int, quiet: bool, stream=None, start: int = 0):
-        #: Iterations done before this process (a resumed run): not counted in the ETA.
-        self.total, self.quiet, self.start = total, quiet, start
+    def __init__(self, quiet: bool, stream=None):
+        self.quiet = quiet
         self.stream = stream or sys.stderr
         self.bar = None
-        self.last = None
-        self.started = None
-        self.next_line = start
+        self.last: events.Step | None = None
+        self.total = self.start = self.next_line = 0
+        #: Wall time of the run, from its Finished event.
+        self.seconds = 0.0
 
     def __enter__(self):
-        return (lambda result: None) if self.quiet else self.update
+        return self
+
+    def __call__(self, event: events.Event) -> None:
+        if isinstance(event, events.Started):
+            self.total, self.start = event.plan.iterations, event.first_step
+            self.next_line = event.first_step
+        elif isinstance(event, events.Finished):
+            self.seconds = event.seconds
+        elif isinstance(event, events.Step) and not self.quiet:
+            self.update(event)
 
     def _describe(self, _item=None) -> str | None:
-        if self.last is None:
-            return None
-        level = f", scale {self.last.level + 1}/{self.last.levels}" if self.last.levels > 1 else ""
-        return f"loss {self.last.value:.4g}{level}"
+        return None if self.last is None else describe(self.last)
 
-    def update(self, result) -> None:
-        self.last = result
-        if self.started is None:
-            self.started = time.monotonic()
+    def update(self, step: events.Step) -> None:
+        self.last = step
         if self.stream.isatty():
             if self.bar is None:
                 self.bar = click.progressbar(length=self.total, label="stylizing", file=self.stream,
-                                             show_pos=True, show_eta=True, item_show_func=self._describe)
+                                             show_pos=True, show_eta=False, item_show_func=self._describe)
                 self.bar.__enter__()
                 self.bar.update(self.start)
-            self.bar.update(result.step - self.bar.pos)
-        elif result.step >= self.next_line or result.step == self.total:
-            self.next_line = result.step + max(1, self.total // 10)
-            elapsed = time.monotonic() - self.started
-            eta = elapsed / max(1, result.step - self.start) * (self.total - result.step)
-            click.echo(f"stylizing: {result.step}/{self.total} {self._describe()}, "
-                       f"eta {eta:.0f} s", file=self.stream)
+            self.bar.update(step.step - self.bar.pos)
+        elif step.step >= self.next_line or step.step == self.total:
+            self.next_line = step.step + max(1, self.total // 10)
+            click.echo(f"stylizing: {step.step}/{self.total} {describe(step)}", file=self.stream)
 
     def __exit__(self, *exc):
         if self.bar is not None:

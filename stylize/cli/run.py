@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 
 import click
 
@@ -13,6 +12,7 @@ from stylize.core.errors import UsageError
 from stylize.core.pipeline import Settings
 from stylize.core.presets import PRESETS
 
+from .backend_options import BACKEND_OPTIONS, backend_options
 from .config import configurable, load_config, plugin_items
 from .progress import Progress
 
@@ -20,6 +20,7 @@ DEFAULTS = Settings()
 
 
 @configurable  # outermost: gives every option its STYLIZE_* variable
+@backend_options  # each installed backend's declared options, as flags (--pooling, --prototxt ...)
 @click.command()
 # Input paths are checked by load_image, not by click, so that a directory or a
 # missing file is a one-line ``stylize: error:`` like every other bad input.
@@ -85,16 +86,6 @@ DEFAULTS = Settings()
               help="Layers for content terms (default: the backend's, conv4_2 for VGG).")
 @click.option("--style-layers", default=None, metavar="L1,L2",
               help="Layers for style terms (default: the backend's, conv1_1..conv5_1 for VGG).")
-@click.option("--prototxt", type=click.Path(), default=None,
-              help="Your own Caffe network definition (deploy prototxt) for the backend; "
-                   "with --backend caffe any model works, layers from --content/--style-layers.")
-@click.option("--weights", type=click.Path(), default=None,
-              help="Your own .caffemodel for the backend, e.g. the full-precision "
-                   "VGG_ILSVRC_19_layers.caffemodel with --backend caffe-vgg19.")
-@click.option("--model-dir", type=click.Path(), default=None,
-              help="A folder with one deploy prototxt and one .caffemodel (instead of the two above).")
-@click.option("--pooling", type=click.Choice(["avg", "max"]), default="avg", show_default=True,
-              help="Pooling in VGG backends: average (Gatys' choice, smoother) or max.")
 @click.option("--set", "settings_", multiple=True, metavar="PLUGIN.KEY=VALUE",
               help="Option for a plugin, repeatable: e.g. --set adam.lr=2, --set tv.weight=1e5 "
                    "(every loss takes weight= and layers=). Values are numbers, true/false or text.")
@@ -132,18 +123,17 @@ def run(ctx, content, styles, output, content_mask, style_masks, save_every, sav
     a STYLIZE_<OPTION> environment variable (STYLIZE_ITERATIONS=300,
     STYLIZE_LOSS="gram tv") or in a --config TOML file.
     """
-    from stylize.api import Interrupted, prepare
+    from stylize.api import Interrupted, Job
 
-    from .checks import check_conflicts, check_image_sizes, check_output
+    from .checks import check_conflicts, check_output
 
-    check_conflicts(output, [content, *styles, content_mask, *style_masks, given["init"]],
-                    prototxt=given["prototxt"], weights=given["weights"], model_dir=given["model_dir"])
+    backend_given = {name: given.pop(name) for name in list(given) if name in BACKEND_OPTIONS}
+    check_conflicts(output, [content, *styles, content_mask, *style_masks, given["init"]])
     check_output(output, force=force, resume=resume, save_every=save_every, save_dir=save_dir)
-    settings = _settings(ctx, given)
-    job = prepare(content, styles, settings=settings, output=output, content_mask=content_mask,
-                  style_masks=style_masks or None, save_every=save_every, save_dir=save_dir,
-                  checkpoint_every=checkpoint_every, resume=resume)
-    check_image_sizes(job.inputs.content, job.inputs.styles, content, styles, settings.scales)
+    settings = _settings(ctx, given, backend_given)
+    job = Job(content, styles, settings, output=output, content_mask=content_mask,
+              style_masks=style_masks or None, save_every=save_every, save_dir=save_dir,
+              checkpoint_every=checkpoint_every, resume=resume)
     iterations = settings.iterations
     if not quiet:
         if job.resumed is not None:
@@ -154,34 +144,35 @@ def run(ctx, content, styles, output, content_mask, style_masks, save_every, sav
         elif job.replaces_checkpoint:
             click.echo(f"note: this run replaces the checkpoint {job.checkpoint_path} of an earlier run "
                        "(--resume would continue it)", err=True)
-    started = time.monotonic()
     try:
-        with Progress(iterations, quiet, start=job.first_step) as report:
-            image = job.run(report)
+        with Progress(quiet) as progress:
+            image = job.run(progress)
     except Interrupted as e:
         resumable = "; --resume continues from there" if checkpoint_every else ""
         click.echo(f"stylize: interrupted at iteration {e.step}/{iterations}; wrote {output}{resumable}",
                    err=True)
         sys.exit(130)
     if not quiet:
-        click.echo(f"wrote {output} ({image.shape[1]}x{image.shape[0]}, "
-                   f"{time.monotonic() - started:.0f} s)", err=True)
+        click.echo(f"wrote {output} ({image.shape[1]}x{image.shape[0]}, {progress.seconds:.0f} s)", err=True)
 
 
-def _settings(ctx: click.Context, given: dict) -> Settings:
-    """Settings from the options; a preset fills in only what the user left at its default."""
+def _settings(ctx: click.Context, given: dict, backend_given: dict) -> Settings:
+    """Settings from the options; a preset fills in only what the user left at its default.
+
+    Backend flags join the ``--set`` options of the chosen backend; one the
+    backend does not declare is refused by ``Settings.validate`` like any
+    unknown plugin option.
+    """
     name = given.pop("preset")
     if name is not None:
         for key, value in PRESETS[name].items():
             if ctx.get_parameter_source(key) is click.core.ParameterSource.DEFAULT:
                 given[key] = value
     options = parse_plugin_options(plugin_items(ctx, given.pop("settings_")))
-    backend_options = options.setdefault(given["backend"], {})
-    backend_options.setdefault("pooling", given.pop("pooling"))
-    for key in ("prototxt", "weights", "model_dir"):
-        value = given.pop(key)
-        if value is not None:
-            backend_options[key] = value
+    flags = {key: value for key, value in backend_given.items()
+             if ctx.get_parameter_source(key) is not click.core.ParameterSource.DEFAULT}
+    if flags:
+        options[given["backend"]] = {**options.get(given["backend"], {}), **flags}
     for key in ("content_layers", "style_layers"):
         given[key] = _layers(given[key])
     weights = given.pop("style_weights")

@@ -37,7 +37,7 @@ NOT_FINGERPRINTED = frozenset({"threads", "gpu"})
 #: How the fingerprint's keys are named in messages (others: ``--name-with-dashes``).
 LABELS = {
     "losses": "--loss",
-    "options": "plugin options (--set, --prototxt, --weights, --model-dir, --pooling)",
+    "options": "plugin options (--set, and backend options such as --pooling)",
     "content_image": "the content image",
     "style_images": "the style images",
     "content_mask_image": "the --content-mask image",

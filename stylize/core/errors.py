@@ -6,6 +6,10 @@ what is wrong and how to fix it.
 """
 
 
+#: Exit code of an unexpected exception (a bug, not a bad input): sysexits' EX_SOFTWARE.
+INTERNAL_ERROR_EXIT = 70
+
+
 class StylizeError(Exception):
     """Base class: a problem with the user's input or environment."""
 

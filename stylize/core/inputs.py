@@ -48,13 +48,15 @@ class Inputs:
 
 
 def load_inputs(content: Source, styles: Source | Sequence[Source], length: int, *, style_scale: float = 1.0,
-                content_mask: Source | None = None, style_masks: Sequence[Source] | None = None) -> Inputs:
+                content_mask: Source | None = None, style_masks: Sequence[Source] | None = None,
+                style_weights: Sequence[float] | None = None) -> Inputs:
     """Read the images and scale them: content to ``length``, styles to ``length * style_scale``.
 
     Each image is a path or an array (see ``read_image``).
 
     Masks are scaled to their image's size with nearest-neighbour sampling,
-    so that no blended colours appear that the user did not paint.
+    so that no blended colours appear that the user did not paint. The
+    images are checked together (``Inputs.check``) with ``style_weights``.
     """
     style_paths = one_or_many(styles)
     content_image = read_image(content)
@@ -70,7 +72,7 @@ def load_inputs(content: Source, styles: Source | Sequence[Source], length: int,
     if style_masks is not None:
         _check_mask_count(len(style_masks), len(style_images))
         inputs.style_masks = [_load_mask(m, s, p) for m, s, p in zip(style_masks, style_images, style_paths)]
-    inputs.check()
+    inputs.check(style_weights)
     return inputs
 
 

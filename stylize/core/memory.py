@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import ImageError, ResourceError, StylizeError, UsageError
-from .images import fit_long_side
+from .plan import sizes_at
 
 #: Environment variable that sets the memory a run may use ("off": no check).
 LIMIT_VARIABLE = "STYLIZE_MEMORY_LIMIT"
@@ -110,12 +110,6 @@ def estimate_run_bytes(backend, optimizer, content_shape: Sequence[int],
     return max(network) + (int(memory_bytes(variables)) if memory_bytes else 0)
 
 
-def _shapes_at(length: int, content_shape, style_shapes, style_scale: float):
-    style_length = max(1, round(length * style_scale))
-    return (fit_long_side(tuple(content_shape[:2]), length),
-            [fit_long_side(tuple(s[:2]), style_length) for s in style_shapes])
-
-
 def largest_length(backend, optimizer, content_shape: Sequence[int], style_shapes: Sequence[Sequence[int]],
                    limit: int, style_scale: float = 1.0) -> int | None:
     """The largest multiple of LENGTH_STEP (>= MIN_LENGTH) below the current long side whose run fits, or None.
@@ -124,7 +118,7 @@ def largest_length(backend, optimizer, content_shape: Sequence[int], style_shape
     """
 
     def needed(length: int) -> int | None:
-        shapes = _shapes_at(length, content_shape, style_shapes, style_scale)
+        shapes = sizes_at(length, content_shape, style_shapes, style_scale)
         return estimate_run_bytes(backend, optimizer, *shapes)
 
     def fits(length: int) -> bool:
@@ -169,8 +163,8 @@ def check_fits(backend, settings, content_shape: Sequence[int],
     limit, source = limit
     from . import plugins
     optimizer = plugins.load("stylize.optimizers", settings.optimizer)(**settings.options_for(settings.optimizer))
-    needed = estimate_run_bytes(backend, optimizer, *_shapes_at(max(content_shape[:2]), content_shape,
-                                                                style_shapes, settings.style_scale))
+    needed = estimate_run_bytes(backend, optimizer, *sizes_at(max(content_shape[:2]), content_shape,
+                                                              style_shapes, settings.style_scale))
     if needed is None or needed <= limit:
         return needed
     fitting = largest_length(backend, optimizer, content_shape, style_shapes, limit, settings.style_scale)

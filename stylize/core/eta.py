@@ -1,0 +1,45 @@
+"""An ETA that knows a finer level costs more per iteration than a coarse one.
+
+Each iteration is weighted by the FLOPs of one evaluation at its level (or
+its pixels, where the backend cannot count FLOPs); the seconds per unit of
+that weight are measured on the run itself. A plain iterations-per-second
+ETA, taken during the cheap coarse levels, would promise a fraction of the
+real time left.
+"""
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+from .plan import Plan
+
+
+class Clock:
+    """Elapsed seconds and expected seconds left, for a run of ``plan`` that starts at ``first_step``."""
+
+    def __init__(self, plan: Plan, level_flops: Sequence[int | None] = (), first_step: int = 0):
+        flops = list(level_flops)
+        #: Cost of one iteration at each level, in arbitrary units.
+        self.unit = [float(f) for f in flops] if len(flops) == len(plan.levels) and all(flops) else \
+            [float(level.pixels) for level in plan.levels]
+        self.plan, self.first_step = plan, first_step
+        self.started = time.monotonic()
+
+    def cost(self, start: int, end: int) -> float:
+        """Cost of the iterations after ``start`` up to ``end`` (counted over the whole run)."""
+        total = 0.0
+        for level, unit in zip(self.plan.levels, self.unit):
+            overlap = min(end, level.last_step) - max(start, level.first_step)
+            if overlap > 0:
+                total += overlap * unit
+        return total
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def eta(self, step: int) -> float | None:
+        """Seconds left after ``step`` iterations, at the rate measured so far (None before the first)."""
+        done = self.cost(self.first_step, step)
+        if done <= 0:
+            return None
+        return self.elapsed() / done * self.cost(step, self.plan.iterations)

@@ -1,0 +1,123 @@
+"""What a running Job tells whoever drives it: one typed event per thing that happened.
+
+A driver (the CLI's progress bar, a web page, a batch runner) passes one
+function to ``Job.run`` and receives these, in this order::
+
+    Started
+    LevelStarted  (once per level still to run)
+        Step ...  (once per optimizer iteration)
+        SnapshotWritten / CheckpointWritten  (after the Step they belong to)
+    Finished | Failed | Cancelled  (exactly one, last)
+
+Events are frozen dataclasses; their arrays must not be modified. They are
+delivered on the thread that runs the job, so a slow handler slows the run:
+hand work to another thread if it takes long (a preview encoder, a socket).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .contracts import StepResult
+from .plan import Level, Plan
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What a run is expected to cost, from its plan and the loaded network, before it starts."""
+
+    #: Peak resident memory of the process (bytes); None when the backend cannot tell.
+    memory_bytes: int | None
+    #: What the machine can give (bytes) and where that figure comes from; None: not checked.
+    memory_limit: int | None
+    memory_source: str | None
+    #: FLOPs of one objective evaluation at each level; None where the backend cannot count.
+    level_flops: tuple[int | None, ...]
+    #: Expected wall time of the whole run (seconds), from the FLOPs at an assumed rate; None: unknown.
+    seconds: float | None
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base class of every event."""
+
+
+@dataclass(frozen=True)
+class Started(Event):
+    plan: Plan
+    estimate: Estimate
+    #: Iterations already done (a resumed run starts there).
+    first_step: int = 0
+
+
+@dataclass(frozen=True)
+class LevelStarted(Event):
+    level: Level
+    levels: int
+
+
+@dataclass(frozen=True)
+class Step(Event):
+    """One optimizer iteration done."""
+
+    #: Iterations done so far over the whole run (a resumed run counts its earlier ones).
+    step: int
+    total: int
+    #: The level (0 = coarsest) and the number of levels.
+    level: int
+    levels: int
+    #: The objective's value, and each term's share of it (weight times value) from the latest evaluation.
+    loss: float
+    terms: dict[str, float]
+    #: Seconds since this run started, and the expected seconds left (None until it can tell).
+    elapsed: float
+    eta: float | None
+    #: The current image (HxWx3 RGB in [0, 1]) when a preview was asked for and is due, else None.
+    preview: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: The optimizer's raw result; ``result.image`` computes the current image on demand.
+    result: StepResult | None = field(default=None, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class SnapshotWritten(Event):
+    step: int
+    path: Path
+
+
+@dataclass(frozen=True)
+class CheckpointWritten(Event):
+    step: int
+    path: Path
+
+
+@dataclass(frozen=True)
+class Finished(Event):
+    #: Where the image was written (None without an output).
+    output: Path | None
+    #: Wall time of this run, seconds.
+    seconds: float
+    image: np.ndarray = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    #: The one-line message a user sees, and the exit code the CLI gives it.
+    message: str
+    exit_code: int
+    error: BaseException = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Cancelled(Event):
+    """The run stopped before its end: ``Job.cancel()`` (no output written) or Ctrl-C (output written)."""
+
+    #: Iterations done.
+    step: int
+    #: The checkpoint it can be resumed from (None if none is written).
+    checkpoint: Path | None
+    #: Where the image reached was written (Ctrl-C), or None (cancel writes no output).
+    output: Path | None
+    #: "cancelled" (``Job.cancel``) or "interrupted" (Ctrl-C).
+    reason: str = "cancelled"

@@ -1,0 +1,128 @@
+"""The level loop: one optimization per level of the plan, each starting from the last one's result.
+
+One backend serves every level (Caffe reshapes its input); the losses'
+targets are recomputed per level at its resolution. Progress leaves through
+one hook, ``on_step``, which receives every optimizer ``StepResult`` with
+the run's step count, the level and the conversions to an image filled in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from . import colors
+from .contracts import StepResult
+from .errors import NumericalError
+from .images import resize
+from .initial import NAMED as NAMED_INITS
+from .initial import initial_image
+from .inputs import Inputs
+from .masks import resize_regions, split_regions
+from .objective import Objective, make_objective
+from .plan import Level, Plan
+from .settings import Settings
+
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
+
+
+@dataclass
+class Start:
+    """Where a resumed run picks up: the iteration reached and its working image (``StepResult.state``)."""
+
+    step: int
+    image: np.ndarray
+
+
+class Views:
+    """The inputs as the network sees them, and the way back to the user's colours.
+
+    With ``preserve_colors`` the network sees luminance only (the style's
+    matched to the content's) and each result takes the content's colours.
+    Semantic masks are split into soft regions once, here.
+    """
+
+    def __init__(self, inputs: Inputs, settings: Settings):
+        self.original = inputs.content
+        self.luminance = settings.preserve_colors
+        styles = inputs.styles
+        if settings.match_colors:
+            styles = [colors.match_colors(s, inputs.content) for s in styles]
+        self.content = inputs.content
+        if self.luminance:
+            styles = [colors.match_luminance(s, inputs.content) for s in styles]
+            self.content = self.seen(inputs.content)
+        self.styles = styles
+        self.regions = self.style_regions = None
+        if inputs.content_mask is not None:
+            self.regions, self.style_regions = split_regions(inputs.content_mask, inputs.style_masks,
+                                                             settings.mask_tolerance)
+
+    def seen(self, image: np.ndarray) -> np.ndarray:
+        """An image the user gave (an init file, a resumed result) as the network sees it."""
+        return colors.gray(colors.luminance(image)) if self.luminance else image
+
+    def shown(self, image: np.ndarray) -> np.ndarray:
+        """A network result as the user should see it."""
+        if not self.luminance:
+            return image
+        return colors.restore_colors(image, resize(self.original, image.shape[:2]))
+
+
+StepHook = Callable[[StepResult, Objective], None]
+
+
+def run_levels(pipeline: "Pipeline", plan: Plan, views: Views, on_step: StepHook, start: Start | None = None,
+               on_level: Callable[[Level], None] | None = None) -> np.ndarray:
+    """Optimize every level of ``plan`` not finished at ``start``; return the image as the user sees it."""
+    image = None if start is None else start.image  # the working image, as the network saw it
+    step = 0 if start is None else start.step
+    for level, done in plan.remaining(step):
+        if on_level is not None:
+            on_level(level)
+        image = run_level(pipeline, level, len(plan.levels), views, on_step, image, done)
+    return views.shown(image)
+
+
+def run_level(pipeline: "Pipeline", level: Level, levels: int, views: Views, on_step: StepHook,
+              image: np.ndarray | None, done: int = 0) -> np.ndarray:
+    """One level: targets at its size, a start from ``image`` (or the initial image), the optimizer's run.
+
+    ``done`` iterations of it were finished before a resume. Returns the
+    working image reached; a NaN or infinite objective raises NumericalError
+    carrying the last good image, as the user sees it.
+    """
+    settings, backend = pipeline.settings, pipeline.backend
+    shape = level.shape
+    content = resize(views.content, shape)
+    styles = [resize(s, size) for s, size in zip(views.styles, level.style_shapes)]
+    objective = make_objective(
+        backend, pipeline.losses, content, styles, style_weights=settings.style_weights,
+        regions=None if views.regions is None else resize_regions(views.regions, shape),
+        style_regions=None if views.style_regions is None else [
+            resize_regions(r, s.shape[:2]) for r, s in zip(views.style_regions, styles)])
+    if image is None:
+        image = initial_image(settings.init, content, styles[0], settings.seed)
+        if settings.init not in NAMED_INITS:
+            image = views.seen(image)
+    x = backend.preprocess(resize(image, shape))
+    last_good = x
+
+    def report(result: StepResult) -> None:
+        nonlocal last_good
+        last_good = result.x
+        result.step += level.first_step + done
+        result.level, result.levels = level.index, levels
+        result.to_image = lambda x: views.shown(backend.deprocess(x))
+        result.to_state = backend.deprocess
+        on_step(result, objective)
+
+    if level.iterations - done > 0:
+        try:
+            x = pipeline.optimizer.minimize(objective, x, backend.input_bounds(x.shape), level.iterations - done,
+                                            report)
+        except NumericalError as e:
+            raise NumericalError(str(e), image=views.shown(backend.deprocess(last_good))) from None
+    return backend.deprocess(x)

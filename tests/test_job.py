@@ -1,0 +1,132 @@
+"""The Job API: the plan before running, events in order with their content, cancel from another thread."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stylize import Cancelled, Job, events
+from stylize.core import checkpoint as checkpoints
+from stylize.core.errors import ImageError, UsageError
+
+
+@pytest.fixture
+def tiny(tiny_net):
+    prototxt, weights = tiny_net
+    return dict(backend="caffe", content_layers=["conv2"], style_layers=["conv1", "conv2"],
+                options={"caffe": {"prototxt": prototxt, "weights": weights}}, threads=1)
+
+
+@pytest.fixture
+def pictures(photos):
+    return photos["coffee"], photos["astronaut"]
+
+
+def kinds(seen):
+    return [type(event).__name__ for event in seen]
+
+
+def test_plan_is_made_once_from_the_inputs_without_a_network(tiny, pictures):
+    content, style = pictures  # 400x600 and 512x512
+    job = Job(content, style, length=128, iterations=14, scales=3, style_scale=0.5, **tiny)
+    assert [level.length for level in job.plan.levels] == [32, 64, 128]
+    assert [level.shape for level in job.plan.levels] == [(21, 32), (42, 64), (85, 128)]
+    assert [level.style_shapes for level in job.plan.levels] == [((16, 16),), ((32, 32),), ((64, 64),)]
+    assert [level.iterations for level in job.plan.levels] == [8, 4, 2]
+    assert [level.first_step for level in job.plan.levels] == [0, 8, 12] and job.plan.iterations == 14
+    assert "pipeline" not in vars(job)  # nothing loaded yet
+
+
+def test_events_in_order_with_their_content(tiny, pictures, tmp_path):
+    output = tmp_path / "out.png"
+    job = Job(*pictures, output=output, length=48, iterations=6, scales=2, save_every=3, checkpoint_every=2,
+              **tiny)
+    seen = []
+    image = job.run(seen.append, preview_every=0.0)
+    assert kinds(seen) == [
+        "Started", "LevelStarted", "Step", "Step", "CheckpointWritten", "Step", "SnapshotWritten", "Step",
+        "CheckpointWritten", "LevelStarted", "Step", "Step", "SnapshotWritten", "CheckpointWritten", "Finished"]
+    started, finished = seen[0], seen[-1]
+    assert started.plan is job.plan and started.first_step == 0
+    assert started.estimate.memory_bytes > 0 and all(f > 0 for f in started.estimate.level_flops)
+    assert started.estimate.level_flops[1] > 3 * started.estimate.level_flops[0]  # 4x the pixels
+    steps = [e for e in seen if isinstance(e, events.Step)]
+    assert [s.step for s in steps] == [1, 2, 3, 4, 5, 6] and {s.total for s in steps} == {6}
+    assert [s.level for s in steps] == [0, 0, 0, 0, 1, 1] and {s.levels for s in steps} == {2}
+    for step in steps:
+        assert set(step.terms) == {"content", "gram"} and all(v >= 0 for v in step.terms.values())
+        assert step.preview is not None and step.preview.shape == (step.result.image.shape)
+    assert [s.elapsed for s in steps] == sorted(s.elapsed for s in steps)
+    assert steps[-1].eta == 0.0 and all(s.eta > 0 for s in steps[:-1])
+    assert [e.level.index for e in seen if isinstance(e, events.LevelStarted)] == [0, 1]
+    snapshots = [e for e in seen if isinstance(e, events.SnapshotWritten)]
+    assert [e.step for e in snapshots] == [3, 6]
+    assert all(e.path == job.snapshot_path(e.step) and e.path.exists() for e in snapshots)
+    assert [e.step for e in seen if isinstance(e, events.CheckpointWritten)] == [2, 4, 6]
+    assert finished.output == output and np.array_equal(finished.image, image) and finished.seconds > 0
+    assert output.exists() and not checkpoints.path_for(output).exists()
+
+
+def test_cancel_from_another_thread_keeps_a_checkpoint_and_writes_no_output(tiny, pictures, tmp_path):
+    output = tmp_path / "out.png"
+    job = Job(*pictures, output=output, length=48, iterations=40, scales=2, checkpoint_every=100, **tiny)
+    seen = []
+
+    def on_event(event):
+        seen.append(event)
+        if isinstance(event, events.Step) and event.step == 3:  # mid-level: the first has 27 iterations
+            threading.Thread(target=job.cancel).start()
+            threading.Event().wait(0.2)  # the cancel lands while this iteration's work goes on
+
+    with pytest.raises(Cancelled) as caught:
+        job.run(on_event)
+    cancelled = seen[-1]
+    assert isinstance(cancelled, events.Cancelled) and cancelled.reason == "cancelled"
+    assert cancelled.step == caught.value.step == 4 and cancelled.output is None
+    assert cancelled.checkpoint == caught.value.checkpoint == checkpoints.path_for(output)
+    assert isinstance(seen[-2], events.CheckpointWritten) and seen[-2].step == 4
+    assert not output.exists() and checkpoints.load(cancelled.checkpoint).step == 4
+    assert not any(isinstance(e, (events.Finished, events.Failed)) for e in seen)
+    # The checkpoint resumes where the cancel left off.
+    resumed = Job(*pictures, output=output, length=48, iterations=40, scales=2, checkpoint_every=100, resume=True,
+                  **tiny)
+    steps = []
+    resumed.run(lambda e: steps.append(e.step) if isinstance(e, events.Step) else None)
+    assert steps[0] == 5 and steps[-1] == 40 and output.exists()
+
+
+def test_cancel_before_running_loads_nothing(tiny, pictures):
+    job = Job(*pictures, length=32, iterations=4, **tiny)
+    job.cancel()
+    seen = []
+    with pytest.raises(Cancelled):
+        job.run(seen.append)
+    assert kinds(seen) == ["Cancelled"] and "pipeline" not in vars(job)
+
+
+def test_a_failure_is_the_last_event_with_its_one_line_message_and_exit_code(tiny, pictures, tmp_path):
+    job = Job(*pictures, length=32, iterations=4, **{**tiny, "options": {"caffe": {
+        "prototxt": tiny["options"]["caffe"]["prototxt"], "weights": str(tmp_path / "missing.caffemodel")}}})
+    seen = []
+    with pytest.raises(Exception) as caught:
+        job.run(seen.append)
+    failed = seen[-1]
+    assert kinds(seen) == ["Failed"] and failed.error is caught.value
+    assert failed.exit_code == 4 and "missing.caffemodel" in failed.message and "\n" not in failed.message
+
+
+def test_bad_input_is_refused_when_the_job_is_made(tiny, pictures):
+    """The API refuses what the CLI refuses, before any network: here a 2000x1 strip."""
+    strip = np.zeros((1, 2000, 3), np.float32)
+    with pytest.raises(ImageError, match="content image array 1x2000x3 would be"):
+        Job(strip, pictures[1], length=512, **tiny)
+    with pytest.raises(UsageError, match="did you mean 'weight'"):
+        Job(*pictures, **{**tiny, "options": {**tiny["options"], "gram": {"wieght": 2}}})
+
+
+def test_png_metadata_names_the_inputs(tiny, pictures, tmp_path):
+    Job(*pictures, output=tmp_path / "o.png", length=24, iterations=1, **tiny).run()
+    with Image.open(tmp_path / "o.png") as image:
+        assert image.text["stylize:content"] == "array 400x600x3" and "iterations=1" in image.text["stylize:settings"]
