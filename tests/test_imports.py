@@ -18,7 +18,6 @@ ROOT = Path(__file__).resolve().parent.parent / "stylize"
 PLUGIN_PACKAGES = ("stylize.backends", "stylize.losses", "stylize.optimizers")
 #: Packages being split by the core refactoring of issue 13: their own cycles are tested apart,
 #: expected to fail until that work lands.
-PENDING = ("stylize.core", "stylize.cli")
 
 
 def module_name(path: Path) -> str:
@@ -119,14 +118,7 @@ def _described(found: list[list[str]]) -> str:
 
 
 def test_no_import_cycles():
-    found = [cycle for cycle in cycles(import_graph()) if not all(_in(m, PENDING) for m in cycle)]
-    assert not found, _described(found)
-
-
-@pytest.mark.xfail(strict=False, reason="cycles inside stylize.core / stylize.cli: the core refactoring of "
-                                        "issue 13 (pipeline split) removes them; make this strict then")
-def test_no_import_cycles_within_core_and_cli():
-    found = [cycle for cycle in cycles(import_graph()) if all(_in(m, PENDING) for m in cycle)]
+    found = cycles(import_graph())
     assert not found, _described(found)
 
 

@@ -8,24 +8,30 @@ the run's step count, the level and the conversions to an image filled in.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
 from . import colors
-from .contracts import StepResult
+from .contracts import Backend, Optimizer, StepResult
 from .errors import NumericalError
 from .images import resize
 from .initial import NAMED as NAMED_INITS
 from .initial import initial_image
 from .inputs import Inputs
 from .masks import resize_regions, split_regions
-from .objective import Objective, make_objective
+from .objective import Objective, WeightedLoss, make_objective
 from .plan import Level, Plan
 from .settings import Settings
 
-if TYPE_CHECKING:
-    from .pipeline import Pipeline
+
+class Plugins(Protocol):
+    """What the loop runs with (``pipeline.Pipeline`` is one): the settings and the loaded plugins."""
+
+    settings: Settings
+    backend: Backend
+    losses: Sequence[WeightedLoss]
+    optimizer: Optimizer
 
 
 @dataclass
@@ -74,7 +80,7 @@ class Views:
 StepHook = Callable[[StepResult, Objective], None]
 
 
-def run_levels(pipeline: "Pipeline", plan: Plan, views: Views, on_step: StepHook, start: Start | None = None,
+def run_levels(pipeline: Plugins, plan: Plan, views: Views, on_step: StepHook, start: Start | None = None,
                on_level: Callable[[Level], None] | None = None) -> np.ndarray:
     """Optimize every level of ``plan`` not finished at ``start``; return the image as the user sees it."""
     image = None if start is None else start.image  # the working image, as the network saw it
@@ -86,7 +92,7 @@ def run_levels(pipeline: "Pipeline", plan: Plan, views: Views, on_step: StepHook
     return views.shown(image)
 
 
-def run_level(pipeline: "Pipeline", level: Level, levels: int, views: Views, on_step: StepHook,
+def run_level(pipeline: Plugins, level: Level, levels: int, views: Views, on_step: StepHook,
               image: np.ndarray | None, done: int = 0) -> np.ndarray:
     """One level: targets at its size, a start from ``image`` (or the initial image), the optimizer's run.
 
