@@ -90,17 +90,13 @@ def backend_options(name: str, layers, folder: str) -> tuple[dict, str]:
     import numpy as np
 
     from stylize.backends import prototxt, zoo
-    from stylize.backends.pycaffe import import_caffe
     from stylize.core import plugins
 
     cls = plugins.load("stylize.backends", name)
     if zoo.weights_path(cls.model).is_file():
         return {}, "installed"
     text, _ = cls.network(object.__new__(cls), None)
-    path = os.path.join(folder, f"{cls.model}.prototxt")
-    with open(path, "w") as f:
-        f.write(prototxt.prepare(text, layers))
-    net = import_caffe().Net(path, 1)
+    net = prototxt.build_net(prototxt.prepare(text, layers))
     rng = np.random.default_rng(0)
     for blobs in net.params.values():
         for blob in blobs:

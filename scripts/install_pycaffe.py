@@ -13,7 +13,9 @@ once; when the wheel is cached it only installs it. The wheel's version
 carries a hash of everything that shapes the build (sdist, patches, Python
 and numpy ABI), so changing a patch here rebuilds automatically.
 
-The facts behind each step are in ``shared/caffe-build.md`` of the project.
+Why each step is needed is said beside it: every patch in BUILD_PATCHES and
+SPEED_PATCHES carries its reason, and the comments above the BLAS and
+RUNTIME_REQUIRES say why that BLAS and those versions.
 """
 from __future__ import annotations
 

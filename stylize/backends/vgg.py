@@ -24,7 +24,7 @@ class VGGBackend(CaffeBackend):
     """
 
     options = (*CaffeBackend.options,
-               Option("pooling", str, "avg", "Pooling in VGG backends: average (Gatys' choice, smoother) or max.",
+               Option("pooling", str, "avg", "Pooling: average (Gatys' choice, smoother) or max.",
                       choices=tuple(POOLING)))
     blocks: Sequence[int] = VGG19_BLOCKS
     model: str = "vgg19"
