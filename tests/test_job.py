@@ -130,3 +130,27 @@ def test_png_metadata_names_the_inputs(tiny, pictures, tmp_path):
     Job(*pictures, output=tmp_path / "o.png", length=24, iterations=1, **tiny).run()
     with Image.open(tmp_path / "o.png") as image:
         assert image.text["stylize:content"] == "array 400x600x3" and "iterations=1" in image.text["stylize:settings"]
+
+
+def test_eta_weights_each_level_by_its_cost():
+    """4 coarse iterations at cost 1 took 8 s: the 2 + 1 finer ones (cost 4 and 16 each) take 48 s more."""
+    import time
+
+    from stylize.core.eta import Clock
+    from stylize.core.plan import make_plan
+    from stylize.core.settings import Settings
+
+    plan = make_plan(Settings(iterations=7, scales=3), (512, 512), [(512, 512)])
+    assert [level.iterations for level in plan.levels] == [4, 2, 1]
+    clock = Clock(plan, level_flops=[1, 4, 16])
+    assert clock.cost(0, 7) == 4 * 1 + 2 * 4 + 16 and clock.eta(0) is None
+    clock.started = time.monotonic() - 8.0
+    assert clock.eta(4) == pytest.approx(48.0, rel=0.01)
+    unknown = Clock(plan, level_flops=[None, None, None])  # pixels instead: 1 : 4 : 16 here too
+    assert unknown.cost(0, 7) == 4 * 128 * 128 + 2 * 256 * 256 + 512 * 512
+
+
+def test_progress_line_shows_each_terms_share_and_the_eta():
+    from stylize.cli.progress import describe
+    step = events.Step(5, 10, 1, 3, 3.0e11, {"content": 1.0e11, "gram": 2.0e11}, 12.0, 75.0)
+    assert describe(step) == "loss 3e+11 (content 1e+11, gram 2e+11), scale 2/3, eta 1 min 15 s"
