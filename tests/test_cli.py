@@ -109,7 +109,7 @@ def test_help_mentions_every_option(path, flag):
 
 
 def test_help_shows_defaults_of_run():
-    text = invoke("run", "--help").stdout
+    text = " ".join(invoke("run", "--help").stdout.split())  # as read, whatever the line wrapping
     for default in ("caffe-vgg19", "gram", "lbfgs", "512", "-1", "avg"):
         assert f"[default: {default}]" in text
 
