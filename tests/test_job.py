@@ -154,3 +154,34 @@ def test_progress_line_shows_each_terms_share_and_the_eta():
     from stylize.cli.progress import describe
     step = events.Step(5, 10, 1, 3, 3.0e11, {"content": 1.0e11, "gram": 2.0e11}, 12.0, 75.0)
     assert describe(step) == "loss 3e+11 (content 1e+11, gram 2e+11), scale 2/3, eta 1 min 15 s"
+
+
+@pytest.mark.parametrize("key, suggestion", [("rl", "lr"), ("betta1", "beta1"), ("dacay", "decay")])
+def test_a_misspelt_plugin_option_suggests_the_declared_one(key, suggestion):
+    from stylize.core.options import check
+    from stylize.optimizers.adam import Adam
+    with pytest.raises(UsageError, match=f"optimizer 'adam' has no option '{key}'; did you mean '{suggestion}'"):
+        check("optimizer", "adam", Adam, {key: 1.0})
+
+
+def test_tol_ends_each_level_once_its_objective_stops_improving(tiny, pictures):
+    from stylize.core.convergence import WINDOW, Stall
+    stall = Stall(0.01)
+    assert not any(stall(100.0 - 0.001 * i) for i in range(WINDOW))  # not before a whole window
+    assert stall(100.0 - 0.001 * WINDOW)  # 0.02% over the window: stalled
+    assert not Stall(0.0)(1.0) and not Stall(0.01)(float("inf"))
+
+    def steps(tol):
+        seen = []
+        Job(*pictures, length=48, iterations=120, scales=2, tol=tol, **tiny).run(seen.append)
+        return [e for e in seen if isinstance(e, events.Step)]
+
+    full, stopped = steps(0.0), steps(0.05)
+    assert [s.step for s in full] == list(range(1, 121)) and not any(s.converged for s in full)
+    converged = [s for s in stopped if s.converged]
+    assert converged and len(stopped) < 120
+    for step in converged:  # each stop comes after a whole window of its level, and the next level goes on
+        level = Job(*pictures, length=48, iterations=120, scales=2, **tiny).plan.levels[step.level]
+        assert step.step - level.first_step > WINDOW
+        assert all(s.step <= step.step or s.level > step.level for s in stopped)
+    assert stopped[-1].level == 1  # the last level ran

@@ -21,7 +21,8 @@ def describe(step: events.Step) -> str:
     terms = ", ".join(f"{name} {value:.2g}" for name, value in step.terms.items())
     level = f", scale {step.level + 1}/{step.levels}" if step.levels > 1 else ""
     eta = f", eta {duration(step.eta)}" if step.eta is not None else ""
-    return f"loss {step.loss:.4g}{f' ({terms})' if terms else ''}{level}{eta}"
+    stopped = ", stopped improving" if step.converged else ""
+    return f"loss {step.loss:.4g}{f' ({terms})' if terms else ''}{level}{stopped}{eta}"
 
 
 def duration(seconds: float) -> str:
@@ -71,7 +72,7 @@ class Progress:
                 self.bar.__enter__()
                 self.bar.update(self.start)
             self.bar.update(step.step - self.bar.pos)
-        elif step.step >= self.next_line or step.step == self.total:
+        elif step.step >= self.next_line or step.step == self.total or step.converged:
             self.next_line = step.step + max(1, self.total // 10)
             click.echo(f"stylizing: {step.step}/{self.total} {describe(step)}", file=self.stream)
 

@@ -82,6 +82,10 @@ DEFAULTS = Settings()
 @click.option("--scales", type=int, default=None,
               help="Coarse-to-fine levels, each twice the size of the last; 1 turns it off. "
                    "Default: halve while the smallest stays >= 128 px (512 -> 128, 256, 512).")
+@click.option("--tol", type=float, default=DEFAULTS.tol, show_default=True,
+              help="Stop a scale (and, at the last one, the run) once the loss fell by less than this "
+                   "fraction over the last 20 iterations: the picture has stopped changing. 0 runs every "
+                   "iteration.")
 @click.option("--content-layers", default=None, metavar="L1,L2",
               help="Layers for content terms (default: the backend's, conv4_2 for VGG).")
 @click.option("--style-layers", default=None, metavar="L1,L2",

@@ -225,6 +225,9 @@ class StepResult:
     #: Filled in by the pipeline: the coarse-to-fine level (0 = coarsest) and their count.
     level: int = 0
     levels: int = 1
+    #: Filled in by the pipeline: the level stops after this iteration, its objective having
+    #: stopped improving (``Settings.tol``).
+    converged: bool = False
     #: Filled in by the pipeline: the current image, computed only when asked for.
     to_image: Callable[[np.ndarray], np.ndarray] | None = field(default=None, repr=False)
     #: Filled in by the pipeline: the image the optimizer works on (``to_image`` may

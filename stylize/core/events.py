@@ -74,6 +74,8 @@ class Step(Event):
     #: Seconds since this run started, and the expected seconds left (None until it can tell).
     elapsed: float
     eta: float | None
+    #: The level ends after this iteration: its objective stopped improving (``tol``).
+    converged: bool = False
     #: The current image (HxWx3 RGB in [0, 1]) when a preview was asked for and is due, else None.
     preview: np.ndarray | None = field(default=None, repr=False, compare=False)
     #: The optimizer's raw result; ``result.image`` computes the current image on demand.

@@ -250,7 +250,7 @@ class _Run:
             self.next_preview = time.monotonic() + self.preview_every
         self.emit(events.Step(result.step, job.plan.iterations, result.level, result.levels, result.value,
                               objective.weighted_terms(), self.clock.elapsed(), self.clock.eta(result.step),
-                              preview, result))
+                              result.converged, preview, result))
         for event in written:
             self.emit(event)
 

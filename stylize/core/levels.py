@@ -14,6 +14,7 @@ import numpy as np
 
 from . import colors
 from .contracts import Backend, Optimizer, StepResult
+from .convergence import Stall
 from .errors import NumericalError
 from .images import resize
 from .initial import NAMED as NAMED_INITS
@@ -115,6 +116,7 @@ def run_level(pipeline: Plugins, level: Level, levels: int, views: Views, on_ste
             image = views.seen(image)
     x = backend.preprocess(resize(image, shape))
     last_good = x
+    stalled = Stall(settings.tol)
 
     def report(result: StepResult) -> None:
         nonlocal last_good
@@ -123,7 +125,10 @@ def run_level(pipeline: Plugins, level: Level, levels: int, views: Views, on_ste
         result.level, result.levels = level.index, levels
         result.to_image = lambda x: views.shown(backend.deprocess(x))
         result.to_state = backend.deprocess
+        result.converged = stalled(result.value) and result.step < level.last_step
         on_step(result, objective)
+        if result.converged:
+            raise StopIteration  # the optimizer returns the best point it has
 
     if level.iterations - done > 0:
         try:

@@ -121,7 +121,9 @@ def check(kind: str, name: str, plugin: type, given: Mapping[str, Any],
 
 
 def unknown_key(kind: str, name: str, key: str, options: Mapping[str, Option]) -> str:
-    close = difflib.get_close_matches(key, list(options), n=1)
+    # Same letters in another order (``rl`` for ``lr``) first: difflib scores short swaps too low.
+    close = [option for option in options if sorted(option) == sorted(key)][:1] or \
+        difflib.get_close_matches(key, list(options), n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     known = ", ".join(sorted(options)) or "none"
     return f"{kind} {name!r} has no option {key!r}; {hint}its options: {known}"

@@ -11,7 +11,6 @@ pieces.
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -25,6 +24,7 @@ from .levels import Start, StepHook, Views, run_levels
 from .objective import Objective, WeightedLoss, build_losses, make_backend
 from .plan import Level, Plan, check_network_sizes, make_plan
 from .settings import Settings
+from .threads import run_threads
 
 #: FLOPs per second assumed for the expected time before a run measures its own: about
 #: what VGG19's evaluation sustains on the 2-core development machine at 512 px (bench/README.md).
@@ -67,16 +67,8 @@ class Pipeline:
             on_level: Callable[[Level], None] | None = None) -> np.ndarray:
         """Optimize level by level; return the image as the user sees it."""
         # After the backend loaded its BLAS, so that the limit reaches Caffe's too.
-        with blas_threads(self.settings.threads):
+        with run_threads(self.settings.threads):
             return run_levels(self, self.plan, Views(inputs, self.settings), on_step, start, on_level)
-
-
-def blas_threads(threads: int | None):
-    """A context in which every BLAS this process loaded uses ``threads`` threads (None: unchanged)."""
-    if threads is None:
-        return contextlib.nullcontext()
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=threads, user_api="blas")
 
 
 def transfer(content: np.ndarray, style: np.ndarray | Sequence[np.ndarray], settings: Settings,

@@ -50,6 +50,9 @@ class Settings:
     mask_tolerance: float = TOLERANCE
     #: Coarse-to-fine levels; None picks them from ``length`` (see ``schedule.scale_lengths``).
     scales: int | None = None
+    #: Stop a level once its objective fell by less than this fraction over the last
+    #: ``convergence.WINDOW`` iterations; 0 runs every iteration.
+    tol: float = 0.0
     #: "content", "style", "noise", or the path of an image.
     init: str = "content"
     seed: int | None = None
@@ -71,6 +74,8 @@ class Settings:
                 raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"threads must be at least 1, got {self.threads}")
+        if not 0.0 <= self.tol < 1.0:
+            raise UsageError(f"tol must be at least 0 (off) and below 1, got {self.tol}")
         if self.scales is not None and self.scales < 1:
             raise UsageError(f"scales must be at least 1, got {self.scales}")
         if self.init not in NAMED_INITS and not Path(self.init).is_file():
