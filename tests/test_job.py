@@ -145,7 +145,10 @@ def test_eta_weights_each_level_by_its_cost():
     clock = Clock(plan, level_flops=[1, 4, 16])
     assert clock.cost(0, 7) == 4 * 1 + 2 * 4 + 16 and clock.eta(0) is None
     clock.started = time.monotonic() - 8.0
-    assert clock.eta(4) == pytest.approx(48.0, rel=0.01)
+    assert [clock.step(i) is not None for i in range(1, 5)] == [True] * 4
+    assert clock.work == 4 and clock.eta(4) == pytest.approx(48.0, rel=0.01)
+    clock.step(6)  # the coarse level stopped early (--tol): its last iterations are no work done
+    assert clock.work == 8 and clock.eta(6) == pytest.approx(8 / 8 * 16, rel=0.01)
     unknown = Clock(plan, level_flops=[None, None, None])  # pixels instead: 1 : 4 : 16 here too
     assert unknown.cost(0, 7) == 4 * 128 * 128 + 2 * 256 * 256 + 512 * 512
 
@@ -185,3 +188,16 @@ def test_tol_ends_each_level_once_its_objective_stops_improving(tiny, pictures):
         assert step.step - level.first_step > WINDOW
         assert all(s.step <= step.step or s.level > step.level for s in stopped)
     assert stopped[-1].level == 1  # the last level ran
+
+
+def test_a_long_run_records_this_machines_rate_for_the_next_estimate(tmp_path, monkeypatch):
+    from stylize.core import speed
+    monkeypatch.setenv("STYLIZE_HOME", str(tmp_path))
+    assert speed.rate("caffe-vgg19", None) == speed.ASSUMED_RATE
+    speed.record("caffe-vgg19", None, flops=6e12, seconds=speed.MIN_SECONDS / 2)  # too short: not recorded
+    assert speed.rate("caffe-vgg19", None) == speed.ASSUMED_RATE
+    speed.record("caffe-vgg19", None, flops=6e12, seconds=60.0)
+    assert speed.rate("caffe-vgg19", None) == pytest.approx(1e11)
+    assert speed.rate("caffe-vgg19", 1) == speed.ASSUMED_RATE  # per thread count
+    (tmp_path / "cache" / "speed.json").write_text("not json")
+    assert speed.rate("caffe-vgg19", None) == speed.ASSUMED_RATE

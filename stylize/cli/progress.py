@@ -1,7 +1,8 @@
 """Progress of a run on the terminal: one consumer of the Job's events.
 
-Nothing is printed before the first iteration, so an error while loading
-the network or the weights stays the only line on stderr. On a terminal it
+Nothing is printed before the network is loaded (the plan line, with the
+expected time and memory, comes then), so an error while loading the
+network or the weights stays the only line on stderr. On a terminal it
 draws click's progress bar; otherwise (CI logs, pipes) it prints a line at
 every tenth of the run, since a bar would only print its label there. The
 line shows each term's share of the loss, so that a user can balance the
@@ -14,6 +15,8 @@ import sys
 import click
 
 from stylize.core import events
+from stylize.core.eta import Clock
+from stylize.core.memory import format_bytes
 
 
 def describe(step: events.Step) -> str:
@@ -23,6 +26,23 @@ def describe(step: events.Step) -> str:
     eta = f", eta {duration(step.eta)}" if step.eta is not None else ""
     stopped = ", stopped improving" if step.converged else ""
     return f"loss {step.loss:.4g}{f' ({terms})' if terms else ''}{level}{stopped}{eta}"
+
+
+def plan_line(started: events.Started) -> str:
+    """``planned: 3 scales (128, 256, 512 px), 512 iterations; expected about 9 min 10 s, memory about 1.3 GiB``."""
+    levels = started.plan.levels
+    sizes = ", ".join(str(level.length) for level in levels)
+    scales = f"{len(levels)} scales ({sizes} px)" if len(levels) > 1 else f"one scale ({sizes} px)"
+    left = started.plan.iterations - started.first_step
+    parts = [f"planned: {scales}, {left} iterations"]
+    estimate = started.estimate
+    if estimate.seconds is not None:
+        cost = Clock(started.plan, estimate.level_flops).cost  # a resumed run has only the rest to do
+        left_share = cost(started.first_step, started.plan.iterations) / cost(0, started.plan.iterations)
+        parts.append(f"expected about {duration(estimate.seconds * left_share)}")
+    if estimate.memory_bytes is not None:
+        parts.append(f"memory about {format_bytes(estimate.memory_bytes)}")
+    return "; ".join(parts[:1] + [", ".join(parts[1:])]) if len(parts) > 1 else parts[0]
 
 
 def duration(seconds: float) -> str:
@@ -55,6 +75,8 @@ class Progress:
         if isinstance(event, events.Started):
             self.total, self.start = event.plan.iterations, event.first_step
             self.next_line = event.first_step
+            if not self.quiet:
+                click.echo(plan_line(event), file=self.stream)
         elif isinstance(event, events.Finished):
             self.seconds = event.seconds
         elif isinstance(event, events.Step) and not self.quiet:

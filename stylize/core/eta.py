@@ -24,6 +24,8 @@ class Clock:
             [float(level.pixels) for level in plan.levels]
         self.plan, self.first_step = plan, first_step
         self.started = time.monotonic()
+        #: Cost of the iterations done so far (a level stopped by ``tol`` skips the rest of its own).
+        self.work = 0.0
 
     def cost(self, start: int, end: int) -> float:
         """Cost of the iterations after ``start`` up to ``end`` (counted over the whole run)."""
@@ -37,9 +39,13 @@ class Clock:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def step(self, step: int) -> float | None:
+        """Count iteration ``step`` as done; return the seconds left at the rate measured so far."""
+        self.work += self.cost(step - 1, step)
+        return self.eta(step)
+
     def eta(self, step: int) -> float | None:
-        """Seconds left after ``step`` iterations, at the rate measured so far (None before the first)."""
-        done = self.cost(self.first_step, step)
-        if done <= 0:
+        """Seconds left after ``step`` (None before any iteration is counted)."""
+        if self.work <= 0:
             return None
-        return self.elapsed() / done * self.cost(step, self.plan.iterations)
+        return self.elapsed() / self.work * self.cost(step, self.plan.iterations)

@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import checkpoint as checkpoints
-from . import events
+from . import events, speed
 from .contracts import StepResult
 from .errors import INTERNAL_ERROR_EXIT, NumericalError, StylizeError, UsageError, one_line
 from .eta import Clock
@@ -225,6 +225,8 @@ class _Run:
         if job.output is not None:
             save_image(image, job.output, metadata=job.metadata)
             job._remove_checkpoint()
+        if all(estimate.level_flops):
+            speed.record(job.settings.backend, job.settings.threads, self.clock.work, self.clock.elapsed())
         self.emit(events.Finished(job.output, self.clock.elapsed(), image))
         return image
 
@@ -249,7 +251,7 @@ class _Run:
             preview = result.image
             self.next_preview = time.monotonic() + self.preview_every
         self.emit(events.Step(result.step, job.plan.iterations, result.level, result.levels, result.value,
-                              objective.weighted_terms(), self.clock.elapsed(), self.clock.eta(result.step),
+                              objective.weighted_terms(), self.clock.elapsed(), self.clock.step(result.step),
                               result.converged, preview, result))
         for event in written:
             self.emit(event)

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import memory, plugins
+from . import memory, plugins, speed
 from .contracts import Backend, Callback, Optimizer
 from .events import Estimate
 from .inputs import Inputs, one_or_many
@@ -25,11 +25,6 @@ from .objective import Objective, WeightedLoss, build_losses, make_backend
 from .plan import Level, Plan, check_network_sizes, make_plan
 from .settings import Settings
 from .threads import run_threads
-
-#: FLOPs per second assumed for the expected time before a run measures its own: about
-#: what VGG19's evaluation sustains on the 2-core development machine at 512 px (bench/README.md).
-ASSUMED_FLOP_RATE = 90e9
-
 
 @dataclass
 class Pipeline:
@@ -59,7 +54,8 @@ class Pipeline:
         flops = tuple(self.backend.estimate_flops(level.shape) for level in self.plan.levels)
         seconds = None
         if all(f is not None for f in flops):
-            seconds = sum(level.iterations * f for level, f in zip(self.plan.levels, flops)) / ASSUMED_FLOP_RATE
+            work = sum(level.iterations * f for level, f in zip(self.plan.levels, flops))
+            seconds = work / speed.rate(self.settings.backend, self.settings.threads)
         return Estimate(memory_bytes=needed, memory_limit=None if limit is None else limit[0],
                         memory_source=None if limit is None else limit[1], level_flops=flops, seconds=seconds)
 

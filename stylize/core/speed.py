@@ -1,0 +1,58 @@
+"""How fast this machine runs a backend: measured by each long run, read by the next run's estimate.
+
+An expected time from FLOP counts needs a FLOP rate, and that rate is the
+machine's (cores, BLAS kernels, cache) more than the network's. A fixed
+guess is right on one machine only; so every run longer than
+``MIN_SECONDS`` records the rate it achieved, per backend and thread
+count, in ``$STYLIZE_HOME/cache/speed.json``, and the next estimate uses
+it. Short runs (tests, drafts) are not recorded: start-up costs would
+dominate them.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .config import stylize_home
+from .files import atomic_write
+
+#: FLOP/s assumed before this machine has recorded a rate: VGG19's at 512 px on
+#: the 2-core development machine (bench/README.md).
+ASSUMED_RATE = 90e9
+#: Runs shorter than this (seconds) are not recorded.
+MIN_SECONDS = 20.0
+
+
+def _path() -> Path:
+    return stylize_home() / "cache" / "speed.json"
+
+
+def _key(backend: str, threads: int | None) -> str:
+    return f"{backend}/{threads or 'default'}"
+
+
+def _read() -> dict:
+    try:
+        rates = json.loads(_path().read_text())
+    except (OSError, ValueError):
+        return {}
+    return rates if isinstance(rates, dict) else {}
+
+
+def rate(backend: str, threads: int | None) -> float:
+    """FLOP/s one objective evaluation runs at: this machine's last measurement, else ASSUMED_RATE."""
+    value = _read().get(_key(backend, threads))
+    return float(value) if isinstance(value, (int, float)) and value > 0 else ASSUMED_RATE
+
+
+def record(backend: str, threads: int | None, flops: float, seconds: float) -> None:
+    """Remember the rate of a run that did ``flops`` of iterations in ``seconds`` (if long enough)."""
+    if seconds < MIN_SECONDS or flops <= 0:
+        return
+    rates = _read()
+    rates[_key(backend, threads)] = flops / seconds
+    try:
+        with atomic_write(_path()) as f:
+            f.write((json.dumps(rates, indent=1, sort_keys=True) + "\n").encode())
+    except OSError:
+        pass  # a read-only cache only costs the next estimate its precision
