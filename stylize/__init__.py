@@ -9,10 +9,11 @@ plugin loading, settings, the run plan, the pipeline and the Job),
 returns the image; ``Job`` drives the same run step by step, with events
 (``stylize.events``) and ``cancel()``. See ``stylize.api``.
 """
+from . import batch  # callable: stylize.batch(jobs, client=None) runs jobs on Dask (see stylize.batch)
 from .api import Cancelled, Interrupted, Job, events, stylize
 from .core.inputs import load_inputs
 from .core.pipeline import transfer
 from .core.settings import Settings
 
-__all__ = ["Cancelled", "Interrupted", "Job", "Settings", "events", "load_inputs", "stylize", "transfer"]
+__all__ = ["Cancelled", "Interrupted", "Job", "Settings", "batch", "events", "load_inputs", "stylize", "transfer"]
 __version__ = "0.1.0"

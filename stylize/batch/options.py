@@ -1,0 +1,144 @@
+"""``stylize run``'s options as every job's defaults, and a manifest job's own options over them.
+
+One code path with ``stylize run``: the batch command carries copies of
+run's click options (so ``--help``, types, ``STYLIZE_*`` variables and
+``--config`` files behave the same), and each job's ``Settings`` come from
+run's own ``_settings`` on a click context of the run command whose
+parameter sources say what the user gave: the job's own options count as
+given on the command line, so a ``--preset`` fills in only what neither the
+job nor the batch's command line set, exactly as it would for
+``stylize run`` with the job's options added to the command.
+"""
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any, Mapping
+
+import click
+from click.core import ParameterSource
+
+from stylize.cli import run as run_cli
+from stylize.cli.backend_options import BACKEND_OPTIONS
+from stylize.cli.checks import check_conflicts
+from stylize.cli.config import PLUGIN_OPTIONS, _checked, option_name, plugin_items
+from stylize.core.errors import UsageError
+from stylize.core.initial import NAMED as NAMED_INITS
+
+from .jobs import CSV_LIST, BatchJob, Row, resolve
+
+#: Options of ``stylize run`` that ``stylize batch`` defines its own way (globs, a pattern, skipping).
+REPLACED = frozenset({"content", "styles", "output", "resume", "quiet", "force"})
+#: Options of ``stylize run`` that are not settings but a job's files.
+FILE_OPTIONS = ("content_mask", "style_masks", "save_every", "save_dir", "checkpoint_every")
+#: What --threads means in a batch (run's help speaks of one run on a whole machine).
+THREADS_HELP = ("BLAS threads of each job (default: the cores a worker declares as its `cores` resource; "
+                "on the local cluster, the machine's cores shared out among its workers).")
+
+
+def run_params() -> list[click.Parameter]:
+    """The parameters of ``stylize run`` that a batch takes as every job's defaults (and ``--config``)."""
+    return [param for param in run_cli.run.params if param.name not in REPLACED]
+
+
+def with_run_options(command: click.Command) -> click.Command:
+    """Add copies of ``stylize run``'s options to ``command`` (decorator; under ``configurable``)."""
+    for param in run_params():
+        param = copy.copy(param)
+        if param.name == "threads":
+            param.help = THREADS_HELP
+        command.params.append(param)
+    return command
+
+
+class RunOptions:
+    """The batch command's values of run's options, from which each job's settings are made."""
+
+    def __init__(self, ctx: click.Context, values: Mapping[str, Any]):
+        self.params = {param.name: param for param in run_params() if param.expose_value}
+        self.values = {name: values[name] for name in self.params}
+        self.sources = {name: ctx.get_parameter_source(name) or ParameterSource.DEFAULT for name in self.params}
+        #: ``--set`` items of the config file, the environment and the command line, in that order.
+        self.plugin_items = plugin_items(ctx, values[PLUGIN_OPTIONS])
+        self.by_key: dict[str, click.Parameter] = {}
+        for param in self.params.values():
+            key = option_name(param)
+            self.by_key[key] = self.by_key[key.replace("-", "_")] = param
+        self.by_key["set"] = self.params[PLUGIN_OPTIONS]
+        self._context = click.Context(run_cli.run)
+
+    def job(self, content: str, styles: list[str], output: str, own: Mapping[str, Any] | None = None) -> BatchJob:
+        """The job writing ``output``, with ``own`` (parameter name -> value) over the batch's options."""
+        values, sources, items = dict(self.values), dict(self.sources), list(self.plugin_items)
+        for name, value in (own or {}).items():
+            if name == PLUGIN_OPTIONS:
+                items += value
+            else:
+                values[name], sources[name] = value, ParameterSource.COMMANDLINE
+        values = {name: _absolute_paths(self.params[name], value) for name, value in values.items()}
+        values[PLUGIN_OPTIONS] = items
+        ctx = click.Context(run_cli.run)
+        for name, source in sources.items():
+            ctx.set_parameter_source(name, source)
+        ctx.set_parameter_source(PLUGIN_OPTIONS, ParameterSource.DEFAULT)  # items above: nothing to re-read
+        files = {name: values.pop(name) for name in FILE_OPTIONS}
+        files["style_masks"] = list(files["style_masks"]) or None
+        backend_given = {name: values.pop(name) for name in list(values) if name in BACKEND_OPTIONS}
+        check_conflicts(output, [content, *styles, files["content_mask"], *(files["style_masks"] or ()),
+                                 values["init"]])
+        settings = run_cli._settings(ctx, values, backend_given)
+        return BatchJob(content, styles, output, settings, **files)
+
+    def row_options(self, row: Row) -> dict[str, Any]:
+        """A manifest row's own options, by parameter name, checked against run's option types."""
+        own = {}
+        for key, value in row.options.items():
+            param = self.by_key.get(key)
+            if param is None:
+                known = sorted({option_name(p) for p in self.params.values()} | {"set"})
+                refused = " (the batch decides it for every job)" if key.replace("_", "-") in \
+                    {"resume", "quiet", "force", "config"} else ""
+                raise UsageError(f"{row.where}: unknown key {key!r}{refused}; keys are content, style, output "
+                                 f"and the long options of `stylize run` ({', '.join(known)})")
+            value = self._text_value(param, key, value, row.where) if row.text else \
+                _checked(self._context, param, key, value, row.where)
+            if param.name == PLUGIN_OPTIONS:
+                value = [value] if isinstance(value, str) else list(value)
+            elif param.multiple:
+                value = tuple([value] if isinstance(value, str) else value)
+            own[param.name] = _relative_to(param, value, row)
+        return own
+
+    def _text_value(self, param: click.Parameter, key: str, text: str, where: str) -> Any:
+        """A CSV cell as the option's type (several values separated by ';')."""
+        value: Any = [part.strip() for part in text.split(CSV_LIST) if part.strip()] if param.multiple else text
+        if param.name == PLUGIN_OPTIONS:
+            return value
+        try:
+            return param.type_cast_value(self._context, value)
+        except click.BadParameter as e:
+            raise UsageError(f"{where}: {key} = {text!r}: {e.message}") from None
+
+
+def _is_path(param: click.Parameter) -> bool:
+    return isinstance(param.type, click.Path) or param.name == "init"
+
+
+def _relative_to(param: click.Parameter, value: Any, row: Row) -> Any:
+    """Paths in a manifest are relative to its folder."""
+    if not _is_path(param) or value is None:
+        return value
+    if param.name == "init" and value in NAMED_INITS:
+        return value
+    if param.multiple:
+        return tuple(resolve(v, row.folder) for v in value)
+    return resolve(value, row.folder)
+
+
+def _absolute_paths(param: click.Parameter, value: Any) -> Any:
+    """Workers may run in another folder: every path a job reads or writes is made absolute."""
+    if not _is_path(param) or value is None or (param.name == "init" and value in NAMED_INITS):
+        return value
+    if param.multiple:
+        return tuple(os.path.abspath(os.path.expanduser(v)) for v in value)
+    return os.path.abspath(os.path.expanduser(value))
