@@ -29,7 +29,8 @@ class StylizeGroup(click.Group):
 
     #: Subcommands imported only when used: ``run`` builds its backend flags from the installed
     #: backends, which ``stylize plugins`` and ``--help`` must not import.
-    lazy = {"run": "stylize.cli.run:run", "batch": "stylize.cli.batch:batch"}
+    lazy = {"run": "stylize.cli.run:run", "batch": "stylize.cli.batch:batch",
+            "video": "stylize.cli.video:video"}
 
     def list_commands(self, ctx):
         return sorted({*super().list_commands(ctx), *self.lazy})
