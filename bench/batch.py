@@ -49,6 +49,11 @@ def timed(command: list[str]) -> float:
     return seconds
 
 
+def load() -> float:
+    """The 1-minute load average: on a shared machine, what else was running meanwhile."""
+    return os.getloadavg()[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--length", type=int, default=128)
@@ -68,26 +73,30 @@ def main() -> None:
             "stylize batch, 1 worker x 2 threads": batch + ["-o", str(work / "one/{content}-{style}.png"),
                                                             "--workers", "1", "--threads", str(cores)],
         }
-        seconds = {name: timed(command) for name, command in ways.items()}
+        seconds, loads = {}, {}
+        for name, command in ways.items():
+            seconds[name] = timed(command)
+            loads[name] = load()
         start = time.perf_counter()
         for content in contents:
             for painting in PAINTINGS:
                 timed([STYLIZE, "run", "-c", str(content), "-s", str(painting), *common, "--threads", str(cores),
                        "-o", str(work / f"runs/{content.stem}-{painting.stem}.png"), "-q"])
-        seconds[f"8 sequential stylize run, {cores} threads"] = time.perf_counter() - start
+        name = f"{len(contents) * len(PAINTINGS)} sequential stylize run, {cores} threads"
+        seconds[name], loads[name] = time.perf_counter() - start, load()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     jobs = len(contents) * len(PAINTINGS)
     sequential = list(seconds.values())[-1]
     print(f"{jobs} jobs, VGG19, {args.length} px, {args.iterations} iterations, {cores} cores\n")
-    print("| way | wall s | s / job | vs sequential runs |")
-    print("|---|---|---|---|")
+    print("| way | wall s | s / job | vs sequential runs | load average after |")
+    print("|---|---|---|---|---|")
     for name, value in seconds.items():
-        print(f"| {name} | {value:.1f} | {value / jobs:.1f} | {sequential / value:.2f}x |")
+        print(f"| {name} | {value:.1f} | {value / jobs:.1f} | {sequential / value:.2f}x | {loads[name]:.1f} |")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"jobs": jobs, "length": args.length, "iterations": args.iterations,
-                                         "cores": cores, "seconds": seconds}, indent=2) + "\n")
+                                         "cores": cores, "seconds": seconds, "load_average": loads}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -201,14 +201,17 @@ def test_a_sigkilled_worker_is_replaced_and_its_job_resumes_from_the_checkpoint(
     assert Image.open(output).text["stylize:resumed-from"] == str(result.first_step)
 
 
-def test_ctrl_c_keeps_checkpoints_and_the_same_command_finishes_what_is_left(images, client, slow):
+def test_ctrl_c_keeps_checkpoints_and_the_same_command_finishes_what_is_left(images, site, slow):
+    """Ctrl-C as a terminal sends it: to the whole process group, the local cluster's workers included."""
     folder, net = images
     slow(0.03)
     args = ["batch", "-c", str(folder / "photos/*.png"), "-s", str(folder / "styles/*.png"), "-o",
-            str(folder / "out/{content}-{style}.png"), *net, "-n", "80", "--checkpoint-every", "5",
-            "--scheduler", client.scheduler.address]
+            str(folder / "out/{content}-{style}.png"), *net, "-n", "60", "--checkpoint-every", "5", "--workers", "2"]
     command = [str(Path(sys.executable).parent / "stylize"), *args]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site[0]), os.environ.get("PYTHONPATH", "")]),
+           "STYLIZE_TEST_DELAY_FILE": str(site[1])}
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
     try:
         deadline = time.monotonic() + TIMEOUT
         out = folder / "out"
@@ -217,10 +220,10 @@ def test_ctrl_c_keeps_checkpoints_and_the_same_command_finishes_what_is_left(ima
                 sum(step >= 10 for step in checkpoint_steps(out).values()) < 2:
             assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=TIMEOUT)
     finally:
-        proc.kill()
+        stop(proc)
     assert proc.returncode == 130, stderr
     assert "interrupted; checkpoints kept" in stderr
     first = report(out / "stylize-batch.json")
@@ -229,7 +232,9 @@ def test_ctrl_c_keeps_checkpoints_and_the_same_command_finishes_what_is_left(ima
     kept = checkpoint_steps(out)
     assert len(finished) == 2 and len(kept) == 2 and not finished & set(kept)
 
-    again = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT)
+    assert "Traceback" not in stderr  # the workers lived through it and cancelled their jobs
+    site[1].unlink()  # the rest at full speed
+    again = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, env=env)
     assert again.returncode == 0, again.stderr
     second = {job["output"]: job for job in report(out / "stylize-batch.json")["jobs"]}
     assert {o for o, job in second.items() if job["status"] == "skipped"} == finished

@@ -300,3 +300,30 @@ def test_help_lists_batch_options_and_every_run_option():
     # The batch's own -c/-o take globs and a pattern; it always resumes.
     assert {p.name for p in run_cli.run.params} - {p.name for p in batch_command.params} == \
         {"content", "output", "resume"}
+
+
+def test_a_worker_declaring_no_cores_gives_each_of_its_threads_a_share_of_the_machine(monkeypatch):
+    from types import SimpleNamespace
+
+    from stylize.batch import worker
+
+    monkeypatch.setattr(worker.os, "cpu_count", lambda: 8)
+    def fake(nthreads, resources):
+        return SimpleNamespace(state=SimpleNamespace(nthreads=nthreads, total_resources=resources))
+    assert worker.worker_threads(fake(1, {})) == 8
+    assert worker.worker_threads(fake(4, {})) == 2
+    assert worker.worker_threads(fake(16, {})) == 1
+    assert worker.worker_threads(fake(2, {"cores": 3})) == 3
+
+
+def test_a_job_process_that_dies_is_explained_in_one_line():
+    from collections import deque
+
+    from stylize.batch.worker import _crash
+
+    tail = deque(["I1203 net.cpp:100] loading", "F1203 blob.cpp:32] Check failed: shape_[i] >= 0 (-1 vs. 0)",
+                  "*** Check failure stack trace: ***", "    @ 0x7f caffe::Blob<>::Reshape()"])
+    assert _crash(-6, tail) == ("the job's process died of SIGABRT (Caffe aborts on fatal errors): "
+                                "F1203 blob.cpp:32] Check failed: shape_[i] >= 0 (-1 vs. 0)")
+    assert _crash(-9, deque()) == "the job's process died of SIGKILL (killed: out of memory?)"
+    assert _crash(1, deque(["boom"])) == "the job's process exited with status 1 without a result: boom"

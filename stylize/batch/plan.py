@@ -58,9 +58,13 @@ class Planned:
     @property
     def seconds(self) -> float | None:
         """Expected seconds of what is left of it (the plan's estimate, less what a checkpoint holds)."""
+        return self.seconds_after(self.first_step)
+
+    def seconds_after(self, step: int) -> float | None:
+        """Expected seconds of its iterations after ``step`` (None: unknown)."""
         if self.estimate is None or self.estimate.seconds is None or not self.iterations:
             return None
-        return self.estimate.seconds * (1 - self.first_step / self.iterations)
+        return self.estimate.seconds * (1 - step / self.iterations)
 
 
 def plan(jobs: Sequence[BatchJob], *, force: bool = False) -> list[Planned]:
@@ -121,12 +125,14 @@ def local_layout(planned: Sequence[Planned], *, cores: int | None = None, memory
                  workers: int | None = None, threads: int | None = None) -> Layout:
     """As many one-job workers as the cores, the jobs and the memory allow; the cores shared out among them.
 
-    ``workers`` and ``threads`` (the user's --workers and --threads) win;
-    ``cores`` and ``memory`` (bytes) default to this machine's. Each worker
+    ``workers`` and ``threads`` win (default: --workers, and the most
+    threads a job asks for with --threads); ``cores`` and ``memory``
+    (bytes) default to this machine's. Each worker
     runs one job at a time, so two jobs never share cores or oversubscribe
     BLAS, and together they fit in memory by their estimates.
     """
     cores = cores or available_cores()
+    threads = threads or asked_threads(planned)
     if memory is None:
         limit = memory_limit()
         memory = None if limit is None else limit[0]
@@ -141,6 +147,11 @@ def local_layout(planned: Sequence[Planned], *, cores: int | None = None, memory
         if fit < count:
             count, reason = fit, f"{reason}, memory for {fit} at once"
     return Layout(count, threads or max(1, cores // count), reason)
+
+
+def asked_threads(planned: Sequence[Planned]) -> int | None:
+    """The most BLAS threads a job to run asks for (``--threads``, or its own in a manifest), if any does."""
+    return max({p.job.settings.threads for p in planned if p.runs} - {None}, default=None)
 
 
 def available_cores() -> int:

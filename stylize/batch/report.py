@@ -46,7 +46,7 @@ class Tracker:
             self.first_steps[number] = event.first_step
         elif isinstance(event, JobProgress) and number in self.running:
             self.running[number] = event
-            expected = self._expected(number, self.first_steps.get(number, 0))
+            expected = self.planned[number].seconds_after(self.first_steps.get(number, 0))
             if event.eta is not None and expected:
                 self.observed[number] = (event.elapsed + event.eta, expected)
 
@@ -56,12 +56,6 @@ class Tracker:
     @property
     def queued(self) -> int:
         return len(self.planned) - len(self.ended) - len(self.running)
-
-    def _expected(self, number: int, first_step: int) -> float | None:
-        planned = self.planned[number]
-        if planned.estimate is None or planned.estimate.seconds is None or not planned.iterations:
-            return None
-        return planned.estimate.seconds * (1 - first_step / planned.iterations)
 
     def calibration(self) -> float:
         """Seconds a job really takes per second its plan expects (1 until a job has told)."""
@@ -79,7 +73,7 @@ class Tracker:
             if progress is not None and progress.eta is not None:
                 seconds = progress.eta
             else:
-                expected = self._expected(number, self.first_steps.get(number, planned.first_step))
+                expected = planned.seconds_after(self.first_steps.get(number, planned.first_step))
                 if expected is None:
                     return None
                 seconds = expected * scale

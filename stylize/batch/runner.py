@@ -10,8 +10,12 @@ checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import logging
 import queue
+import signal
+import threading
 import time
 import uuid
 from typing import Callable, Sequence
@@ -22,7 +26,7 @@ from stylize.core.errors import INTERNAL_ERROR_EXIT, StylizeError, one_line
 from . import worker as tasks
 from .events import (CANCELLED, FAILED, SKIPPED, BatchEvent, BatchInterrupted, JobEnded, JobProgress, JobResult,
                      JobStarted)
-from .plan import FINISHED, Layout, Planned, local_layout
+from .plan import FINISHED, Layout, Planned, asked_threads, local_layout
 
 #: Attempts of a task whose worker died, on the local cluster (Dask's ``allowed-failures``, the first run aside).
 RETRIES = 3
@@ -95,9 +99,8 @@ class Batch:
                 raise StylizeError(f"--scheduler {self.scheduler}: cannot connect ({one_line(e)}); start one "
                                    f"with `dask scheduler` and workers with `dask worker {self.scheduler}`") from None
             return
-        asked = {p.job.settings.threads for p in self.planned if p.runs} - {None}
-        self.layout = local_layout(self.planned, workers=self.workers, threads=max(asked, default=None))
-        with dask.config.set({"distributed.scheduler.allowed-failures": self.retries}):
+        self.layout = local_layout(self.planned, workers=self.workers)
+        with dask.config.set({"distributed.scheduler.allowed-failures": self.retries}), _terminal_sigint_ignored():
             self.cluster = LocalCluster(n_workers=self.layout.workers, threads_per_worker=1, processes=True,
                                         resources={"cores": self.layout.threads}, memory_limit=0,
                                         dashboard_address=self.dashboard, silence_logs=logging.ERROR)
@@ -117,7 +120,8 @@ class Batch:
         if self.constrained:
             self.most_cores = int(max(declared))
             self.threads = int(min(declared))
-            self.slots = sum(min(w["nthreads"], int(w["resources"]["cores"]) // self.threads) for w in workers)
+            threads = asked_threads(self.planned) or self.threads
+            self.slots = sum(min(w["nthreads"], int(w["resources"]["cores"]) // threads) for w in workers) or 1
         else:
             self.slots = sum(w["nthreads"] for w in workers)
 
@@ -126,6 +130,8 @@ class Batch:
         """Dask's dashboard, where the scheduler serves one (it needs bokeh)."""
         if self.client is None or "dashboard" not in self.client.scheduler_info(n_workers=0).get("services", {}):
             return None
+        if self.cluster is not None and importlib.util.find_spec("bokeh") is None:
+            return None  # the local scheduler's server answers, but has no pages without bokeh
         return self.client.dashboard_link
 
     @property
@@ -157,6 +163,21 @@ class Batch:
         if todo:
             run.execute(todo)
         return run.sorted()
+
+
+@contextlib.contextmanager
+def _terminal_sigint_ignored():
+    """Processes started inside ignore SIGINT (and Python leaves it so), the only way to keep them alive
+    through a Ctrl-C in a terminal, which signals the whole process group: the local cluster's workers
+    must survive it, so that their tasks can cancel their jobs and keep checkpoints as the client asks."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers, and only it receives Ctrl-C
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _decided(planned: Planned) -> JobResult:

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .child import CANCELLED_EXIT, Order
+from .child import Order
 from .jobs import BatchJob
 
 #: Seconds between two looks at the batch's cancel event.
@@ -87,7 +87,7 @@ def run(task: Task) -> dict[str, Any]:
                       threads=threads)
     if final.get("kind") == "failed":
         return result("failed", error=final["message"], exit_code=final["exit_code"], threads=threads)
-    if final.get("kind") == "cancelled" or (cancelled and child.returncode == CANCELLED_EXIT):
+    if final.get("kind") == "cancelled" or cancelled:  # also when SIGTERM came before the job could catch it
         return result("cancelled", step=final.get("step"), threads=threads)
     return result("failed", error=_crash(child.returncode, tail), exit_code=1, threads=threads)
 

@@ -163,8 +163,7 @@ def _dry_run(planned, scheduler, workers) -> None:
     elif scheduler is not None:
         click.echo(f"would run on the Dask cluster of {scheduler}", err=True)
     else:
-        layout = local_layout(planned, workers=workers,
-                              threads=max({p.job.settings.threads for p in planned if p.runs} - {None}, default=None))
+        layout = local_layout(planned, workers=workers)
         click.echo(f"would run on a local Dask cluster of {_workers(layout.workers, layout.threads)} "
                    f"({layout.reason}); times are the plans' estimates (fixed costs not included)", err=True)
 
