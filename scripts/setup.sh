@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything stylize needs, idempotently: a virtualenv (.venv), pycaffe
 # built from source (cached under $STYLIZE_HOME/wheels), stylize itself with
-# its test tools, and the VGG19 weights. A second run takes seconds.
+# its test tools, Debian's Chromium for the web app's browser test, and the
+# VGG19 weights. A second run takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,14 @@ if [ ! -x "$VENV/bin/python" ]; then
         $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends python3-venv python3-dev
         rm -rf "$VENV" && "$PYTHON" -m venv "$VENV"
     fi
+fi
+
+# The browser test (tests/test_serve_browser.py) drives Debian's Chromium through Debian's
+# chromedriver; nothing downloads a browser at run time. apt runs only when one is missing.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver
 fi
 
 # Re-install stylize only when its metadata changed (entry points live there).

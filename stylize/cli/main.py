@@ -30,6 +30,7 @@ class StylizeGroup(click.Group):
     #: Subcommands imported only when used: ``run`` builds its backend flags from the installed
     #: backends, which ``stylize plugins`` and ``--help`` must not import.
     lazy = {"run": "stylize.cli.run:run", "batch": "stylize.cli.batch:batch",
+            "serve": "stylize.cli.serve:serve",
             "video": "stylize.cli.video:video"}
 
     def list_commands(self, ctx):
