@@ -117,9 +117,12 @@ DEFAULTS = Settings()
               help="BLAS threads (default: OpenBLAS's own choice, all cores unless "
                    "OPENBLAS_NUM_THREADS or OMP_NUM_THREADS is set).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--preview", is_flag=True,
+              help="Serve a live preview page of this run on 127.0.0.1 (its URL is printed): the picture "
+                   "as it forms, the loss per term, the scale and the ETA.")
 @click.pass_context
 def run(ctx, content, styles, output, content_mask, style_masks, save_every, save_dir, checkpoint_every,
-        resume, quiet, force, **given):
+        resume, quiet, preview, force, **given):
     """Stylize CONTENT with STYLE and write OUTPUT.
 
     Ctrl-C stops the run and writes the image reached so far to OUTPUT, and a
@@ -148,9 +151,10 @@ def run(ctx, content, styles, output, content_mask, style_masks, save_every, sav
         elif job.replaces_checkpoint:
             click.echo(f"note: this run replaces the checkpoint {job.checkpoint_path} of an earlier run "
                        "(--resume would continue it)", err=True)
+    from stylize.serve import preview_server
     try:
-        with Progress(quiet) as progress:
-            image = job.run(progress)
+        with preview_server(job, enabled=preview) as page, Progress(quiet) as progress:
+            image = job.run(page.watch(progress), preview_every=page.every)
     except Interrupted as e:
         resumable = "; --resume continues from there" if checkpoint_every else ""
         click.echo(f"stylize: interrupted at iteration {e.step}/{iterations}; wrote {output}{resumable}",
