@@ -120,3 +120,30 @@ def test_existing_output_and_a_foreign_work_folder_need_force(clip, tiny_flags, 
     other = stylize(*common, "-n", 5)  # other settings: the kept frames must not be reused
     assert other.returncode == 2 and "work folder of a run with other inputs or settings" in other.stderr
     assert stylize(*common, "-n", 5, "--force").returncode == 0
+
+
+def test_ctrl_c_keeps_the_frames_done_and_the_same_command_continues_inside_the_frame(clip, tiny_flags, tmp_path):
+    import signal
+    import time
+
+    from PIL import Image
+
+    source, _ = clip
+    out = tmp_path / "v.mp4"
+    args = [STYLIZE, "video", source, "-s", STYLE, "-o", out, "--frames", "1:2", "-n", 5, "--frame-iterations", 3000,
+            "--keep-work", *tiny_flags]
+    process = subprocess.Popen(list(map(str, args)), stderr=subprocess.PIPE, text=True)
+    checkpoint = tmp_path / "v.mp4.work" / "out" / "000002.png.checkpoint.npz"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted at frame 2" in stderr and not out.exists() and checkpoint.exists()
+    again = subprocess.run(list(map(str, args)), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert "1 already done" in again.stderr and "frame 1/2" not in again.stderr
+    with Image.open(tmp_path / "v.mp4.work" / "out" / "000002.png") as frame:
+        assert int(frame.text["stylize:resumed-from"]) >= 10, "frame 2 started over instead of resuming"
+    assert count_frames(out) == 2

@@ -8,11 +8,13 @@ commands cannot drift apart; the video's own options come first.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import sys
 
 import click
 
 from stylize.core.errors import UsageError
+from stylize.core.settings import Settings
 
 from .backend_options import BACKEND_OPTIONS
 from .checks import check_conflicts
@@ -21,11 +23,16 @@ from .progress import duration
 from .run import _settings
 from .run import run as run_command
 
-#: ``stylize run`` options that do not apply to a video: the single content image and its mask,
-#: the output image and its snapshots and checkpoints (the work folder replaces them), --force (ours
-#: also covers the work folder).
-NOT_FOR_VIDEO = {"content", "content_mask", "style_masks", "mask_tolerance", "output", "force", "save_every",
-                 "save_dir", "checkpoint_every", "resume"}
+#: ``stylize run`` options taken over: those that define the settings of every frame (Settings'
+#: fields, --preset, --set, the backend flags, --config) and -q. Not the single content image and
+#: its masks, the output image, its snapshots and checkpoints (the work folder replaces them), its
+#: --force (ours also covers the work folder), nor options of runs only (--resume, --preview ...).
+TAKEN = ({field.name for field in dataclasses.fields(Settings)} - {"mask_tolerance", "options"}) | \
+    {"styles", "preset", "settings_", "quiet"}
+
+
+def _taken(param: click.Parameter) -> bool:
+    return param.name in TAKEN or param.name in BACKEND_OPTIONS or param.name == "config"
 
 
 @click.command()
@@ -123,5 +130,5 @@ class _Report:
             click.echo(f"wrote {event.output} ({event.frames} frames, {duration(event.seconds)})", err=True)
 
 
-video.params.extend(copy.copy(param) for param in run_command.params if param.name not in NOT_FOR_VIDEO)
+video.params.extend(copy.copy(param) for param in run_command.params if _taken(param))
 configurable(video)

@@ -20,12 +20,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from stylize.core import checkpoint as checkpoints
+from stylize.core import colors
 from stylize.core import events as job_events
 from stylize.core.errors import ImageError, UsageError
 from stylize.core.files import file_digest
 from stylize.core.images import check_new_output, fit_long_side, load_image, resize, save_image
 from stylize.core.inputs import Source, one_or_many
-from stylize.core.job import Job
+from stylize.core.job import Cancelled, Job
 from stylize.core.settings import Settings, settings_from
 
 from . import events, flow
@@ -72,19 +74,20 @@ class VideoJob:
             raise UsageError(f"--fps must be a positive number, got {fps}")
         self.clip = media.open_clip(source, fps)
         # The temporal options, checked now (the warped start does not exist yet).
-        dataclasses.replace(self.later_settings(Path("warped.png"), Path("mask.png")), init="content").validate()
+        dataclasses.replace(self.later_settings(Path("warped.png"), Path("mask.png"), Path("target.png")), init="content").validate()
         self.work = WorkFolder(self.output)
         self._cancel = threading.Event()
         self._job: Job | None = None
 
     # -- settings of each frame -----------------------------------------------------
-    def later_settings(self, warped: Path, mask: Path) -> Settings:
-        """A frame after its shot's first: the temporal term, started from the warped previous output.
+    def later_settings(self, warped: Path, mask: Path, target: Path) -> Settings:
+        """A frame after its shot's first: started from the warped previous output, the temporal term
+        pulling towards ``target`` (the same, as the network sees it).
 
         One scale: coarse levels would blur the warped start away.
         """
         options = {**self.settings.options,
-                   "temporal": {"previous": str(warped), "mask": str(mask),
+                   "temporal": {"previous": str(target), "mask": str(mask),
                                 **({} if self.temporal_weight is None else {"weight": self.temporal_weight})}}
         return dataclasses.replace(self.settings, losses=[*self.settings.losses, "temporal"], init=str(warped),
                                    iterations=self.frame_iterations, scales=1, options=options)
@@ -94,7 +97,8 @@ class VideoJob:
         source = [file_digest(p) for p in self.clip.frames] if self.clip.is_folder else file_digest(self.clip.path)
         styles = [s.tobytes().hex()[:64] + str(s.shape) if isinstance(s, np.ndarray) else file_digest(s)
                   for s in self.styles]
-        return run_key(source, styles, self.settings, self.frame_iterations, self.independent,
+        settings = dataclasses.replace(self.settings, threads=None)  # the same frames with any thread count
+        return run_key(source, styles, settings, self.frame_iterations, self.independent,
                        self.temporal_weight)
 
     def cancel(self) -> None:
@@ -121,7 +125,6 @@ class VideoJob:
         timing = _Timing(self.settings.iterations, self.frame_iterations)
         for number in range(first, last + 1):
             if self._cancel.is_set():
-                from stylize.core.job import Cancelled
                 raise Cancelled(0, None)
             shot_start = number in shot_starts
             if self.work.done(number):
@@ -186,15 +189,24 @@ class VideoJob:
             settings = self.settings
         else:
             backward = load_arrays(self.work.frame("flow", number, ".npz"))["backward"]
-            warped_path = self.work.frame("warped", number)
-            save_image(flow.warp(load_image(self.work.out(number - 1)), backward), warped_path)
-            settings = self.later_settings(warped_path, self.work.frame("mask", number))
+            warped = flow.warp(load_image(self.work.out(number - 1)), backward)
+            warped_path = target_path = self.work.frame("warped", number)
+            save_image(warped, warped_path)
+            if self.settings.preserve_colors:  # the temporal term sees what the network optimizes: luminance
+                target_path = self.work.frame("target", number)
+                save_image(colors.gray(colors.luminance(warped)), target_path)
+            settings = self.later_settings(warped_path, self.work.frame("mask", number), target_path)
         self._job = Job(str(self.work.source(number)), self.styles, settings, output=out,
                         checkpoint_every=self.checkpoint_every, resume=True)
         if self._cancel.is_set():
             self._job.cancel()
         try:
             self._job.run(emit)
+        except KeyboardInterrupt:
+            # Job wrote the image reached; without a checkpoint beside it, it would pass for a finished frame.
+            if not checkpoints.path_for(out).exists():
+                out.unlink(missing_ok=True)
+            raise
         finally:
             self._job = None
 

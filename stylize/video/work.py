@@ -4,7 +4,8 @@
 ``source/n.png`` (the frame at the working size), ``flow/n.npz`` (forward
 flow n-1 -> n and backward n -> n-1, computed once), ``mask/n.png`` (their
 reliability), ``warped/n.png`` (frame n-1's output carried into frame n:
-the temporal loss's target and the start of frame n's optimization) and
+the temporal loss's target and the start of frame n's optimization; with
+``--preserve-colors`` the target is its luminance, ``target/n.png``) and
 ``out/n.png`` (the stylized frame, with its Job checkpoint beside it while
 unfinished). ``run.key`` says which inputs and settings made them: a
 folder of another run is never mixed into this one.
