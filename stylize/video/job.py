@@ -74,7 +74,8 @@ class VideoJob:
             raise UsageError(f"--fps must be a positive number, got {fps}")
         self.clip = media.open_clip(source, fps)
         # The temporal options, checked now (the warped start does not exist yet).
-        dataclasses.replace(self.later_settings(Path("warped.png"), Path("mask.png"), Path("target.png")), init="content").validate()
+        later = self.later_settings(Path("warped.png"), Path("mask.png"), Path("target.png"))
+        dataclasses.replace(later, init="content").validate()
         self.work = WorkFolder(self.output)
         self._cancel = threading.Event()
         self._job: Job | None = None
@@ -121,7 +122,8 @@ class VideoJob:
         if first > last:
             raise UsageError(f"--frames starts at {first}, but the video has {last} frames")
         shot_starts = self._flows(first, last)
-        emit(events.FramesReady(first, last, tuple(shot_starts), sum(self.work.done(n) for n in range(first, last + 1))))
+        done = sum(self.work.done(n) for n in range(first, last + 1))
+        emit(events.FramesReady(first, last, tuple(shot_starts), done))
         timing = _Timing(self.settings.iterations, self.frame_iterations)
         for number in range(first, last + 1):
             if self._cancel.is_set():
