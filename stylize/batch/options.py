@@ -12,6 +12,7 @@ job nor the batch's command line set, exactly as it would for
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 from typing import Any, Mapping
 
@@ -27,9 +28,7 @@ from stylize.core.initial import NAMED as NAMED_INITS
 
 from .jobs import CSV_LIST, BatchJob, Row, resolve
 
-#: Options of ``stylize run`` that ``stylize batch`` defines its own way (globs, a pattern, skipping).
-REPLACED = frozenset({"content", "styles", "output", "resume", "quiet", "force"})
-#: Options of ``stylize run`` that are not settings but a job's files.
+#: Options of ``stylize run`` that are not settings but a job's files: every job takes them too.
 FILE_OPTIONS = ("content_mask", "style_masks", "save_every", "save_dir", "checkpoint_every")
 #: What --threads means in a batch (run's help speaks of one run on a whole machine).
 THREADS_HELP = ("BLAS threads of each job (default: the cores a worker declares as its `cores` resource; "
@@ -37,8 +36,17 @@ THREADS_HELP = ("BLAS threads of each job (default: the cores a worker declares 
 
 
 def run_params() -> list[click.Parameter]:
-    """The parameters of ``stylize run`` that a batch takes as every job's defaults (and ``--config``)."""
-    return [param for param in run_cli.run.params if param.name not in REPLACED]
+    """The parameters of ``stylize run`` that a batch takes as every job's defaults (and ``--config``).
+
+    Run's function names the parameters that are not settings and passes
+    the settings on as ``**given``: a batch takes those, and the file
+    options; the others (the content, the output, --resume, -q, --force,
+    --preview ...) concern one run, which the batch command does its own way.
+    """
+    named = {name for name, p in inspect.signature(run_cli.run.callback).parameters.items()
+             if p.kind is not p.VAR_KEYWORD}
+    return [param for param in run_cli.run.params
+            if not param.expose_value or param.name in FILE_OPTIONS or param.name not in named]
 
 
 def with_run_options(command: click.Command) -> click.Command:
@@ -96,10 +104,10 @@ class RunOptions:
             param = self.by_key.get(key)
             if param is None:
                 known = sorted({option_name(p) for p in self.params.values()} | {"set"})
-                refused = " (the batch decides it for every job)" if key.replace("_", "-") in \
-                    {"resume", "quiet", "force", "config"} else ""
+                refused = " (not an option of one job of a batch)" if key.replace("_", "-") in \
+                    {option_name(p) for p in run_cli.run.params} else ""
                 raise UsageError(f"{row.where}: unknown key {key!r}{refused}; keys are content, style, output "
-                                 f"and the long options of `stylize run` ({', '.join(known)})")
+                                 f"and these long options of `stylize run`: {', '.join(known)}")
             value = self._text_value(param, key, value, row.where) if row.text else \
                 _checked(self._context, param, key, value, row.where)
             if param.name == PLUGIN_OPTIONS:
