@@ -12,7 +12,7 @@ from stylize.video.measure import frame_errors, warping_errors
 from stylize.video.synthetic import pan, write_clip
 
 STYLE = str(Path(__file__).resolve().parent.parent / "examples" / "images" / "the_scream.jpg")
-FRAMES, LENGTH, ITERATIONS = 8, 64, 12
+FRAMES, LENGTH, ITERATIONS = 8, 64, 24
 
 
 @pytest.mark.slow
