@@ -53,11 +53,11 @@ class BatchJob:
     def __post_init__(self):
         if isinstance(self.styles, (str, os.PathLike)):
             self.styles = [self.styles]
-        self.content, self.output = _absolute(self.content), _absolute(self.output)
-        self.styles = [_absolute(s) for s in self.styles]
-        self.content_mask = None if self.content_mask is None else _absolute(self.content_mask)
-        self.style_masks = None if not self.style_masks else [_absolute(m) for m in self.style_masks]
-        self.save_dir = None if self.save_dir is None else _absolute(self.save_dir)
+        self.content, self.output = absolute(self.content), absolute(self.output)
+        self.styles = [absolute(s) for s in self.styles]
+        self.content_mask = None if self.content_mask is None else absolute(self.content_mask)
+        self.style_masks = None if not self.style_masks else [absolute(m) for m in self.style_masks]
+        self.save_dir = None if self.save_dir is None else absolute(self.save_dir)
 
     @classmethod
     def of(cls, content: str, style: str | Sequence[str], output: str, *, settings: Settings | None = None,
@@ -126,7 +126,7 @@ def expand(patterns: Iterable[str], option: str) -> list[str]:
         matched = sorted(p for p in glob.glob(os.path.expanduser(pattern), recursive=True) if os.path.isfile(p))
         if not matched:
             raise UsageError(f"{option} {pattern!r} matches no file")
-        found.update(dict.fromkeys(_absolute(p) for p in matched))
+        found.update(dict.fromkeys(absolute(p) for p in matched))
     return list(found)
 
 
@@ -254,5 +254,6 @@ def resolve(path: str, folder: Path) -> str:
     return str(folder / os.path.expanduser(path))
 
 
-def _absolute(path: str | os.PathLike) -> str:
+def absolute(path: str | os.PathLike) -> str:
+    """Workers may run in another folder: every path a job reads or writes is absolute."""
     return os.path.abspath(os.path.expanduser(os.fspath(path)))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import os
 from typing import Any, Mapping
 
 import click
@@ -26,7 +25,7 @@ from stylize.cli.config import PLUGIN_OPTIONS, _checked, option_name, plugin_ite
 from stylize.core.errors import UsageError
 from stylize.core.initial import NAMED as NAMED_INITS
 
-from .jobs import CSV_LIST, BatchJob, Row, resolve
+from .jobs import CSV_LIST, BatchJob, Row, absolute, resolve
 
 #: Options of ``stylize run`` that are not settings but a job's files: every job takes them too.
 FILE_OPTIONS = ("content_mask", "style_masks", "save_every", "save_dir", "checkpoint_every")
@@ -144,9 +143,6 @@ def _relative_to(param: click.Parameter, value: Any, row: Row) -> Any:
 
 
 def _absolute_paths(param: click.Parameter, value: Any) -> Any:
-    """Workers may run in another folder: every path a job reads or writes is made absolute."""
     if not _is_path(param) or value is None or (param.name == "init" and value in NAMED_INITS):
         return value
-    if param.multiple:
-        return tuple(os.path.abspath(os.path.expanduser(v)) for v in value)
-    return os.path.abspath(os.path.expanduser(value))
+    return tuple(absolute(v) for v in value) if param.multiple else absolute(value)
