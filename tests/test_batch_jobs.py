@@ -52,9 +52,13 @@ def tiny_args(tiny_net) -> list[str]:
             "--style-layers", "conv1,conv2", "-l", "48"]
 
 
+#: As the `stylize` group gives its commands: click keeps a command's help option once made.
+HELP = {"help_option_names": ["-h", "--help"]}
+
+
 def options_of(*args: str) -> tuple[RunOptions, dict]:
     """The batch command's RunOptions for ``args``, and the other parameters it parsed."""
-    ctx = batch_command.make_context("batch", list(args))
+    ctx = batch_command.make_context("batch", list(args), **HELP)
     params = dict(ctx.params)
     return RunOptions(ctx, params), params
 
@@ -67,7 +71,7 @@ def run_named() -> set[str]:
 
 def run_settings(*args: str):
     """The Settings `stylize run` makes of ``args`` (with -c/-s/-o given)."""
-    ctx = run_cli.run.make_context("run", ["-c", "x.png", "-s", "y.png", "-o", "o.png", *args])
+    ctx = run_cli.run.make_context("run", ["-c", "x.png", "-s", "y.png", "-o", "o.png", *args], **HELP)
     given = {name: value for name, value in ctx.params.items() if name not in run_named()}
     backend = {name: given.pop(name) for name in list(given) if name in run_cli.BACKEND_OPTIONS}
     return run_cli._settings(ctx, given, backend)
