@@ -74,7 +74,7 @@ def run_settings(*args: str):
     ctx = run_cli.run.make_context("run", ["-c", "x.png", "-s", "y.png", "-o", "o.png", *args], **HELP)
     given = {name: value for name, value in ctx.params.items() if name not in run_named()}
     backend = {name: given.pop(name) for name in list(given) if name in run_cli.BACKEND_OPTIONS}
-    return run_cli._settings(ctx, given, backend)
+    return run_cli.settings_from_options(ctx, given, backend)
 
 
 # -- jobs from globs ---------------------------------------------------------------------

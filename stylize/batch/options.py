@@ -3,7 +3,7 @@
 One code path with ``stylize run``: the batch command carries copies of
 run's click options (so ``--help``, types, ``STYLIZE_*`` variables and
 ``--config`` files behave the same), and each job's ``Settings`` come from
-run's own ``_settings`` on a click context of the run command whose
+run's own ``settings_from_options`` on a click context of the run command whose
 parameter sources say what the user gave: the job's own options count as
 given on the command line, so a ``--preset`` fills in only what neither the
 job nor the batch's command line set, exactly as it would for
@@ -21,7 +21,7 @@ from click.core import ParameterSource
 from stylize.cli import run as run_cli
 from stylize.cli.backend_options import BACKEND_OPTIONS
 from stylize.cli.checks import check_conflicts
-from stylize.cli.config import PLUGIN_OPTIONS, _checked, option_name, plugin_items
+from stylize.cli.config import PLUGIN_OPTIONS, checked_value, option_name, plugin_items
 from stylize.core.errors import UsageError
 from stylize.core.initial import NAMED as NAMED_INITS
 
@@ -93,7 +93,7 @@ class RunOptions:
         backend_given = {name: values.pop(name) for name in list(values) if name in BACKEND_OPTIONS}
         check_conflicts(output, [content, *styles, files["content_mask"], *(files["style_masks"] or ()),
                                  values["init"]])
-        settings = run_cli._settings(ctx, values, backend_given)
+        settings = run_cli.settings_from_options(ctx, values, backend_given)
         return BatchJob(content, styles, output, settings, **files)
 
     def row_options(self, row: Row) -> dict[str, Any]:
@@ -108,7 +108,7 @@ class RunOptions:
                 raise UsageError(f"{row.where}: unknown key {key!r}{refused}; keys are content, style, output "
                                  f"and these long options of `stylize run`: {', '.join(known)}")
             value = self._text_value(param, key, value, row.where) if row.text else \
-                _checked(self._context, param, key, value, row.where)
+                checked_value(self._context, param, key, value, row.where)
             if param.name == PLUGIN_OPTIONS:
                 value = [value] if isinstance(value, str) else list(value)
             elif param.multiple:

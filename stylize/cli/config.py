@@ -69,7 +69,7 @@ def load_config(ctx: click.Context, param: click.Parameter, path: str | None) ->
         if option is None:
             raise UsageError(f"{path}: unknown key {key!r}; keys are the long options of `stylize run` "
                              f"({', '.join(sorted(option_name(o) for o in options))})")
-        checked = _checked(ctx, option, key, value, path)
+        checked = checked_value(ctx, option, key, value, path)
         if option.name == PLUGIN_OPTIONS:
             ctx.meta[PLUGIN_OPTIONS] = checked  # merged key by key, see plugin_items
         else:
@@ -131,7 +131,7 @@ def _expected(option: click.Option) -> tuple[tuple[type, ...], str]:
     return (str,), "a string"
 
 
-def _checked(ctx: click.Context, option: click.Option, key: str, value: Any, path: str) -> Any:
+def checked_value(ctx: click.Context, option: click.Option, key: str, value: Any, path: str) -> Any:
     """``value`` from the file if it has the option's type (a list for repeatable options)."""
     if option.name == "settings_" and isinstance(value, dict):
         value = _plugin_table(value, key, path)

@@ -137,7 +137,7 @@ def run(ctx, content, styles, output, content_mask, style_masks, save_every, sav
     backend_given = {name: given.pop(name) for name in list(given) if name in BACKEND_OPTIONS}
     check_conflicts(output, [content, *styles, content_mask, *style_masks, given["init"]])
     check_output(output, force=force, resume=resume, save_every=save_every, save_dir=save_dir)
-    settings = _settings(ctx, given, backend_given)
+    settings = settings_from_options(ctx, given, backend_given)
     job = Job(content, styles, settings, output=output, content_mask=content_mask,
               style_masks=style_masks or None, save_every=save_every, save_dir=save_dir,
               checkpoint_every=checkpoint_every, resume=resume)
@@ -164,7 +164,7 @@ def run(ctx, content, styles, output, content_mask, style_masks, save_every, sav
         click.echo(f"wrote {output} ({image.shape[1]}x{image.shape[0]}, {progress.seconds:.0f} s)", err=True)
 
 
-def _settings(ctx: click.Context, given: dict, backend_given: dict) -> Settings:
+def settings_from_options(ctx: click.Context, given: dict, backend_given: dict) -> Settings:
     """Settings from the options; a preset fills in only what the user left at its default.
 
     Backend flags join the ``--set`` options of the chosen backend; one the

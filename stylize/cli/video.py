@@ -20,7 +20,7 @@ from .backend_options import BACKEND_OPTIONS
 from .checks import check_conflicts
 from .config import configurable
 from .progress import duration
-from .run import _settings
+from .run import settings_from_options
 from .run import run as run_command
 
 #: ``stylize run`` options taken over: those that define the settings of every frame (Settings'
@@ -79,7 +79,7 @@ def video(ctx, source, output, force, frame_range, frame_iterations, temporal_we
     backend_given = {name: given.pop(name) for name in list(given) if name in BACKEND_OPTIONS}
     check_conflicts(output, [source, *given["styles"], given["init"]])
     styles = given.pop("styles")
-    settings = _settings(ctx, given, backend_given)
+    settings = settings_from_options(ctx, given, backend_given)
     job = VideoJob(source, styles, output, settings, frames=_frames(frame_range), frame_iterations=frame_iterations,
                    independent=independent, temporal_weight=temporal_weight, fps=fps, force=force,
                    keep_work=keep_work)
