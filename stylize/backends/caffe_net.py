@@ -11,7 +11,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from stylize.core import Backend, Features, ImageError, ModelError, Option, UsageError, resident_bytes
+from stylize.core import (Backend, Features, ImageError, ModelError, Option, Tiling, UsageError,
+                          resident_bytes)
 
 from . import costs, sizes, verify
 from .prototxt import build_net, parse, prepare
@@ -175,6 +176,10 @@ class CaffeBackend(Backend):
 
     def estimate_flops(self, shape: Sequence[int]) -> int | None:
         return self.costs_at(shape).flops
+
+    def tiling(self, layers: Sequence[str]) -> Tiling | None:
+        """Strides and receptive fields of ``layers`` from the prototxt (``sizes.receptive_fields``)."""
+        return sizes.tiling(self._proto, layers)
 
     def smallest_input(self) -> tuple[int, int]:
         if not hasattr(self, "_smallest"):

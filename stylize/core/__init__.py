@@ -8,7 +8,7 @@ core keeps behind it can change without breaking a plugin.
 from .arrays import squared_norm
 from .config import stylize_home
 from .contracts import (IMAGE, Backend, Callback, Features, Images, Loss, Objective, Optimizer, StepResult,
-                        StyleTarget)
+                        StyleTarget, TiledLoss, Tiling, Window, Windows)
 from .errors import (ImageError, ModelError, NumericalError, PluginError, ResourceError, StylizeError,
                      UsageError, one_line)
 from .files import atomic_write, file_digest, move_into_place, staging_folder
@@ -19,7 +19,7 @@ from .options import Option
 __all__ = [
     # contracts
     "IMAGE", "Backend", "Callback", "Features", "Images", "Loss", "Objective", "Optimizer", "Option",
-    "StepResult", "StyleTarget",
+    "StepResult", "StyleTarget", "TiledLoss", "Tiling", "Window", "Windows",
     # errors a plugin raises (each is one line for the user, with its own exit code)
     "ImageError", "ModelError", "NumericalError", "PluginError", "ResourceError", "StylizeError", "UsageError",
     "one_line",
