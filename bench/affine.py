@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -20,22 +19,23 @@ def measure(width: int, height: int) -> dict:
 
     from stylize.core import IMAGE
     from stylize.core.images import resize
+    from stylize.core.memory import peak_resident_bytes
     from stylize.losses.affine import AffineLoss
 
     photo = resize(data.astronaut().astype(np.float32) / 255.0, (height, width))
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_resident_bytes()
     loss = AffineLoss()
     start = time.perf_counter()
     loss.set_target({IMAGE: photo})
     build = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_resident_bytes()
     times = []
     for _ in range(5):
         start = time.perf_counter()
         loss({IMAGE: photo})
         times.append(time.perf_counter() - start)
     return {"size": f"{width}x{height}", "build_s": build, "nonzeros": int(loss.laplacian.nnz),
-            "build_peak_extra_mib": (peak - before) / 1024,
+            "build_peak_extra_mib": (peak - before) / 2 ** 20,
             "laplacian_mib": (loss.laplacian.data.nbytes + loss.laplacian.indices.nbytes
                               + loss.laplacian.indptr.nbytes) / 2 ** 20,
             "eval_s": sorted(times)[len(times) // 2]}

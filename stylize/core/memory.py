@@ -52,6 +52,15 @@ def resident_bytes() -> int | None:
     return _read_kib(Path("/proc/self/status"), "VmRSS:")
 
 
+def peak_resident_bytes(pid: int | str = "self") -> int | None:
+    """The highest resident memory (VmHWM) of a process since it started its program, or None.
+
+    Not ``getrusage``'s ``ru_maxrss``: Linux carries that across ``exec``, so a
+    child started by a 2 GB test runner reports at least 2 GB whatever it used.
+    """
+    return _read_kib(Path(f"/proc/{pid}/status"), "VmHWM:")
+
+
 def _read_kib(path: Path, key: str) -> int | None:
     try:
         for line in path.read_text().splitlines():
