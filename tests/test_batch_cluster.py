@@ -31,6 +31,8 @@ from stylize.cli.main import cli
 from stylize.core import checkpoint as checkpoints
 from stylize.core.errors import ImageError
 
+from .test_batch_jobs import write_images
+
 SITECUSTOMIZE = textwrap.dedent("""
     import os
     _path = os.environ.get("STYLIZE_TEST_DELAY_FILE")
@@ -90,11 +92,7 @@ def slow(site):
 @pytest.fixture
 def images(tmp_path, tiny_net):
     """Two contents and two styles, tiny random images; the tiny network's options for `stylize run`."""
-    rng = np.random.default_rng(1)
-    for kind in ("photos", "styles"):
-        (tmp_path / kind).mkdir()
-        for name in ("a", "b"):
-            Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp_path / kind / f"{name}.png")
+    write_images(tmp_path, seed=1)
     prototxt, weights = tiny_net
     net = ["-b", "caffe", "--prototxt", prototxt, "--weights", weights, "--content-layers", "conv2",
            "--style-layers", "conv1,conv2", "-l", "48", "--init", "noise", "--seed", "5"]

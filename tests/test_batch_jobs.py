@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+from pathlib import Path
 
 import click
 import numpy as np
@@ -34,14 +35,19 @@ def invoke(*args: str, **kwargs):
     return CliRunner().invoke(cli, list(args), prog_name="stylize", **kwargs)
 
 
+def write_images(folder: Path, seed: int) -> None:
+    """photos/{a,b}.png and styles/{a,b}.png in ``folder``: tiny random images."""
+    rng = np.random.default_rng(seed)
+    for kind in ("photos", "styles"):
+        (folder / kind).mkdir()
+        for name in ("a", "b"):
+            Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(folder / kind / f"{name}.png")
+
+
 @pytest.fixture
 def folder(tmp_path, monkeypatch):
     """Two contents, two styles (tiny random images) in tmp_path, which is the current folder."""
-    rng = np.random.default_rng(0)
-    for kind in ("photos", "styles"):
-        (tmp_path / kind).mkdir()
-        for name in ("a", "b"):
-            Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp_path / kind / f"{name}.png")
+    write_images(tmp_path, seed=0)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
