@@ -5,6 +5,7 @@ can be checked is checked here before a file reaches Caffe.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -179,7 +180,8 @@ class CaffeBackend(Backend):
 
     def tiling(self, layers: Sequence[str]) -> Tiling | None:
         """Strides and receptive fields of ``layers`` from the prototxt (``sizes.receptive_fields``)."""
-        return sizes.tiling(self._proto, layers)
+        tiling = sizes.tiling(self._proto, layers)
+        return tiling and dataclasses.replace(tiling, channels={name: self.net.blobs[name].channels for name in layers})
 
     def smallest_input(self) -> tuple[int, int]:
         if not hasattr(self, "_smallest"):

@@ -215,6 +215,8 @@ class Tiling:
     strides: Mapping[str, int]
     #: The feature grid (h, w) of each layer read for an input of (h, w) pixels.
     grid: Callable[[Sequence[int]], Mapping[str, tuple[int, int]]] = field(compare=False, repr=False)
+    #: Channels of each layer read (for memory estimates; empty when unknown).
+    channels: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
