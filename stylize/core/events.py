@@ -37,6 +37,9 @@ class Estimate:
     level_flops: tuple[int | None, ...]
     #: Expected wall time of the whole run (seconds), from the FLOPs at an assumed rate; None: unknown.
     seconds: float | None
+    #: How each level is evaluated: None (the whole image at once) or its tiling, e.g.
+    #: ``tiled 3x2, 512x512 px tiles (80 px halo)`` (``--tile-size``).
+    tiles: tuple[str | None, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -105,8 +105,10 @@ def run_level(pipeline: Plugins, level: Level, levels: int, views: Views, on_ste
     shape = level.shape
     content = resize(views.content, shape)
     styles = [resize(s, size) for s, size in zip(views.styles, level.style_shapes)]
+    tiles = getattr(pipeline, "tiles", None)  # a Pipeline's choice (``tile_plan``); other drivers run whole
     objective = make_objective(
         backend, pipeline.losses, content, styles, style_weights=settings.style_weights,
+        tiles=None if tiles is None else tiles[level.index],
         regions=None if views.regions is None else resize_regions(views.regions, shape),
         style_regions=None if views.style_regions is None else [
             resize_regions(r, s.shape[:2]) for r, s in zip(views.style_regions, styles)])

@@ -50,22 +50,31 @@ class Objective:
         total, grads = 0.0, {}
         for term in self.losses:
             value, layer_grads = term.loss(features)
-            self.terms[term.name] = value
-            total += term.weight * value
-            # In place: a loss's gradient arrays are the caller's (see Loss.__call__),
-            # so no layer-sized copy is made per term.
-            for layer, g in layer_grads.items():
-                if term.weight != 1.0:
-                    g *= np.float32(term.weight)
-                if layer in grads:
-                    grads[layer] += g
-                else:
-                    grads[layer] = g
-        self.evaluations += 1
+            total += self.add_term(term, value, layer_grads, grads)
         image_grad = grads.pop(IMAGE, None)
         grad = self.backend.backward(grads) if grads else np.zeros_like(x)
         if image_grad is not None:
             grad += self.backend.image_gradient(image_grad)
+        return self.finish(total, grad)
+
+    def add_term(self, term: WeightedLoss, value: float, layer_grads: Mapping[str, np.ndarray],
+                 grads: dict[str, np.ndarray]) -> float:
+        """Record ``term``'s value; weight its gradients and add them into ``grads``; return its weighted value."""
+        self.terms[term.name] = value
+        # In place: a loss's gradient arrays are the caller's (see Loss.__call__),
+        # so no layer-sized copy is made per term.
+        for layer, g in layer_grads.items():
+            if term.weight != 1.0:
+                g *= np.float32(term.weight)
+            if layer in grads:
+                grads[layer] += g
+            else:
+                grads[layer] = g
+        return term.weight * value
+
+    def finish(self, total: float, grad: np.ndarray) -> tuple[float, np.ndarray]:
+        """Count the evaluation; refuse a value or gradient that is not finite."""
+        self.evaluations += 1
         if not (np.isfinite(total) and np.isfinite(grad).all()):
             bad = ", ".join(name for name, value in self.terms.items() if not np.isfinite(value))
             raise NumericalError(f"the objective became {total} ({bad or 'gradient'} not finite); "
@@ -134,12 +143,14 @@ def blend_weights(weights: Sequence[float] | None, count: int) -> list[float]:
 def make_objective(backend: Backend, losses: Sequence[WeightedLoss], content: np.ndarray,
                    style: np.ndarray | Sequence[np.ndarray], *, style_weights: Sequence[float] | None = None,
                    regions: np.ndarray | None = None,
-                   style_regions: Sequence[np.ndarray] | None = None) -> Objective:
+                   style_regions: Sequence[np.ndarray] | None = None, tiles=None) -> Objective:
     """Give each loss its target at this resolution; weight content and image terms by area.
 
     ``style`` is one image or several (blended by ``style_weights``);
     ``regions`` and ``style_regions`` are semantic region masks (KxHxW) of
-    the output and of each style image, at their sizes.
+    the output and of each style image, at their sizes. With ``tiles``
+    (``stylize.core.tiling.Tiles``) targets and evaluations run tile by tile
+    (``stylize.core.tiled_objective``), with the same result.
     """
     styles = one_or_many(style)
     area_weight = content_weight(content.shape)
@@ -148,6 +159,12 @@ def make_objective(backend: Backend, losses: Sequence[WeightedLoss], content: np
         term.loss.set_images(images)
         if term.loss.role == "image":
             term.loss.set_target({IMAGE: content})
+    scaled = [WeightedLoss(t.name, t.loss, t.weight * (1.0 if t.loss.role == "style" else area_weight))
+              for t in losses]
+    if tiles is not None:
+        from .tiled_objective import TiledObjective, set_tiled_targets
+        set_tiled_targets(backend, losses, content, styles, tiles)
+        return TiledObjective(backend, scaled, tiles.grid(content.shape))
     content_terms = [t for t in losses if t.loss.role == "content"]
     if content_terms:
         features = _features(backend, content, content_terms)
@@ -161,8 +178,6 @@ def make_objective(backend: Backend, losses: Sequence[WeightedLoss], content: np
                    for i, (image, weight) in enumerate(zip(styles, weights))]
         for term in style_terms:
             term.loss.set_style_targets(targets, regions)
-    scaled = [WeightedLoss(t.name, t.loss, t.weight * (1.0 if t.loss.role == "style" else area_weight))
-              for t in losses]
     return Objective(backend, scaled)
 
 

@@ -11,13 +11,15 @@ pieces.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
-from . import memory, plugins, speed
+from . import memory, plugins, speed, tile_plan
 from .contracts import Backend, Callback, Optimizer
+from .errors import ResourceError
 from .events import Estimate
 from .inputs import Inputs, one_or_many
 from .levels import Start, StepHook, Views, run_levels
@@ -25,6 +27,7 @@ from .objective import Objective, WeightedLoss, build_losses, make_backend
 from .plan import Level, Plan, check_network_sizes, make_plan
 from .settings import Settings
 from .threads import run_threads
+from .tiling import Tiles
 
 @dataclass
 class Pipeline:
@@ -46,18 +49,37 @@ class Pipeline:
         optimizer = plugins.load("stylize.optimizers", settings.optimizer)(**settings.options_for(settings.optimizer))
         return cls(settings, plan, backend, losses, optimizer)
 
+    @functools.cached_property
+    def tiles(self) -> tuple[Tiles | None, ...]:
+        """Each level's tiled evaluation, or None where it runs whole (``tile_plan``)."""
+        return tile_plan.plan_tiles(self.backend, self.optimizer, self.settings, self.losses, self.plan)
+
     def estimate(self) -> Estimate:
         """Memory and time the run is expected to take; ResourceError if it cannot fit in memory."""
-        final = self.plan.final
-        needed = memory.check_fits(self.backend, self.settings, final.shape, final.style_shapes)
+        final, tiles = self.plan.final, self.tiles
+        if tiles[-1] is not None:
+            needed = tile_plan.check_tiled_fits(self.backend, self.optimizer, self.settings, self.losses,
+                                                tiles[-1], final.shape, final.style_shapes)
+        else:
+            try:
+                needed = memory.check_fits(self.backend, self.settings, final.shape, final.style_shapes)
+            except ResourceError:
+                if self.settings.tile_size == "auto":  # nothing fits whole or tiled: say what would, tiled
+                    tile_plan.refuse_untileable_fit(self.backend, self.optimizer, self.settings, self.losses,
+                                                    self.plan)
+                raise
         limit = memory.memory_limit()
-        flops = tuple(self.backend.estimate_flops(level.shape) for level in self.plan.levels)
+        flops = tuple(self.backend.estimate_flops(level.shape) if t is None else
+                      tile_plan.tiled_flops(self.backend, t, level.shape)
+                      for level, t in zip(self.plan.levels, tiles))
         seconds = None
         if all(f is not None for f in flops):
             work = sum(level.iterations * f for level, f in zip(self.plan.levels, flops))
             seconds = work / speed.rate(self.settings.backend, self.settings.threads)
         return Estimate(memory_bytes=needed, memory_limit=None if limit is None else limit[0],
-                        memory_source=None if limit is None else limit[1], level_flops=flops, seconds=seconds)
+                        memory_source=None if limit is None else limit[1], level_flops=flops, seconds=seconds,
+                        tiles=tuple(None if t is None else t.grid(level.shape).describe()
+                                    for level, t in zip(self.plan.levels, tiles)))
 
     def run(self, inputs: Inputs, on_step: StepHook, start: Start | None = None,
             on_level: Callable[[Level], None] | None = None) -> np.ndarray:

@@ -63,6 +63,9 @@ class Settings:
     #: Layers for content / style terms; None takes the backend's defaults.
     content_layers: Sequence[str] | None = None
     style_layers: Sequence[str] | None = None
+    #: Tiled evaluation (``stylize.core.tiling``): "auto" tiles only a level whose whole image
+    #: does not fit the memory limit, "off" never, N: cores of at most N x N pixels.
+    tile_size: int | str = "auto"
     #: Options for plugins, by plugin name: ``{"adam": {"lr": 2.0}, "tv": {"weight": 1e5}}``.
     #: A loss's ``weight`` replaces its default weight; ``layers`` its layers.
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -86,6 +89,7 @@ class Settings:
         weights = self.style_weights
         if weights is not None and (not all(w >= 0 and np.isfinite(w) for w in weights) or sum(weights) <= 0):
             raise UsageError(f"style weights must be non-negative with a positive sum, got {list(weights)}")
+        self.tile_size = check_tile_size(self.tile_size)
         if self.gpu < -1:
             raise UsageError(f"--gpu {self.gpu}: give -1 for the CPU (GPU ids start at 0)")
         self._validate_plugins()
@@ -114,6 +118,16 @@ class Settings:
 
     def options_for(self, name: str) -> dict[str, Any]:
         return dict(self.options.get(name, {}))
+
+
+def check_tile_size(value: int | str) -> int | str:
+    """``"auto"``, ``"off"`` or a whole number of pixels >= 1 (text or number); UsageError otherwise."""
+    text = str(value).strip().lower()
+    if text in ("auto", "off"):
+        return text
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise UsageError(f"--tile-size {value!r}: give auto, off or a number of pixels (e.g. 512)")
 
 
 #: Settings fields that take a list of names; a single string is one name (losses) or comma-separated.

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from stylize.core import Features, Loss, squared_norm
+from stylize.core import Features, Loss, TiledLoss, Windows, squared_norm
 
 
-class ContentLoss(Loss):
+class ContentLoss(Loss, TiledLoss):
     """E = 1/2 * sum((F - P)^2) per layer, averaged over its layers (``layer_weights``).
 
     Keeping the raw sum (not a mean) matches the paper and the reference
     tool, so that the reference's style-to-content ratio 1e4 means the same.
+    Tiled (``TiledLoss``), a core's statistic is its part of the sum, and
+    its gradient needs only the core's part of the target.
     """
 
     role = "content"
@@ -19,12 +21,30 @@ class ContentLoss(Loss):
     def set_target(self, features: Features) -> None:
         self.targets = {layer: np.array(features[layer], dtype=np.float32) for layer in self.layers}
 
+    def _differences(self, features: Features, windows: Windows | None):
+        for layer in self.layers:
+            target = self.targets[layer] if windows is None else windows[layer].crop(self.targets[layer])
+            yield layer, features[layer] - target
+
+    def tile_statistics(self, features: Features, windows: Windows) -> dict[str, np.ndarray]:
+        return {layer: np.float64(0.5 * squared_norm(diff)) for layer, diff in self._differences(features, windows)}
+
+    def tile_value(self, totals) -> float:
+        return sum(self.layer_weights[layer] * float(totals[layer]) for layer in self.layers)
+
+    def tile_gradient(self, features: Features, windows: Windows, totals) -> dict[str, np.ndarray]:
+        return self._gradients(self._differences(features, windows))
+
+    def _gradients(self, differences) -> dict[str, np.ndarray]:
+        grads = {}
+        for layer, diff in differences:
+            diff *= np.float32(self.layer_weights[layer])  # in place: no second feature-sized array
+            grads[layer] = diff
+        return grads
+
     def __call__(self, features: Features) -> tuple[float, dict[str, np.ndarray]]:
         value, grads = 0.0, {}
-        for layer in self.layers:
-            share = self.layer_weights[layer]
-            diff = features[layer] - self.targets[layer]
-            value += share * 0.5 * squared_norm(diff)
-            diff *= np.float32(share)  # in place: no second feature-sized array
-            grads[layer] = diff
+        for layer, diff in self._differences(features, None):
+            value += self.layer_weights[layer] * 0.5 * squared_norm(diff)
+            grads.update(self._gradients([(layer, diff)]))
         return value, grads

@@ -1,0 +1,189 @@
+"""Which levels of a run are tiled, and how: the ``tile_size`` setting against the memory limit.
+
+``auto`` leaves a level whole when its whole-image run fits the memory
+limit (``stylize.core.memory``); otherwise it takes the cheapest tiling
+whose peak fits: the fewest input pixels run through the network per
+evaluation, halos and the second pass counted, so few large tiles (strips
+where they fit) win over many small ones. A number N gives cores of at most
+N x N pixels at every level larger than that; ``off`` never tiles.
+
+A tiled level's memory no longer grows with the network's activations: it
+is one tile's peak (``Backend.estimate_peak_bytes`` at the largest tile)
+plus what stays image-sized: the content targets, the Gram statistics, the
+region masks at each style layer, the image-sized arrays around the
+objective and the optimizer's state.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from . import memory
+from .contracts import Backend, Optimizer, tileable
+from .errors import ResourceError, StylizeError, UsageError
+from .objective import WeightedLoss
+from .plan import Plan, sizes_at
+from .tiling import Tiles, make_tiles
+
+Shape = Sequence[int]
+
+#: Float32 image-sized arrays (3 x H x W) a tiled run holds at its peak besides the optimizer's own:
+#: the working x, its gradient, the bounds (2), the level's content and start images, the
+#: best and the latest x reported, and the image an image term or a checkpoint deprocesses
+#: (with its temporaries).
+IMAGE_COPIES = 12
+#: A float64 Gram statistic is held three times per style layer (the sums, one tile's, the target).
+GRAM_COPIES = 3
+#: Tile counts tried along each axis by ``auto``.
+MOST_TILES = 24
+#: Cores of the tiling that a refusal's "largest length that fits" assumes (pixels).
+SMALL_CORE = 256
+
+
+def tiled_bytes(backend: Backend, optimizer: Optimizer, losses: Sequence[WeightedLoss], tiles: Tiles,
+                shape: Shape, style_shapes: Sequence[Shape], regions: int = 0) -> int | None:
+    """Estimated peak resident memory (bytes) of a level evaluated in ``tiles``, or None if unknown.
+
+    ``regions``: the semantic regions of the masks (0 without masks).
+    """
+    grids = [tiles.grid(s) for s in (shape, *style_shapes)]
+    span = (max(g.largest[0] for g in grids), max(g.largest[1] for g in grids))
+    network = backend.estimate_peak_bytes(span)
+    if network is None:
+        return None
+    tiling = tiles.tiling
+    full = tiling.grid(shape)
+    channels = tiling.channels
+
+    def layers(role: str) -> set[str]:
+        return {layer for t in losses if t.loss.role == role for layer in t.loss.layers}
+
+    targets = sum(channels.get(layer, 0) * math.prod(full[layer]) * 4 for layer in layers("content"))
+    grams = sum(channels.get(layer, 0) ** 2 * 8 * GRAM_COPIES for layer in layers("style")) * max(1, regions)
+    masks = regions * sum(math.prod(full[layer]) * 4 for layer in layers("style"))
+    variables = 3 * int(shape[0]) * int(shape[1])
+    state = getattr(optimizer, "memory_bytes", lambda n: 0)(variables)
+    return network + targets + grams + masks + IMAGE_COPIES * 4 * variables + int(state)
+
+
+def work(tiles: Tiles, shape: Shape) -> int:
+    """Pixels run through the network per evaluation, counting a forward and a backward as one each:
+    every tile twice forward (the last once) and once backward; what ``auto`` minimizes."""
+    grid = tiles.grid(shape)
+    last = grid.tiles()[-1].span_shape
+    return 3 * grid.pixels() - last[0] * last[1]
+
+
+def _fits(needed, limit: int) -> bool:
+    try:
+        value = needed()
+    except StylizeError:  # e.g. a tile too large for Caffe
+        return False
+    return value is not None and value <= limit
+
+
+def cheapest(backend, optimizer, losses, tiling, shape: Shape, style_shapes, limit: int,
+             regions: int = 0) -> Tiles | None:
+    """The tiling of least ``work`` whose peak fits ``limit``, or None when none does."""
+    h, w = int(shape[0]), int(shape[1])
+    stride = tiling.stride
+    candidates = {}
+    for rows in range(1, min(MOST_TILES, math.ceil(h / stride)) + 1):
+        for cols in range(1, min(MOST_TILES, math.ceil(w / stride)) + 1):
+            if rows * cols > 1:
+                core = (math.ceil(h / rows / stride) * stride, math.ceil(w / cols / stride) * stride)
+                candidates.setdefault(core, make_tiles(tiling, core))
+    for tiles in sorted(candidates.values(), key=lambda t: work(t, shape)):
+        if _fits(lambda: tiled_bytes(backend, optimizer, losses, tiles, shape, style_shapes, regions), limit):
+            return tiles
+    return None
+
+
+def plan_tiles(backend: Backend, optimizer: Optimizer, settings, losses: Sequence[WeightedLoss], plan: Plan,
+               regions: int = 0) -> tuple[Tiles | None, ...]:
+    """For each level of ``plan``: its ``Tiles``, or None where it is evaluated whole.
+
+    Raises UsageError for a ``tile_size`` this run cannot use (a backend or a
+    loss that cannot be tiled), ResourceError when ``auto`` finds no tiling
+    that fits (with the largest length that would).
+    """
+    setting = settings.tile_size
+    if setting == "off":
+        return (None,) * len(plan.levels)
+    layers = sorted({layer for t in losses for layer in t.loss.layers})
+    tiling = backend.tiling(layers) if layers else None
+    if isinstance(setting, int):
+        if tiling is None:
+            raise UsageError(f"backend {settings.backend!r} cannot be evaluated in tiles (its network mixes "
+                             "all positions, or it does not say how); use --tile-size off")
+        _check_losses(losses)
+        tiles = make_tiles(tiling, setting)
+        return tuple(tiles if max(level.shape) > setting or any(max(s) > setting for s in level.style_shapes)
+                     else None for level in plan.levels)
+    limit = memory.memory_limit()
+    if limit is None or tiling is None or not all(tileable(t.loss) for t in losses):
+        return (None,) * len(plan.levels)
+    limit = limit[0]
+    out = []
+    for level in plan.levels:
+        whole = lambda: memory.estimate_run_bytes(backend, optimizer, level.shape, level.style_shapes)  # noqa: E731
+        if _fits(whole, limit):
+            out.append(None)
+            continue
+        out.append(cheapest(backend, optimizer, losses, tiling, level.shape, level.style_shapes, limit, regions))
+    return tuple(out)
+
+
+def _check_losses(losses: Sequence[WeightedLoss]) -> None:
+    from .tiled_objective import check_tileable
+    check_tileable(losses)
+
+
+def check_tiled_fits(backend, optimizer, settings, losses, tiles: Tiles | None, shape: Shape,
+                     style_shapes: Sequence[Shape], regions: int = 0) -> int | None:
+    """The tiled estimate of the final level, refused (ResourceError) when over the limit; None when
+    it is not tiled or the check is off. The refusal names the largest length that fits *tiled*."""
+    limit = memory.memory_limit()
+    if tiles is None or limit is None:
+        return None
+    needed = tiled_bytes(backend, optimizer, losses, tiles, shape, style_shapes, regions)
+    if needed is None or needed <= limit[0]:
+        return needed
+    small = make_tiles(tiles.tiling, max(SMALL_CORE, tiles.tiling.stride), tiles.halo)
+
+    def fits(length: int) -> bool:
+        out, styles = sizes_at(length, shape, style_shapes, settings.style_scale)
+        return _fits(lambda: tiled_bytes(backend, optimizer, losses, small, out, styles, regions), limit[0])
+
+    low, high = 0, max(shape[:2]) // memory.LENGTH_STEP  # in steps; 0: nothing fits
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if fits(middle * memory.LENGTH_STEP) else (low, middle - 1)
+    advice = (f"--length {low * memory.LENGTH_STEP} would fit tiled" if low * memory.LENGTH_STEP >= memory.MIN_LENGTH
+              else "no --length would fit, even tiled")
+    grid = tiles.grid(shape)
+    raise ResourceError(f"not enough memory: a {shape[1]}x{shape[0]} px run {grid.describe()} needs about "
+                        f"{memory.format_bytes(needed)} (estimated), {memory.format_bytes(limit[0])} is {limit[1]}; "
+                        f"{advice} (or set {memory.LIMIT_VARIABLE}=off to try anyway)")
+
+
+def refuse_untileable_fit(backend, optimizer, settings, losses, plan: Plan, regions: int = 0) -> None:
+    """When ``auto`` found no tiling for the final level: refuse with the largest length that fits tiled."""
+    limit = memory.memory_limit()
+    layers = sorted({layer for t in losses for layer in t.loss.layers})
+    tiling = backend.tiling(layers) if layers else None
+    if limit is None or tiling is None or not all(tileable(t.loss) for t in losses):
+        return
+    final = plan.final
+    check_tiled_fits(backend, optimizer, settings, losses, make_tiles(tiling, max(SMALL_CORE, tiling.stride)),
+                     final.shape, final.style_shapes, regions)
+
+
+def tiled_flops(backend: Backend, tiles: Tiles, shape: Shape) -> int | None:
+    """FLOPs of one tiled evaluation: each tile's forward and backward, and its second forward
+    (taken as half of the two) but for the last tile's."""
+    spans = [tile.span_shape for tile in tiles.grid(shape).tiles()]
+    flops = [backend.estimate_flops(span) for span in spans]
+    if any(f is None for f in flops):
+        return None
+    return int(1.5 * sum(flops) - 0.5 * flops[-1])

@@ -1,0 +1,175 @@
+"""The objective evaluated tile by tile: the whole image's value and gradient, one tile's activations in memory.
+
+Pass 1 runs the network on each tile and lets every feature loss add up
+its statistics over the tile's core (``TiledLoss.tile_statistics``: Gram
+sums, sums of squares). Pass 2 runs each tile again, asks each loss for the
+gradient of the whole image's loss with respect to the core's features given
+the totals (zero on the halo's features, which other tiles own), back-
+propagates it to the tile's input and adds it into the whole image's
+gradient. Pass 2 goes through the tiles backwards, so the last tile of
+pass 1 is still in the network and is not run again. Image-space terms
+(``tv``, ``affine``, ``temporal``) see the whole image, as untiled.
+
+The targets are made the same way: content features assembled from tiles,
+style statistics summed over the style image's tiles
+(``TiledLoss.target_statistics``).
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .contracts import IMAGE, Backend, tileable
+from .errors import UsageError
+from .objective import Objective, WeightedLoss
+from .tiling import LayerWindow, Tile, TileGrid, Tiles
+
+Totals = dict[str, np.ndarray]
+
+
+def check_tileable(losses: Sequence[WeightedLoss]) -> None:
+    """Refuse, before any work, a loss that cannot be evaluated tile by tile."""
+    for term in losses:
+        if not tileable(term.loss):
+            raise UsageError(f"loss {term.name!r} cannot be evaluated in tiles (it does not implement "
+                             "stylize.core.TiledLoss); use --tile-size off, or a --length that fits whole")
+
+
+class TiledRunner:
+    """Runs one image's tiles through the backend and hands out each tile's core features."""
+
+    def __init__(self, backend: Backend, grid: TileGrid, layers: Sequence[str]):
+        self.backend, self.grid, self.layers = backend, grid, list(layers)
+        grids = grid.tiling.grid(grid.shape)
+        self.tiles = [(tile, grid.windows(tile, {layer: grids[layer] for layer in self.layers}))
+                      for tile in grid.tiles()]
+
+    def forward(self, x: np.ndarray, tile: Tile, windows: Mapping[str, LayerWindow]) -> dict[str, np.ndarray]:
+        """The core features of ``tile`` of network input ``x`` (views into the backend: valid until the next run)."""
+        rows, cols = tile.span
+        features = self.backend.forward(np.ascontiguousarray(x[:, :, rows, cols]), self.layers)
+        #: Each layer's feature shape in the tile the backend holds now (its gradient's shape).
+        self.shapes = {layer: f.shape for layer, f in features.items()}
+        cores = {}
+        for layer, place in windows.items():
+            f = features[layer]
+            r, c = place.local
+            if r.stop > f.shape[1] or c.stop > f.shape[2]:
+                raise UsageError(f"tile {tile.span} gives {layer} a {f.shape[2]}x{f.shape[1]} grid, too small for "
+                                 f"its core ({c.stop}x{r.stop}): the halo does not cover the receptive field")
+            cores[layer] = f[:, r, c]
+        return cores
+
+
+def _add(totals: Totals, sums: Mapping[str, np.ndarray]) -> None:
+    for key, value in sums.items():
+        value = np.asarray(value, np.float64)
+        if key in totals:
+            totals[key] += value
+        else:
+            totals[key] = value.copy()
+
+
+def _select(cores: Mapping[str, np.ndarray], windows: Mapping[str, LayerWindow], layers: Sequence[str]):
+    return {layer: cores[layer] for layer in layers}, {layer: windows[layer].window for layer in layers}
+
+
+class TiledObjective(Objective):
+    """``Objective``'s contract (value and gradient, ``terms``, ``weighted_terms()``, ``evaluations``)
+    over tiles of ``grid``: equal to the untiled objective up to float32 rounding."""
+
+    def __init__(self, backend: Backend, losses: Sequence[WeightedLoss], grid: TileGrid):
+        super().__init__(backend, losses)
+        check_tileable(self.losses)
+        self.grid = grid
+        self.feature_terms = [t for t in self.losses if t.loss.role != "image"]
+        self.image_terms = [t for t in self.losses if t.loss.role == "image"]
+        self.runner = TiledRunner(backend, grid, self.layers)
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        tiles, runner = self.runner.tiles, self.runner
+        totals: list[Totals] = [{} for _ in self.feature_terms]
+        cores = {}
+        for tile, windows in tiles:
+            cores = runner.forward(x, tile, windows)
+            for term, sums in zip(self.feature_terms, totals):
+                _add(sums, term.loss.tile_statistics(*_select(cores, windows, term.loss.layers)))
+        total = 0.0
+        for term, sums in zip(self.feature_terms, totals):
+            self.terms[term.name] = value = float(term.loss.tile_value(sums))
+            total += term.weight * value
+        grad = np.zeros_like(x)
+        for index in reversed(range(len(tiles))):
+            tile, windows = tiles[index]
+            if index < len(tiles) - 1:  # the last tile of pass 1 is still in the network
+                cores = runner.forward(x, tile, windows)
+            grads = self._tile_gradients(cores, windows, totals)
+            if grads:
+                rows, cols = tile.span
+                grad[:, :, rows, cols] += self.backend.backward(grads)
+        if self.image_terms:
+            features, grads = {IMAGE: self.backend.deprocess(x)}, {}
+            for term in self.image_terms:
+                value, layer_grads = term.loss(features)
+                total += self.add_term(term, value, layer_grads, grads)
+            grad += self.backend.image_gradient(grads[IMAGE])
+        return self.finish(total, grad)
+
+    def _tile_gradients(self, cores, windows, totals) -> dict[str, np.ndarray]:
+        """Every term's weighted gradient on this tile's core features, put into tile-sized zero arrays."""
+        grads: dict[str, np.ndarray] = {}
+        for term, sums in zip(self.feature_terms, totals):
+            for layer, g in term.loss.tile_gradient(*_select(cores, windows, term.loss.layers), sums).items():
+                if layer not in grads:
+                    grads[layer] = np.zeros(self.runner.shapes[layer], np.float32)
+                rows, cols = windows[layer].local
+                grads[layer][:, rows, cols] += g * np.float32(term.weight)
+        return grads
+
+
+def tiled_features(backend: Backend, image: np.ndarray, grid: TileGrid, layers: Sequence[str]) -> dict[str, np.ndarray]:
+    """The whole image's features of ``layers``, assembled from the cores of ``grid``'s tiles."""
+    runner = TiledRunner(backend, grid, layers)
+    x = backend.preprocess(image)
+    out: dict[str, np.ndarray] = {}
+    for tile, windows in runner.tiles:
+        for layer, core in runner.forward(x, tile, windows).items():
+            window = windows[layer].window
+            if layer not in out:
+                out[layer] = np.empty((core.shape[0], *window.shape), np.float32)
+            out[layer][:, window.rows, window.cols] = core
+    return out
+
+
+def style_statistics(backend: Backend, image: np.ndarray, grid: TileGrid, terms: Sequence[WeightedLoss],
+                     index: int) -> list[Totals]:
+    """For each style term: its ``target_statistics`` of style image ``index``, summed over ``grid``'s tiles."""
+    layers = sorted({layer for t in terms for layer in t.loss.layers})
+    runner = TiledRunner(backend, grid, layers)
+    x = backend.preprocess(image)
+    totals: list[Totals] = [{} for _ in terms]
+    for tile, windows in runner.tiles:
+        cores = runner.forward(x, tile, windows)
+        for term, sums in zip(terms, totals):
+            _add(sums, term.loss.target_statistics(*_select(cores, windows, term.loss.layers), index))
+    return totals
+
+
+def set_tiled_targets(backend: Backend, losses: Sequence[WeightedLoss], content: np.ndarray,
+                      styles: Sequence[np.ndarray], tiles: Tiles) -> None:
+    """Give the content and style terms their targets, computed tile by tile."""
+    check_tileable(losses)
+    content_terms = [t for t in losses if t.loss.role == "content"]
+    if content_terms:
+        layers = sorted({layer for t in content_terms for layer in t.loss.layers})
+        features = tiled_features(backend, content, tiles.grid(content.shape), layers)
+        for term in content_terms:
+            term.loss.set_target(features)
+    style_terms = [t for t in losses if t.loss.role == "style"]
+    if style_terms:
+        per_image = [style_statistics(backend, image, tiles.grid(image.shape), style_terms, index)
+                     for index, image in enumerate(styles)]
+        for position, term in enumerate(style_terms):
+            term.loss.set_target_statistics([sums[position] for sums in per_image])
+
