@@ -15,8 +15,9 @@ import numpy as np
 from stylize.core import (Backend, Features, ImageError, ModelError, Option, Tiling, UsageError,
                           resident_bytes)
 
-from . import costs, sizes, verify
+from . import costs, cuda, sizes, verify
 from .prototxt import build_net, parse, prepare
+from .pycaffe import import_caffe
 
 # ImageNet mean in BGR order, as used to train the Caffe VGG models.
 IMAGENET_MEAN_BGR = np.array([103.939, 116.779, 123.68], dtype=np.float32)
@@ -63,7 +64,8 @@ class CaffeBackend(Backend):
         """``frozen=False`` (not an option of a run) leaves the parameters learnable, so that
         backward also computes weight gradients, as stock Caffe does: for benchmarks that
         measure what freezing saves."""
-        self.check_device(-1 if gpu is None else gpu)
+        gpu = -1 if gpu is None else gpu
+        self.check_device(gpu)
         if model_dir is not None:
             prototxt, weights = _files_in(Path(model_dir), prototxt, weights)
         text, source = self.network(prototxt, **options)
@@ -71,6 +73,7 @@ class CaffeBackend(Backend):
         if not weights.is_file():
             raise ModelError(f"{weights}: weights file not found")
         self._prepared = prepare(text, layers, source, frozen=frozen)
+        cuda.use_gpu(import_caffe(), gpu)  # this thread's Caffe: mode and device, before the net
         self.net = build_net(self._prepared)
         verify.check_weights_fit({name: [b.data.shape for b in blobs]
                                   for name, blobs in self.net.params.items()}, weights)
@@ -101,8 +104,7 @@ class CaffeBackend(Backend):
 
     @classmethod
     def check_device(cls, gpu: int) -> None:
-        if gpu >= 0:
-            raise UsageError(f"GPU {gpu} requested, but this pycaffe is a CPU-only build; use --gpu -1")
+        cuda.check_gpu(gpu)
 
     def network(self, prototxt: str | os.PathLike | None, **options) -> tuple[str, str]:
         """(prototxt text, where it came from). Built-in backends override this."""
