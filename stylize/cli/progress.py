@@ -34,8 +34,9 @@ def plan_line(started: events.Started) -> str:
     sizes = ", ".join(str(level.length) for level in levels)
     scales = f"{len(levels)} scales ({sizes} px)" if len(levels) > 1 else f"one scale ({sizes} px)"
     left = started.plan.iterations - started.first_step
-    parts = [f"planned: {scales}, {left} iterations"]
     estimate = started.estimate
+    tiled = [f"{level.length} px {tiles}" for level, tiles in zip(levels, estimate.tiles) if tiles]
+    parts = [f"planned: {scales}, {left} iterations{''.join(f', {t}' for t in tiled)}"]
     if estimate.seconds is not None:
         cost = Clock(started.plan, estimate.level_flops).cost  # a resumed run has only the rest to do
         left_share = cost(started.first_step, started.plan.iterations) / cost(0, started.plan.iterations)

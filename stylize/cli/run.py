@@ -116,6 +116,12 @@ DEFAULTS = Settings()
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="BLAS threads (default: OpenBLAS's own choice, all cores unless "
                    "OPENBLAS_NUM_THREADS or OMP_NUM_THREADS is set).")
+@click.option("--tile-size", default=str(DEFAULTS.tile_size), show_default=True, metavar="auto|off|N",
+              help="Evaluate the network on tiles, so that any size fits in memory, with the same result "
+                   "(exact: each tile adds a halo of the network's receptive field, 80 px for VGG19, and "
+                   "Gram matrices are summed over tiles; each evaluation costs more). auto: tile only a "
+                   "scale whose whole image would not fit the memory limit, with the cheapest tiles that "
+                   "fit; N: tiles of at most N x N px; off: never (a run that does not fit is refused).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--preview", is_flag=True,
               help="Serve a live preview page of this run on 127.0.0.1 (its URL is printed): the picture "
