@@ -96,10 +96,19 @@ def use_gpu(caffe, gpu: int, runtime: Runtime | None = None) -> None:
     thread that builds and runs the net, before building it.
     """
     if gpu < 0:
-        caffe.set_mode_cpu()
+        select(caffe, gpu)
         return
     runtime = runtime or CudaRuntime()
     check_gpu(gpu, cuda_build=True, runtime=runtime)
     runtime.open(gpu)
-    caffe.set_device(gpu)  # before set_mode_gpu, as Caffe's SetDevice asks
-    caffe.set_mode_gpu()
+    select(caffe, gpu)
+
+
+def select(caffe, gpu: int) -> None:
+    """Put this thread's Caffe on ``gpu`` (already checked by ``use_gpu``) or the CPU: cheap,
+    for each call into a net that may come from another thread than the one that built it."""
+    if gpu < 0:
+        caffe.set_mode_cpu()
+    else:
+        caffe.set_device(gpu)  # before set_mode_gpu, as Caffe's SetDevice asks
+        caffe.set_mode_gpu()
