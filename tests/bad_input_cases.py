@@ -25,6 +25,7 @@ import numpy as np
 from click.testing import CliRunner
 from PIL import Image
 
+from stylize.backends.cuda import refusal_words
 from stylize.core.images import MAX_PIXELS
 
 from .tinynet import PROTOTXT
@@ -312,7 +313,7 @@ def _cases() -> list[Case]:
         C("unknown optimizer", "options", lambda ws: ws.args("--optimizer", "bfgs"), PLUGIN, "unknown optimizer"),
         C("layer the network lacks", "options", lambda ws: ws.args("--style-layers", "conv1,fc7"), USAGE,
           "fc7 not in this network"),
-        C("--gpu 0 on a CPU-only build", "options", lambda ws: ws.args("--gpu", "0"), USAGE, "CPU-only"),
+        C("--gpu 0 where no GPU can be used", "options", lambda ws: ws.args("--gpu", "0"), USAGE, refusal_words()),
         C("--gpu -3", "options", lambda ws: ws.args("--gpu", "-3"), USAGE, "give -1 for the CPU"),
         C("--model-dir with --prototxt and --weights", "options",
           lambda ws: ws.args("--model-dir", str(ws.root / "in")), USAGE, "--model-dir is not used"),

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from stylize.backends import prototxt
+from stylize.backends import cuda, prototxt
 from stylize.backends.caffe_net import CaffeBackend
 from stylize.backends.vgg import VGG19
 from stylize.backends.vggnet import VGG19_BLOCKS, blob_names, vgg_prototxt
@@ -70,7 +70,7 @@ def test_missing_files_and_gpu_are_clear_errors(tiny_net, tmp_path):
     prototxt, weights = tiny_net
     with pytest.raises(ModelError, match="weights file not found"):
         CaffeBackend(["conv1"], prototxt=prototxt, weights=tmp_path / "nope.caffemodel")
-    with pytest.raises(UsageError, match="CPU-only"):
+    with pytest.raises(UsageError, match=cuda.refusal_words()):
         CaffeBackend(["conv1"], prototxt=prototxt, weights=weights, gpu=0)
 
 

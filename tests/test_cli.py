@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from stylize import __version__
-from stylize.backends import zoo
+from stylize.backends import cuda, zoo
 from stylize.cli.main import cli
 from stylize.core import errors
 from stylize.core.errors import ImageError, ModelError, PluginError, StylizeError, UsageError
@@ -255,7 +255,7 @@ def test_unknown_plugin_fails_before_reading_images(images):
 @pytest.mark.parametrize("gpu", ["0", "1"])
 def test_gpu_is_a_clear_cpu_only_error(images, gpu):
     result = invoke(*run_args(images, "--gpu", gpu))
-    assert_one_line_error(result, UsageError.exit_code, f"GPU {gpu}", "CPU-only", "--gpu -1")
+    assert_one_line_error(result, UsageError.exit_code, f"GPU {gpu}", cuda.refusal_words(), "--gpu -1")
     assert_nothing_written(images)
 
 

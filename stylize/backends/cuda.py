@@ -37,6 +37,12 @@ def is_cuda_build() -> bool:
     return CUDA_DIST in importlib.metadata.packages_distributions().get("caffe", [])
 
 
+def refusal_words() -> str:
+    """What the ``--gpu 0`` error says on a machine where no GPU can be used, by build
+    (for tests that run under either build)."""
+    return "no usable CUDA GPU" if is_cuda_build() else "CPU-only"
+
+
 class CudaRuntime:
     """The CUDA runtime calls stylize needs, on the libcudart that ``caffe`` loaded."""
 

@@ -94,7 +94,8 @@ DEFAULTS = Settings()
               help="Option for a plugin, repeatable: e.g. --set adam.lr=2, --set tv.weight=1e5 "
                    "(every loss takes weight= and layers=). Values are numbers, true/false or text.")
 @click.option("-g", "--gpu", type=int, default=DEFAULTS.gpu, show_default=True,
-              help="GPU id, -1 for CPU. This pycaffe is a CPU-only build.")
+              help="GPU id, -1 for the CPU. A GPU needs the CUDA build of pycaffe (make setup-gpu); "
+                   "the CPU-only build refuses it.")
 @click.option("--save-every", type=click.IntRange(min=1), default=None, metavar="N",
               help="Also write the image every N iterations, numbered next to the output "
                    "(out-0050.png, ...) or in --save-dir, to watch the run or stop it early.")
