@@ -8,7 +8,7 @@ EXAMPLE_STAMP = $(VENV)/.stylize-example-plugin
 EXAMPLE_FILES = $(shell find $(EXAMPLE)/setup.cfg $(EXAMPLE)/pyproject.toml $(EXAMPLE)/README.md $(EXAMPLE)/src \
                   \( -name '*.egg-info' -o -name __pycache__ \) -prune -o -type f -print)
 
-.PHONY: setup demo test bench
+.PHONY: setup setup-gpu demo test bench
 
 setup:
 	scripts/setup.sh
@@ -38,3 +38,12 @@ $(EXAMPLE_STAMP): $(EXAMPLE_FILES) | setup
 
 bench: setup
 	$(VENV)/bin/python bench/speed.py
+
+# The CUDA build of pycaffe (README: GPU (CUDA)) in its own virtualenv, on
+# Python 3.12 (what GPU machines with PyTorch run); never part of setup or test.
+CUDA_VENV ?= .venv-cuda
+CUDA_PYTHON ?= $(firstword $(shell python3.12 -c 'import sys; print(sys.executable)' 2>/dev/null) \
+                          $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12))
+setup-gpu:
+	@test -n "$(CUDA_PYTHON)" || { echo "setup-gpu: no python3.12 found; give CUDA_PYTHON=/path/to/python3.12"; exit 1; }
+	VENV=$(CUDA_VENV) PYTHON=$(CUDA_PYTHON) PYCAFFE_FLAGS=--cuda scripts/setup.sh

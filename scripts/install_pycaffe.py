@@ -252,13 +252,6 @@ def wanted_version() -> str:
     return f"{BASE_VERSION}+{build_key()}"
 
 
-def installed_version() -> str | None:
-    try:
-        return importlib.metadata.version(DIST_NAME)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def run(cmd: list[str], **kwargs) -> None:
     log("$ " + " ".join(cmd))
     subprocess.run(cmd, check=True, **kwargs)
@@ -355,28 +348,35 @@ def write_cblas_header(blas_include: Path, folder: Path) -> Path:
     return folder
 
 
-def configure_and_build(src: Path, prefix: Path) -> None:
+def configure_and_build(src: Path, prefix: Path, extra_args=lambda includes: [], link_dirs=(),
+                        logname: str = "pycaffe-build.log") -> None:
+    """CMake, make and install into ``prefix``; ``extra_args(includes)`` adds CMake arguments
+    (the CUDA build's, given the include folders), ``link_dirs`` library folders."""
     import numpy
     build = src / "build"
     blas_include, blas_lib = ensure_blas()
     shim = write_cblas_header(blas_include, src / "stylize-include")
+    includes = [str(shim), numpy.get_include(), "/usr/include/hdf5/serial"]
     base = sys.base_prefix
-    logfile = cache_dir() / "pycaffe-build.log"
+    logfile = cache_dir() / logname
     logfile.parent.mkdir(parents=True, exist_ok=True)
     logfile.write_text("")
     run_logged(["cmake", "-S", str(src), "-B", str(build),
          "-DCMAKE_BUILD_TYPE=Release",
          f"-DANACONDA_HOME={base}",
          f"-DPYTHON_VERSION=python{sys.version_info.major}.{sys.version_info.minor}",
-         f"-DCMAKE_CXX_FLAGS=-I{shim} -I{numpy.get_include()} -I/usr/include/hdf5/serial",
+         "-DCMAKE_CXX_FLAGS=" + " ".join(f"-I{i}" for i in includes),
          f"-DSTYLIZE_BLAS_LIBRARY={blas_lib / 'libscipy_openblas.so'}",
-         "-DCMAKE_SHARED_LINKER_FLAGS=-L/usr/lib/x86_64-linux-gnu/hdf5/serial",
-         ], logfile)
+         "-DCMAKE_SHARED_LINKER_FLAGS=" + " ".join(
+             f"-L{d}" for d in ["/usr/lib/x86_64-linux-gnu/hdf5/serial", *link_dirs]),
+         *extra_args(includes)], logfile)
     run_logged(["make", "-C", str(build), f"-j{os.cpu_count() or 1}", "pycaffe"], logfile)
     run_logged(["cmake", "--install", str(build), "--prefix", str(prefix)], logfile)
 
 
-def make_wheel(prefix: Path, staging: Path, wheels: Path) -> Path:
+def make_wheel(prefix: Path, staging: Path, wheels: Path, dist: str = DIST_NAME, version: str = "",
+               description: str = f"pycaffe (CPU) built from {SDIST} by stylize",
+               package_data=("_caffe.so",), requires=RUNTIME_REQUIRES) -> Path:
     """Package the installed python/caffe folder as a platform wheel."""
     shutil.copytree(prefix / "python" / "caffe", staging / "caffe")
     (staging / "setup.py").write_text(textwrap.dedent(f"""\
@@ -388,12 +388,12 @@ def make_wheel(prefix: Path, staging: Path, wheels: Path) -> Path:
                 return True
 
         setup(
-            name={DIST_NAME!r},
-            version={wanted_version()!r},
-            description="pycaffe (CPU) built from {SDIST} by stylize",
+            name={dist!r},
+            version={version or wanted_version()!r},
+            description={description!r},
             packages=["caffe", "caffe.proto", "caffe.imagenet"],
-            package_data={{"caffe": ["_caffe.so"], "caffe.imagenet": ["*.npy"]}},
-            install_requires={RUNTIME_REQUIRES!r},
+            package_data={{"caffe": {list(package_data)!r}, "caffe.imagenet": ["*.npy"]}},
+            install_requires={list(requires)!r},
             distclass=BinaryDistribution,
             zip_safe=False,
         )
@@ -408,14 +408,14 @@ def make_wheel(prefix: Path, staging: Path, wheels: Path) -> Path:
     return final
 
 
-def cached_wheel(wheels: Path) -> Path | None:
-    local = wanted_version().split("+")[1]
-    matches = sorted(wheels.glob(f"stylize_pycaffe-{BASE_VERSION}+{local}-*.whl"))
+def cached_wheel(wheels: Path, dist: str = DIST_NAME, version: str = "") -> Path | None:
+    version = version or wanted_version()
+    matches = sorted(wheels.glob(f"{dist.replace('-', '_')}-{version}-*.whl"))
     return matches[0] if matches else None
 
 
 @contextlib.contextmanager
-def built_caffe(patches, added_files):
+def built_caffe(patches, added_files, configure=configure_and_build):
     """Build the sdist with ``patches`` and ``added_files``; yield the install prefix (a temporary folder)."""
     ensure_apt_packages()
     sdist = fetch_sdist(cache_dir() / "downloads")
@@ -426,28 +426,46 @@ def built_caffe(patches, added_files):
         src = tmp / SDIST_FILE.removesuffix(".tar.gz")
         shutil.rmtree(src / ".git", ignore_errors=True)
         apply_patches(src, patches, added_files)
-        configure_and_build(src, tmp / "prefix")
+        configure(src, tmp / "prefix")
         yield tmp / "prefix"
+
+
+def install(dist: str, version: str, patches, configure, requires, force: bool = False,
+            **wheel_fields) -> None:
+    """Install the wheel ``dist`` ``version``: from the cache, else built with ``patches``."""
+    try:
+        installed = importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        installed = None
+    if not force and installed == version:
+        log(f"{dist} {version} already installed")
+        return
+    wheels = cache_dir() / "wheels"
+    wheel = None if force else cached_wheel(wheels, dist, version)
+    if wheel is None:
+        with built_caffe(patches, ADDED_FILES, configure) as prefix:
+            wheel = make_wheel(prefix, prefix.parent / "staging", wheels, dist, version,
+                               requires=requires, **wheel_fields)
+        log(f"cached {wheel} ({wheel.stat().st_size / 2**20:.1f} MiB)")
+    run([sys.executable, "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", str(wheel)])
+    run([sys.executable, "-m", "pip", "install", "-q", *requires])
+    run([sys.executable, "-c", "import caffe; caffe.set_mode_cpu()"])
+    log(f"{dist} {version} installed")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--force", action="store_true", help="rebuild even if a wheel is cached")
+    parser.add_argument("--cuda", action="store_true",
+                        help="build and install the CUDA build (stylize-pycaffe-cuda, see "
+                             "install_pycaffe_cuda.py) instead of the CPU one")
     args = parser.parse_args()
-
-    if not args.force and installed_version() == wanted_version():
-        log(f"{DIST_NAME} {wanted_version()} already installed")
-        return
-    wheels = cache_dir() / "wheels"
-    wheel = None if args.force else cached_wheel(wheels)
-    if wheel is None:
-        with built_caffe(PATCHES, ADDED_FILES) as prefix:
-            wheel = make_wheel(prefix, prefix.parent / "staging", wheels)
-        log(f"cached {wheel}")
-    run([sys.executable, "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", str(wheel)])
-    run([sys.executable, "-m", "pip", "install", "-q", *RUNTIME_REQUIRES])
-    run([sys.executable, "-c", "import caffe; caffe.set_mode_cpu()"])
-    log(f"{DIST_NAME} {wanted_version()} installed")
+    if args.cuda:
+        import install_pycaffe_cuda
+        install_pycaffe_cuda.main(args.force)
+    else:
+        install(DIST_NAME, wanted_version(), PATCHES, configure_and_build, RUNTIME_REQUIRES,
+                force=args.force)
 
 
 if __name__ == "__main__":

@@ -28,10 +28,12 @@ fi
 
 # Re-install stylize only when its metadata changed (entry points live there).
 stamp="$VENV/.stylize-setup"
-wanted=$(cat setup.cfg pyproject.toml scripts/install_pycaffe.py scripts/caffe/* | sha256sum | cut -d' ' -f1)
+# PYCAFFE_FLAGS=--cuda (make setup-gpu): the CUDA build of pycaffe instead.
+PYCAFFE_FLAGS=${PYCAFFE_FLAGS:-}
+wanted=$( (cat setup.cfg pyproject.toml scripts/install_pycaffe*.py scripts/caffe/*; echo "$PYCAFFE_FLAGS") | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     "$VENV/bin/python" -m pip install -q numpy
-    "$VENV/bin/python" scripts/install_pycaffe.py
+    "$VENV/bin/python" scripts/install_pycaffe.py $PYCAFFE_FLAGS
     "$VENV/bin/python" -m pip install -q -e '.[test]'
     scripts/forget-entry-points.sh
     echo "$wanted" > "$stamp"
