@@ -31,7 +31,7 @@ from typing import Any, Callable, ClassVar, Sequence
 import numpy as np
 import pytest
 
-from stylize.core.contracts import IMAGE, Backend, Features, Images, Loss, Optimizer, StepResult
+from stylize.core.contracts import IMAGE, Backend, Features, Images, Loss, Optimizer, StepResult, Window, tileable
 from stylize.core.errors import UsageError
 from stylize.core.options import LOSS_OPTIONS, Option
 
@@ -101,6 +101,29 @@ def check_declared_options(plugin: type, construct: Callable[..., Any] | None = 
 
 
 # -- losses ---------------------------------------------------------------------
+
+def _quarters(features: Features, layers: Sequence[str]):
+    """(core features, windows) of the four quarters of every layer's grid."""
+    for top in (True, False):
+        for left in (True, False):
+            cores, windows = {}, {}
+            for layer in layers:
+                h, w = features[layer].shape[1:]
+                rows = slice(0, h // 2) if top else slice(h // 2, h)
+                cols = slice(0, w // 2) if left else slice(w // 2, w)
+                windows[layer] = Window(rows, cols, (h, w))
+                cores[layer] = np.ascontiguousarray(features[layer][:, rows, cols])
+            yield cores, windows
+
+
+def _tile_sums(statistics, features: Features, layers: Sequence[str]) -> dict[str, np.ndarray]:
+    """``statistics(cores, windows)`` summed over the quarters, in float64 (as the tiled objective sums)."""
+    totals: dict[str, np.ndarray] = {}
+    for cores, windows in _quarters(features, layers):
+        for key, value in statistics(cores, windows).items():
+            totals[key] = totals.get(key, 0.0) + np.asarray(value, np.float64)
+    return totals
+
 
 class LossContract:
     """Tests for a ``stylize.losses`` plugin.
@@ -320,6 +343,33 @@ class LossContract:
         value, _ = loss(features)
         if self.zero_at_target:
             assert value == pytest.approx(0, abs=1e-4), "the second set_target was not used"
+
+    def test_tiled_evaluation_equals_the_whole(self):
+        """A ``TiledLoss``: statistics summed over a 2x2 split of every layer's grid give the whole
+        value, and the core gradients put together give the whole gradient (style targets too)."""
+        if self.role == "image" or not tileable(self.make_loss(self.layers())):
+            pytest.skip("not a TiledLoss: tiled runs refuse it with a clear message")
+        loss, target, features = self._loss_with_target(seed=9)
+        value, grads = loss(features)
+        if self.role == "style":  # the target from statistics summed over the target's tiles
+            tiled_loss = self.make_loss(self.layers())
+            tiled_loss.set_images(self.sample_images(np.random.default_rng(9), target))
+            tiled_loss.set_target_statistics([_tile_sums(
+                lambda f, w: tiled_loss.target_statistics(f, w, 0), target, self.layers())])
+        else:
+            tiled_loss = loss
+        totals = _tile_sums(tiled_loss.tile_statistics, features, self.layers())
+        assert tiled_loss.tile_value(totals) == pytest.approx(value, rel=1e-5, abs=1e-9), \
+            "tile_value of the summed statistics differs from the whole image's value"
+        for layer in self.layers():
+            assembled = np.zeros_like(features[layer])
+            for cores, windows in _quarters(features, self.layers()):
+                part = tiled_loss.tile_gradient(cores, windows, totals)[layer]
+                assert part.shape == cores[layer].shape, "tile_gradient must be shaped like the core"
+                assembled[:, windows[layer].rows, windows[layer].cols] = part
+            scale = float(np.abs(grads[layer]).max()) or 1.0
+            assert np.abs(assembled - grads[layer]).max() <= 1e-5 * scale, \
+                f"tile_gradient put together differs from the whole gradient at {layer}"
 
     def test_declared_options_match_the_constructor(self):
         """``options`` (if declared): each at its default is accepted; ``weight``/``layers`` are not redeclared."""
