@@ -110,18 +110,17 @@ def plan_tiles(backend: Backend, optimizer: Optimizer, settings, losses: Sequenc
     setting = settings.tile_size
     if setting == "off":
         return (None,) * len(plan.levels)
-    layers = sorted({layer for t in losses for layer in t.loss.layers})
-    tiling = backend.tiling(layers) if layers else None
+    tiling = _tiling(backend, losses)
     if isinstance(setting, int):
+        _check_losses(losses)  # first: a loss without the interface makes _tiling None too
         if tiling is None:
             raise UsageError(f"backend {settings.backend!r} cannot be evaluated in tiles (its network mixes "
                              "all positions, or it does not say how); use --tile-size off")
-        _check_losses(losses)
         tiles = make_tiles(tiling, setting)
         return tuple(tiles if max(level.shape) > setting or any(max(s) > setting for s in level.style_shapes)
                      else None for level in plan.levels)
     limit = memory.memory_limit()
-    if limit is None or tiling is None or not all(tileable(t.loss) for t in losses):
+    if limit is None or tiling is None:
         return (None,) * len(plan.levels)
     limit = limit[0]
     out = []
@@ -132,6 +131,15 @@ def plan_tiles(backend: Backend, optimizer: Optimizer, settings, losses: Sequenc
             continue
         out.append(cheapest(backend, optimizer, losses, tiling, level.shape, level.style_shapes, limit, regions))
     return tuple(out)
+
+
+def _tiling(backend: Backend, losses: Sequence[WeightedLoss]):
+    """The backend's ``Tiling`` of the layers the losses read; None when the run cannot be tiled
+    (the network, or a loss without ``TiledLoss``: auto then evaluates whole)."""
+    layers = sorted({layer for t in losses for layer in t.loss.layers})
+    if not layers or not all(tileable(t.loss) for t in losses):
+        return None
+    return backend.tiling(layers)
 
 
 def _check_losses(losses: Sequence[WeightedLoss]) -> None:
@@ -171,9 +179,8 @@ def check_tiled_fits(backend, optimizer, settings, losses, tiles: Tiles | None, 
 def refuse_untileable_fit(backend, optimizer, settings, losses, plan: Plan, regions: int = 0) -> None:
     """When ``auto`` found no tiling for the final level: refuse with the largest length that fits tiled."""
     limit = memory.memory_limit()
-    layers = sorted({layer for t in losses for layer in t.loss.layers})
-    tiling = backend.tiling(layers) if layers else None
-    if limit is None or tiling is None or not all(tileable(t.loss) for t in losses):
+    tiling = _tiling(backend, losses)
+    if limit is None or tiling is None:
         return
     final = plan.final
     check_tiled_fits(backend, optimizer, settings, losses, make_tiles(tiling, max(SMALL_CORE, tiling.stride)),
