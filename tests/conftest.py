@@ -1,6 +1,8 @@
 """Shared fixtures: real photos, tiny Caffe networks written with pycaffe, real weights."""
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import pytest
 
@@ -8,6 +10,18 @@ from stylize.backends import zoo
 from stylize.core.images import fit_long_side, load_image, resize
 
 from .tinynet import write_tiny_net
+
+
+def pytest_configure(config):
+    """Children of this run take SIGINT as a terminal's Ctrl-C, however the suite was started.
+
+    A shell starts a background job (``make test &``) with SIGINT ignored,
+    and processes inherit that: the tests that press Ctrl-C on a child
+    would see it ignored. A Python handler here is reset to the default in
+    every child that execs.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
