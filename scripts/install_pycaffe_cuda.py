@@ -89,8 +89,10 @@ CUDA_PATCHES = [
      "# ---[ Google-protobuf\n",
      "find CUDA and set the nvcc architecture flags"),
     ("python/CMakeLists.txt", "add_library(pycaffe SHARED ${python_srcs} ${srcs})\n",
-     "# stylize: the CUDA kernels go into the one Python module with the C++ code.\n"
+     "# stylize: the CUDA kernels go into the one Python module with the C++ code,\n"
+     "# whose sources include the CUDA headers too.\n"
      "if(HAVE_CUDA)\n"
+     "  include_directories(${CUDA_INCLUDE_DIRS})\n"
      "  caffe_cuda_compile(cuda_objs ${cuda})\n"
      "  list(APPEND srcs ${cuda_objs})\n"
      "endif()\n"
