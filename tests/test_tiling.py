@@ -13,7 +13,7 @@ from stylize.backends.vggnet import VGG19_BLOCKS, vgg_prototxt
 from stylize.cli.main import cli
 from stylize.core import Loss, UsageError
 from stylize.core.objective import WeightedLoss, make_objective
-from stylize.core.tiled_objective import TiledObjective
+from stylize.core.tiled_objective import TiledObjective, make_tiled_objective
 from stylize.core.tiling import halo_for, make_tiles
 from stylize.losses.content import ContentLoss
 from stylize.losses.gram import GramLoss
@@ -107,8 +107,8 @@ def test_an_inexact_halo_would_change_the_result(backend):
     whole = make_objective(backend, losses, content, styles)(x)[0]
     tiles = make_tiles(backend.tiling(LAYERS), 12)
     short = type(tiles)(tiles.core, 2, tiles.tiling)  # bypasses make_tiles' check
-    assert make_objective(backend, losses, content, styles, tiles=tiles)(x)[0] == pytest.approx(whole, rel=1e-6)
-    assert make_objective(backend, losses, content, styles, tiles=short)(x)[0] != pytest.approx(whole, rel=1e-4)
+    assert make_tiled_objective(backend, losses, content, styles, tiles)(x)[0] == pytest.approx(whole, rel=1e-6)
+    assert make_tiled_objective(backend, losses, content, styles, short)(x)[0] != pytest.approx(whole, rel=1e-4)
 
 
 # -- tiled == whole --------------------------------------------------------------------------
@@ -136,7 +136,7 @@ def test_tiled_objective_equals_the_whole_image(backend, case, blend, with_masks
     value, grad = whole(x)
     grad = grad.copy()
     tiles = make_tiles(backend.tiling(LAYERS), 12)
-    tiled = make_objective(backend, CASES[case](), content, styles, tiles=tiles, **kw)
+    tiled = make_tiled_objective(backend, CASES[case](), content, styles, tiles, **kw)
     assert isinstance(tiled, TiledObjective) and tiled.grid.counts == (4, 6)
     tiled_value, tiled_grad = tiled(x)
     assert tiled_value == pytest.approx(value, rel=1e-5)
@@ -151,8 +151,8 @@ def test_tiled_gradient_against_finite_differences(backend):
     content, styles, start = images(3)
     regions, style_regions = masks()
     losses = [WeightedLoss("content", ContentLoss(["conv2"]), 1.0), WeightedLoss("gram", GramLoss(LAYERS), 1e5)]
-    tiled = make_objective(backend, losses, content, styles, style_weights=[1, 2], regions=regions,
-                           style_regions=style_regions, tiles=make_tiles(backend.tiling(LAYERS), 12))
+    tiled = make_tiled_objective(backend, losses, content, styles, make_tiles(backend.tiling(LAYERS), 12),
+                                 style_weights=[1, 2], regions=regions, style_regions=style_regions)
     x = backend.preprocess(start).astype(np.float64).astype(np.float32)
     value, grad = tiled(x)
     grad = grad.copy()
@@ -177,7 +177,7 @@ def test_a_loss_without_the_tile_interface_is_refused_by_name(backend):
     content, styles, _ = images()
     losses = [WeightedLoss("content", ContentLoss(["conv2"]), 1.0), WeightedLoss("mystat", Untileable(LAYERS), 1.0)]
     with pytest.raises(UsageError, match="loss 'mystat' cannot be evaluated in tiles"):
-        make_objective(backend, losses, content, styles[:1], tiles=make_tiles(backend.tiling(LAYERS), 12))
+        make_tiled_objective(backend, losses, content, styles[:1], make_tiles(backend.tiling(LAYERS), 12))
 
 
 # -- the command line ------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from stylize.backends.vgg import VGG19
 from stylize.core import memory
 from stylize.core.job import Job
 from stylize.core.objective import WeightedLoss, make_objective
+from stylize.core.tiled_objective import make_tiled_objective
 from stylize.core.tiling import make_tiles
 from stylize.losses.content import ContentLoss
 from stylize.losses.gram import GramLoss
@@ -67,7 +68,7 @@ def test_tiled_equals_whole_on_vgg19(vgg19, scene, blend_and_masks):
     for g in grads.values():  # neither term is negligible: an error in either would show
         assert np.linalg.norm(g) > 0.1 * np.linalg.norm(grad)
     tiles = make_tiles(vgg19.tiling(CONTENT_LAYERS + STYLE_LAYERS), CORE)
-    tiled = make_objective(vgg19, losses(), content, styles[:count], tiles=tiles, **kw)
+    tiled = make_tiled_objective(vgg19, losses(), content, styles[:count], tiles, **kw)
     assert tiled.grid.counts == (2, 3)
     assert all(0 < tile.span[1].start or tile.span[1].stop < SHAPE[1] for tile in tiled.grid.tiles())
     assert all(0 < tile.span[0].start or tile.span[0].stop < SHAPE[0] for tile in tiled.grid.tiles())

@@ -7,6 +7,7 @@ the run's step count, the level and the conversions to an image filled in.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
@@ -24,6 +25,7 @@ from .masks import resize_regions, split_regions
 from .objective import Objective, WeightedLoss, make_objective
 from .plan import Level, Plan
 from .settings import Settings
+from .tiled_objective import make_tiled_objective
 
 
 class Plugins(Protocol):
@@ -106,9 +108,10 @@ def run_level(pipeline: Plugins, level: Level, levels: int, views: Views, on_ste
     content = resize(views.content, shape)
     styles = [resize(s, size) for s, size in zip(views.styles, level.style_shapes)]
     tiles = getattr(pipeline, "tiles", None)  # a Pipeline's choice (``tile_plan``); other drivers run whole
-    objective = make_objective(
+    tiles = None if tiles is None else tiles[level.index]
+    make = make_objective if tiles is None else functools.partial(make_tiled_objective, tiles=tiles)
+    objective = make(
         backend, pipeline.losses, content, styles, style_weights=settings.style_weights,
-        tiles=None if tiles is None else tiles[level.index],
         regions=None if views.regions is None else resize_regions(views.regions, shape),
         style_regions=None if views.style_regions is None else [
             resize_regions(r, s.shape[:2]) for r, s in zip(views.style_regions, styles)])

@@ -143,28 +143,17 @@ def blend_weights(weights: Sequence[float] | None, count: int) -> list[float]:
 def make_objective(backend: Backend, losses: Sequence[WeightedLoss], content: np.ndarray,
                    style: np.ndarray | Sequence[np.ndarray], *, style_weights: Sequence[float] | None = None,
                    regions: np.ndarray | None = None,
-                   style_regions: Sequence[np.ndarray] | None = None, tiles=None) -> Objective:
+                   style_regions: Sequence[np.ndarray] | None = None) -> Objective:
     """Give each loss its target at this resolution; weight content and image terms by area.
 
     ``style`` is one image or several (blended by ``style_weights``);
     ``regions`` and ``style_regions`` are semantic region masks (KxHxW) of
-    the output and of each style image, at their sizes. With ``tiles``
-    (``stylize.core.tiling.Tiles``) targets and evaluations run tile by tile
-    (``stylize.core.tiled_objective``), with the same result.
+    the output and of each style image, at their sizes.
+    (``stylize.core.tiled_objective.make_tiled_objective`` does the same tile by tile.)
     """
     styles = one_or_many(style)
-    area_weight = content_weight(content.shape)
-    images = Images(content, styles, blend_weights(style_weights, len(styles)), regions, style_regions)
-    for term in losses:
-        term.loss.set_images(images)
-        if term.loss.role == "image":
-            term.loss.set_target({IMAGE: content})
-    scaled = [WeightedLoss(t.name, t.loss, t.weight * (1.0 if t.loss.role == "style" else area_weight))
-              for t in losses]
-    if tiles is not None:
-        from .tiled_objective import TiledObjective, set_tiled_targets
-        set_tiled_targets(backend, losses, content, styles, tiles)
-        return TiledObjective(backend, scaled, tiles.grid(content.shape))
+    scaled = prepare_terms(losses, Images(content, styles, blend_weights(style_weights, len(styles)), regions,
+                                          style_regions))
     content_terms = [t for t in losses if t.loss.role == "content"]
     if content_terms:
         features = _features(backend, content, content_terms)
@@ -179,6 +168,18 @@ def make_objective(backend: Backend, losses: Sequence[WeightedLoss], content: np
         for term in style_terms:
             term.loss.set_style_targets(targets, regions)
     return Objective(backend, scaled)
+
+
+def prepare_terms(losses: Sequence[WeightedLoss], images: Images) -> list[WeightedLoss]:
+    """Give every loss the level's images and image terms their target; return the terms
+    weighted for this resolution (content and image terms by area, see ``content_weight``)."""
+    for term in losses:
+        term.loss.set_images(images)
+        if term.loss.role == "image":
+            term.loss.set_target({IMAGE: images.content})
+    area_weight = content_weight(images.content.shape)
+    return [WeightedLoss(t.name, t.loss, t.weight * (1.0 if t.loss.role == "style" else area_weight))
+            for t in losses]
 
 
 def _features(backend: Backend, image: np.ndarray, terms: Sequence[WeightedLoss]) -> dict[str, np.ndarray]:

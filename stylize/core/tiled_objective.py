@@ -20,9 +20,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .contracts import IMAGE, Backend, tileable
-from .errors import UsageError
-from .objective import Objective, WeightedLoss
+from .contracts import IMAGE, Backend, Images, tileable
+from .errors import PluginError, UsageError
+from .inputs import one_or_many
+from .objective import Objective, WeightedLoss, blend_weights, prepare_terms
 from .tiling import LayerWindow, Tile, TileGrid, Tiles
 
 Totals = dict[str, np.ndarray]
@@ -56,8 +57,8 @@ class TiledRunner:
             f = features[layer]
             r, c = place.local
             if r.stop > f.shape[1] or c.stop > f.shape[2]:
-                raise UsageError(f"tile {tile.span} gives {layer} a {f.shape[2]}x{f.shape[1]} grid, too small for "
-                                 f"its core ({c.stop}x{r.stop}): the halo does not cover the receptive field")
+                raise PluginError(f"a tile gives {layer} a {f.shape[2]}x{f.shape[1]} grid, too small for its "
+                                  f"core ({c.stop}x{r.stop}): the backend's tiling() understates its receptive field")
             cores[layer] = f[:, r, c]
         return cores
 
@@ -159,7 +160,6 @@ def style_statistics(backend: Backend, image: np.ndarray, grid: TileGrid, terms:
 def set_tiled_targets(backend: Backend, losses: Sequence[WeightedLoss], content: np.ndarray,
                       styles: Sequence[np.ndarray], tiles: Tiles) -> None:
     """Give the content and style terms their targets, computed tile by tile."""
-    check_tileable(losses)
     content_terms = [t for t in losses if t.loss.role == "content"]
     if content_terms:
         layers = sorted({layer for t in content_terms for layer in t.loss.layers})
@@ -172,4 +172,17 @@ def set_tiled_targets(backend: Backend, losses: Sequence[WeightedLoss], content:
                      for index, image in enumerate(styles)]
         for position, term in enumerate(style_terms):
             term.loss.set_target_statistics([sums[position] for sums in per_image])
+
+
+def make_tiled_objective(backend: Backend, losses: Sequence[WeightedLoss], content: np.ndarray,
+                         style: np.ndarray | Sequence[np.ndarray], tiles: Tiles, *,
+                         style_weights: Sequence[float] | None = None, regions: np.ndarray | None = None,
+                         style_regions: Sequence[np.ndarray] | None = None) -> TiledObjective:
+    """``stylize.core.objective.make_objective`` tile by tile: targets and evaluations in ``tiles``."""
+    check_tileable(losses)
+    styles = one_or_many(style)
+    scaled = prepare_terms(losses, Images(content, styles, blend_weights(style_weights, len(styles)), regions,
+                                          style_regions))
+    set_tiled_targets(backend, losses, content, styles, tiles)
+    return TiledObjective(backend, scaled, tiles.grid(content.shape))
 
