@@ -153,6 +153,26 @@ def test_eta_weights_each_level_by_its_cost():
     assert unknown.cost(0, 7) == 4 * 128 * 128 + 2 * 256 * 256 + 512 * 512
 
 
+def test_eta_starts_from_the_recorded_rate_and_moves_to_the_runs_own():
+    """Expected 56 s for cost 28 (2 s per unit); the run measures 4 s per unit: the ETA moves from 2 toward 4."""
+    import time
+
+    from stylize.core.eta import PRIOR_ITERATIONS, Clock
+    from stylize.core.plan import make_plan
+    from stylize.core.settings import Settings
+
+    plan = make_plan(Settings(iterations=7, scales=3), (512, 512), [(512, 512)])
+    clock = Clock(plan, level_flops=[1, 4, 16], expected_seconds=56.0)
+    clock.started = time.monotonic() - 4.0  # the first iteration (cost 1) took 4 s
+    left = clock.cost(1, 7)
+    assert clock.step(1) == pytest.approx((4 + 2 * PRIOR_ITERATIONS) / (1 + PRIOR_ITERATIONS) * left, rel=0.01)
+    for step in range(2, 5):
+        clock.step(step)
+    clock.started = time.monotonic() - 16.0  # 4 iterations, 4 s each
+    assert 2 * 24 < clock.eta(4) < 4 * 24
+    assert Clock(plan, [1, 4, 16]).step(1) is not None  # without a recorded rate: the run's own
+
+
 def test_progress_line_shows_each_terms_share_and_the_eta():
     from stylize.cli.progress import describe
     step = events.Step(5, 10, 1, 3, 3.0e11, {"content": 1.0e11, "gram": 2.0e11}, 12.0, 75.0)

@@ -5,6 +5,12 @@ its pixels, where the backend cannot count FLOPs); the seconds per unit of
 that weight are measured on the run itself. A plain iterations-per-second
 ETA, taken during the cheap coarse levels, would promise a fraction of the
 real time left.
+
+Before the run has measured much, its own rate is noisy (the first
+iterations also pay for the line search's extra evaluations and warm-up),
+so the machine's recorded rate (``expected_seconds``, from
+``stylize.core.speed``) counts as PRIOR_ITERATIONS iterations of the first
+level already measured: the first ETAs are the plan's, later ones the run's.
 """
 from __future__ import annotations
 
@@ -13,11 +19,15 @@ from typing import Sequence
 
 from .plan import Plan
 
+#: How many first-level iterations the recorded rate weighs against the run's own.
+PRIOR_ITERATIONS = 5
+
 
 class Clock:
     """Elapsed seconds and expected seconds left, for a run of ``plan`` that starts at ``first_step``."""
 
-    def __init__(self, plan: Plan, level_flops: Sequence[int | None] = (), first_step: int = 0):
+    def __init__(self, plan: Plan, level_flops: Sequence[int | None] = (), first_step: int = 0,
+                 expected_seconds: float | None = None):
         flops = list(level_flops)
         #: Cost of one iteration at each level, in arbitrary units.
         self.unit = [float(f) for f in flops] if len(flops) == len(plan.levels) and all(flops) else \
@@ -26,6 +36,12 @@ class Clock:
         self.started = time.monotonic()
         #: Cost of the iterations done so far (a level stopped by ``tol`` skips the rest of its own).
         self.work = 0.0
+        #: The recorded rate as pseudo-measurements: (seconds, cost), or nothing.
+        self.prior = (0.0, 0.0)
+        total = self.cost(0, plan.iterations)
+        if expected_seconds and total > 0:
+            weight = PRIOR_ITERATIONS * self.unit[0]
+            self.prior = (expected_seconds / total * weight, weight)
 
     def cost(self, start: int, end: int) -> float:
         """Cost of the iterations after ``start`` up to ``end`` (counted over the whole run)."""
@@ -48,4 +64,5 @@ class Clock:
         """Seconds left after ``step`` (None before any iteration is counted)."""
         if self.work <= 0:
             return None
-        return self.elapsed() / self.work * self.cost(step, self.plan.iterations)
+        seconds, work = self.prior
+        return (self.elapsed() + seconds) / (self.work + work) * self.cost(step, self.plan.iterations)

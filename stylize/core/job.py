@@ -218,7 +218,7 @@ class _Run:
         if job._cancel.is_set():
             raise _CancelRequested
         estimate = job.estimate
-        self.clock = Clock(job.plan, estimate.level_flops, job.first_step)
+        self.clock = Clock(job.plan, estimate.level_flops, job.first_step, estimate.seconds)
         self.emit(events.Started(job.plan, estimate, job.first_step))
         start = None if job.resumed is None else Start(job.resumed.step, job.resumed.image)
         image = job.pipeline.run(job.inputs, self.on_step, start, self.on_level)
