@@ -14,6 +14,7 @@ the whole image's estimate makes ``auto`` tile.
     .venv/bin/python bench/tiling.py                       # the 1024 px rows (overhead), then 2048 px
     .venv/bin/python bench/tiling.py --rows 4096           # the print-size run (about 20 min on 2 cores)
     .venv/bin/python bench/tiling.py --rows 1024 --iterations 2
+    .venv/bin/python bench/tiling.py --overhead 1024       # whole and tiled alternated: the overhead ratio
 
 Prints a markdown table with the load average and writes bench/tiling.json.
 """
@@ -70,6 +71,56 @@ print(json.dumps({"shape": list(job.plan.final.shape), "tiles": estimate.tiles[-
 """
 
 
+OVERHEAD = r"""
+import json, statistics, sys, time
+import numpy as np
+from stylize.core.images import fit_long_side, load_image, resize
+from stylize.core.objective import build_losses, make_backend, make_objective
+from stylize.core.settings import Settings
+from stylize.core.tiled_objective import make_tiled_objective
+from stylize.core.tiling import make_tiles
+from stylize.core.threads import run_threads
+spec = json.loads(sys.argv[1])
+settings = Settings()
+from stylize.core import plugins
+cls = plugins.load("stylize.backends", settings.backend)
+losses = build_losses(settings, cls)
+backend = make_backend(settings, losses, cls)
+content = load_image(spec["content"])
+content = resize(content, fit_long_side(content.shape[:2], spec["length"]))
+style = load_image(spec["style"])
+style = resize(style, fit_long_side(style.shape[:2], spec["length"]))
+tiling = backend.tiling(sorted({l for t in losses for l in t.loss.layers}))
+x = backend.preprocess(content)
+with run_threads(None):
+    objectives = {"whole": make_objective(backend, losses, content, style)}
+    for core in spec["cores"]:
+        tiles = make_tiles(tiling, core)
+        objectives[tiles.grid(content.shape).describe()] = make_tiled_objective(backend, losses, content, style, tiles)
+    times = {name: [] for name in objectives}
+    values = {}
+    for round in range(spec["rounds"]):
+        for name, objective in objectives.items():
+            start = time.perf_counter()
+            values[name] = objective(x)[0]
+            times[name].append(time.perf_counter() - start)
+whole = times["whole"]
+print(json.dumps({"shape": list(content.shape[:2]), "seconds": {n: statistics.median(t) for n, t in times.items()},
+                  "ratio": {n: statistics.median(a / b for a, b in zip(t, whole)) for n, t in times.items()},
+                  "relative_value_difference": {n: abs(v - values["whole"]) / values["whole"] for n, v in values.items()}}))
+"""
+
+
+def overhead(args) -> dict:
+    """Whole and tiled evaluations alternated in one process (so that both meet the same load)."""
+    spec = {"content": args.content, "style": args.style, "length": args.overhead, "rounds": args.rounds,
+            "cores": [[args.overhead, args.overhead // 2], args.overhead // 2]}
+    env = {**os.environ, "STYLIZE_MEMORY_LIMIT": "off"}
+    done = subprocess.run([sys.executable, "-c", OVERHEAD, json.dumps(spec)], stdout=subprocess.PIPE, text=True,
+                          env=env, cwd=ROOT, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def estimate_whole(length: int, content: str, style: str, optimizer: str) -> int:
     """The whole-image run's estimate (no limit), for rows whose limit is a share of it."""
     code = ("import json, os, sys\nos.environ['STYLIZE_MEMORY_LIMIT'] = '100000GiB'\n"
@@ -115,7 +166,21 @@ def main() -> None:
     parser.add_argument("--content", default=os.path.join(ROOT, "examples", "images", "shipwreck.jpg"))
     parser.add_argument("--style", default=os.path.join(ROOT, "examples", "images", "the_scream.jpg"))
     parser.add_argument("--json", default=os.path.join(HERE, "tiling.json"))
+    parser.add_argument("--overhead", type=int, metavar="LENGTH",
+                        help="instead of the rows: whole and tiled evaluations (strips and 2x2 tiles of half the "
+                             "length) alternated in one process at LENGTH px, median seconds and ratio")
+    parser.add_argument("--rounds", type=int, default=3, help="with --overhead: evaluations of each")
     args = parser.parse_args()
+    if args.overhead:
+        before = os.getloadavg()[0]
+        result = overhead(args)
+        print("| tiling | s / evaluation | tiled / whole (median of pairs) | value vs whole |\n|---|---|---|---|")
+        for name, seconds in result["seconds"].items():
+            print(f"| {name} | {seconds:.1f} | {result['ratio'][name]:.2f} | "
+                  f"{result['relative_value_difference'][name]:.1e} |")
+        print(f"\n{result['shape'][1]}x{result['shape'][0]} px, {args.rounds} rounds; load average (1 min) "
+              f"{before:.1f} before, {os.getloadavg()[0]:.1f} after")
+        return
     results = []
     for name in args.rows:
         for row in ROWS[name]:
