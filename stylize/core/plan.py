@@ -37,7 +37,8 @@ class Level:
     iterations: int
     #: Iterations of the whole run done before this level starts.
     first_step: int
-    #: How the objective is evaluated (``WHOLE``; tiled evaluation will be another value).
+    #: How the objective is evaluated: ``WHOLE`` here; whether a level is tiled needs the
+    #: network and the memory limit, so ``Pipeline.tiles`` decides it (``Estimate.tiles`` says it).
     evaluation: str = WHOLE
 
     @property
