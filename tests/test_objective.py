@@ -1,4 +1,9 @@
-"""The whole objective (backend + weighted losses) against finite differences."""
+"""The whole objective (backend + weighted losses) against finite differences.
+
+STYLIZE_TEST_GPU=N runs the backends on GPU N (the CUDA build; bench/gpu.py does).
+"""
+import os
+
 import numpy as np
 import pytest
 
@@ -11,6 +16,8 @@ from stylize.losses.tv import TotalVariationLoss
 
 from stylize.testing import gradient_errors as coordinate_check
 
+GPU = int(os.environ.get("STYLIZE_TEST_GPU", "-1"))
+
 
 def objective_for(backend, content_x, style_x, content_layers, style_layers, ratio):
     content = ContentLoss(content_layers)
@@ -22,7 +29,7 @@ def objective_for(backend, content_x, style_x, content_layers, style_layers, rat
 
 def test_objective_gradient_on_smooth_network(tiny_net):
     prototxt, weights = tiny_net
-    backend = CaffeBackend(["conv1", "conv2"], prototxt=prototxt, weights=weights)
+    backend = CaffeBackend(["conv1", "conv2"], prototxt=prototxt, weights=weights, gpu=GPU)
     rng = np.random.default_rng(4)
     content_x, style_x, x = (rng.standard_normal((1, 3, 12, 10)).astype(np.float32) for _ in range(3))
     objective = objective_for(backend, content_x, style_x, ["conv2"], ["conv1", "conv2"], ratio=10.0)
@@ -36,7 +43,7 @@ def test_objective_gradient_on_smooth_network(tiny_net):
 def test_objective_gradient_with_an_image_term(tiny_net):
     """An image-space loss (tv) joins through the backend's image_gradient."""
     prototxt, weights = tiny_net
-    backend = CaffeBackend(["conv1", "conv2"], prototxt=prototxt, weights=weights)
+    backend = CaffeBackend(["conv1", "conv2"], prototxt=prototxt, weights=weights, gpu=GPU)
     rng = np.random.default_rng(6)
     content_x, style_x = (rng.standard_normal((1, 3, 12, 10)).astype(np.float32) for _ in range(2))
     objective = objective_for(backend, content_x, style_x, ["conv2"], ["conv1"], ratio=10.0)
@@ -55,7 +62,7 @@ def test_objective_gradient_with_an_image_term(tiny_net):
 def test_objective_gradient_on_real_vgg19(vgg19_weights, photos, painting):
     content_layers = list(VGG19.default_content_layers)
     style_layers = list(VGG19.default_style_layers)
-    backend = VGG19(content_layers + style_layers, weights=vgg19_weights)
+    backend = VGG19(content_layers + style_layers, weights=vgg19_weights, gpu=GPU)
     content_x = backend.preprocess(photos["astronaut"][60:108, 200:240])
     style_x = backend.preprocess(painting[20:68, 30:70])
     objective = objective_for(backend, content_x, style_x, content_layers, style_layers, ratio=1e4)
