@@ -124,8 +124,11 @@ class TiledObjective(Objective):
             for layer, g in term.loss.tile_gradient(*_select(cores, windows, term.loss.layers), sums).items():
                 if layer not in grads:
                     grads[layer] = np.zeros(self.runner.shapes[layer], np.float32)
+                if term.weight != 1.0:
+                    g *= np.float32(term.weight)  # in place: the loss's gradients are ours (Loss.__call__)
                 rows, cols = windows[layer].local
-                grads[layer][:, rows, cols] += g * np.float32(term.weight)
+                core = grads[layer][:, rows, cols]
+                core += g
         return grads
 
 
