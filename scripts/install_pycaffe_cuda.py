@@ -202,6 +202,25 @@ CUDA_PATCHES += [
      "instantiate only the Forward_gpu that exists"),
 ]
 
+# Six of the sdist's own layers declare GPU passes that no .cu file defines
+# (its CPU-only build never needed them): without the declarations, Caffe's
+# Layer base class runs their CPU code in GPU mode, as for any layer without
+# GPU code. (header, indent of its declarations)
+for header, indent in [("relu6_layer.hpp", 2), ("hardswish_layer.hpp", 2), ("hardsigmoid_layer.hpp", 2),
+                       ("maxunpool_layer.hpp", 2), ("upsample_layer.hpp", 8), ("pixelshuffle_layer.hpp", 8)]:
+    first, rest = " " * indent, " " * (indent + 4)
+    CUDA_PATCHES += [
+        (f"include/caffe/layers/{header}",
+         f"{first}virtual void Forward_gpu(const vector<Blob<Dtype>*>& bottom,\n"
+         f"{rest}const vector<Blob<Dtype>*>& top);\n",
+         f"{first}// stylize: no Forward_gpu/Backward_gpu of its own (no .cu): the CPU code runs.\n",
+         f"{header}: Forward_gpu is declared, never defined"),
+        (f"include/caffe/layers/{header}",
+         f"{first}virtual void Backward_gpu(const vector<Blob<Dtype>*>& top,\n"
+         f"{rest}const vector<bool>& propagate_down, const vector<Blob<Dtype>*>& bottom);\n",
+         "", f"{header}: Backward_gpu is declared, never defined"),
+    ]
+
 PATCHES = base.PATCHES + CUDA_PATCHES
 
 
@@ -346,8 +365,19 @@ def linked_libraries(module: Path, search: list[Path]) -> dict[str, Path]:
     return {name: Path(path) for name, path in found.items()}
 
 
+def undefined_caffe_symbols(module: Path) -> list[str]:
+    """Caffe functions ``module`` calls but does not contain (a method declared, never defined):
+    the module would fail to import, so the build stops before caching such a wheel."""
+    out = subprocess.run(["nm", "-D", "--undefined-only", "--demangle", str(module)], capture_output=True,
+                         text=True, check=True).stdout
+    return [line.split(None, 1)[1] for line in out.splitlines() if " caffe::" in line]
+
+
 def bundle_libraries(module: Path, search: list[Path]) -> None:
     """Copy the system libraries ``module`` needs into ``_libs`` beside it, rpaths $ORIGIN."""
+    missing = undefined_caffe_symbols(module)
+    if missing:
+        sys.exit("[pycaffe] _caffe.so lacks Caffe functions it calls:\n  " + "\n  ".join(missing))
     libs = module.parent / LIBS_DIR
     libs.mkdir()
     outside = [cuda_prefix(), *search[-2:]]  # CUDA wheels and OpenBLAS: found at run time
