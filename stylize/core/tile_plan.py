@@ -40,9 +40,7 @@ IMAGE_COPIES = 12
 TILE_FEATURE_COPIES = 1.0
 #: A float64 Gram statistic is held three times per style layer (the sums, one tile's, the target).
 GRAM_COPIES = 3
-#: Tile counts tried along each axis by ``auto``.
-MOST_TILES = 24
-#: Cores of the tiling that a refusal's "largest length that fits" assumes (pixels).
+#: The smallest cores ``auto`` tries, and those a refusal's "largest length that fits" assumes (pixels).
 SMALL_CORE = 256
 
 
@@ -93,19 +91,32 @@ def _fits(needed, limit: int) -> bool:
 
 def cheapest(backend, optimizer, losses, tiling, shape: Shape, style_shapes, limit: int,
              regions: int = 0) -> Tiles | None:
-    """The tiling of least ``work`` whose peak fits ``limit``, or None when none does."""
+    """The tiling of least ``work`` whose peak fits ``limit``, or None when none does (cores down to
+    ``SMALL_CORE``). For each number of rows, the fewest columns that fit (memory falls as columns
+    are added, work grows), found by bisection: a few dozen estimates even at print sizes."""
     h, w = int(shape[0]), int(shape[1])
     stride = tiling.stride
-    candidates = {}
-    for rows in range(1, min(MOST_TILES, math.ceil(h / stride)) + 1):
-        for cols in range(1, min(MOST_TILES, math.ceil(w / stride)) + 1):
-            if rows * cols > 1:
-                core = (math.ceil(h / rows / stride) * stride, math.ceil(w / cols / stride) * stride)
-                candidates.setdefault(core, make_tiles(tiling, core))
-    for tiles in sorted(candidates.values(), key=lambda t: work(t, shape)):
-        if _fits(lambda: tiled_bytes(backend, optimizer, losses, tiles, shape, style_shapes, regions), limit):
-            return tiles
-    return None
+    smallest = max(SMALL_CORE, stride)
+
+    def tiles_for(rows: int, cols: int) -> Tiles:
+        return make_tiles(tiling, (math.ceil(h / rows / stride) * stride, math.ceil(w / cols / stride) * stride))
+
+    def fits(tiles: Tiles) -> bool:
+        return _fits(lambda: tiled_bytes(backend, optimizer, losses, tiles, shape, style_shapes, regions), limit)
+
+    best = None
+    most_cols = max(1, math.ceil(w / smallest))
+    for rows in range(1, max(1, math.ceil(h / smallest)) + 1):
+        low, high = (2 if rows == 1 else 1), most_cols  # one tile of everything is not a tiling
+        if low > high or not fits(tiles_for(rows, high)):
+            continue
+        while low < high:
+            middle = (low + high) // 2
+            low, high = (low, middle) if fits(tiles_for(rows, middle)) else (middle + 1, high)
+        tiles = tiles_for(rows, low)
+        if best is None or work(tiles, shape) < work(best, shape):
+            best = tiles
+    return best
 
 
 def plan_tiles(backend: Backend, optimizer: Optimizer, settings, losses: Sequence[WeightedLoss], plan: Plan,
