@@ -16,7 +16,7 @@ CARRY=.gpu-carry
 version=$("$PY" -c "import importlib.metadata as m; print(m.version('stylize-pycaffe-cuda'))")
 rm -rf "$CARRY" && mkdir -p "$CARRY/models"
 cp "$HOME_DIR/wheels/stylize_pycaffe_cuda-$version-"*.whl "$CARRY/"
-"$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$CARRY" .
+"$PY" -m pip wheel -q --no-deps -w "$CARRY" .
 # The versions this venv runs (and its tests passed with).
 pins=$("$PY" -m pip freeze | grep -iE '^(stevedore|pooch|platformdirs|scipy-openblas32)==')
 "$PY" -m pip download -q --no-deps --only-binary :all: -d "$CARRY" $pins
