@@ -17,6 +17,8 @@ from typing import Protocol
 
 from stylize.core import ResourceError, UsageError
 
+from .pycaffe import import_caffe
+
 #: The distribution ``scripts/install_pycaffe.py --cuda`` builds.
 CUDA_DIST = "stylize-pycaffe-cuda"
 #: The CUDA runtime that build links (CUDA 13), loaded with ``caffe``.
@@ -27,6 +29,8 @@ _NO_DEVICE, _NO_DRIVER = 100, 35
 
 
 class Runtime(Protocol):
+    """What ``check_gpu`` and ``use_gpu`` ask of the CUDA runtime (the seam the tests fill)."""
+
     def device_count(self) -> tuple[int, str]: ...
     def open(self, device: int) -> None: ...
 
@@ -47,7 +51,6 @@ class CudaRuntime:
     """The CUDA runtime calls stylize needs, on the libcudart that ``caffe`` loaded."""
 
     def __init__(self, library: str = CUDART):
-        from .pycaffe import import_caffe
         import_caffe()  # loads libcudart through _caffe.so's rpath; ctypes then finds it by name
         try:
             self.lib = ctypes.CDLL(library)
