@@ -214,10 +214,14 @@ def test_a_long_run_records_this_machines_rate_for_the_next_estimate(tmp_path, m
     from stylize.core import speed
     monkeypatch.setenv("STYLIZE_HOME", str(tmp_path))
     assert speed.rate("caffe-vgg19", None) == speed.ASSUMED_RATE
-    speed.record("caffe-vgg19", None, flops=6e12, seconds=speed.MIN_SECONDS / 2)  # too short: not recorded
+    many = speed.MIN_ITERATIONS
+    speed.record("caffe-vgg19", None, flops=6e12, seconds=speed.MIN_SECONDS / 2, iterations=many)  # too short
+    speed.record("caffe-vgg19", None, flops=6e12, seconds=60.0, iterations=2)  # too few iterations: mostly set-up
     assert speed.rate("caffe-vgg19", None) == speed.ASSUMED_RATE
-    speed.record("caffe-vgg19", None, flops=6e12, seconds=60.0)
+    speed.record("caffe-vgg19", None, flops=6e12, seconds=60.0, iterations=many)
     assert speed.rate("caffe-vgg19", None) == pytest.approx(1e11)
+    speed.record("caffe-vgg19", None, flops=6e12, seconds=240.0, iterations=many)  # a loaded run: half way
+    assert speed.rate("caffe-vgg19", None) == pytest.approx(5e10)
     assert speed.rate("caffe-vgg19", 1) == speed.ASSUMED_RATE  # per thread count
     (tmp_path / "cache" / "speed.json").write_text("not json")
     assert speed.rate("caffe-vgg19", None) == speed.ASSUMED_RATE

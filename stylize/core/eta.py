@@ -36,6 +36,8 @@ class Clock:
         self.started = time.monotonic()
         #: Cost of the iterations done so far (a level stopped by ``tol`` skips the rest of its own).
         self.work = 0.0
+        #: Iterations counted so far.
+        self.iterations = 0
         #: The recorded rate as pseudo-measurements: (seconds, cost), or nothing.
         self.prior = (0.0, 0.0)
         total = self.cost(0, plan.iterations)
@@ -58,6 +60,7 @@ class Clock:
     def step(self, step: int) -> float | None:
         """Count iteration ``step`` as done; return the seconds left at the rate measured so far."""
         self.work += self.cost(step - 1, step)
+        self.iterations += 1
         return self.eta(step)
 
     def eta(self, step: int) -> float | None:

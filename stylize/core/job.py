@@ -226,7 +226,8 @@ class _Run:
             save_image(image, job.output, metadata=job.metadata)
             job._remove_checkpoint()
         if all(estimate.level_flops):
-            speed.record(job.settings.backend, job.settings.threads, self.clock.work, self.clock.elapsed())
+            speed.record(job.settings.backend, job.settings.threads, self.clock.work, self.clock.elapsed(),
+                         self.clock.iterations)
         self.emit(events.Finished(job.output, self.clock.elapsed(), image))
         return image
 

@@ -5,8 +5,11 @@ machine's (cores, BLAS kernels, cache) more than the network's. A fixed
 guess is right on one machine only; so every run longer than
 ``MIN_SECONDS`` records the rate it achieved, per backend and thread
 count, in ``$STYLIZE_HOME/cache/speed.json``, and the next estimate uses
-it. Short runs (tests, drafts) are not recorded: start-up costs would
-dominate them.
+it. Short runs (tests, drafts) and runs of few iterations (a couple of
+iterations at print size spend most of their time making targets) are not
+recorded: their rate is not an iteration's. A new rate is blended with the
+recorded one (geometric mean), so one run on a loaded machine moves the
+next estimate half way, not all the way.
 """
 from __future__ import annotations
 
@@ -19,8 +22,9 @@ from .files import atomic_write
 #: FLOP/s assumed before this machine has recorded a rate: VGG19's at 512 px on
 #: the 2-core development machine (bench/README.md).
 ASSUMED_RATE = 90e9
-#: Runs shorter than this (seconds) are not recorded.
+#: Runs shorter than this (seconds), or with fewer iterations, are not recorded.
 MIN_SECONDS = 20.0
+MIN_ITERATIONS = 20
 
 
 def _path() -> Path:
@@ -45,12 +49,14 @@ def rate(backend: str, threads: int | None) -> float:
     return float(value) if isinstance(value, (int, float)) and value > 0 else ASSUMED_RATE
 
 
-def record(backend: str, threads: int | None, flops: float, seconds: float) -> None:
-    """Remember the rate of a run that did ``flops`` of iterations in ``seconds`` (if long enough)."""
-    if seconds < MIN_SECONDS or flops <= 0:
+def record(backend: str, threads: int | None, flops: float, seconds: float, iterations: int) -> None:
+    """Remember the rate of a run that did ``iterations`` costing ``flops`` in ``seconds`` (if long enough)."""
+    if seconds < MIN_SECONDS or iterations < MIN_ITERATIONS or flops <= 0:
         return
     rates = _read()
-    rates[_key(backend, threads)] = flops / seconds
+    key, measured = _key(backend, threads), flops / seconds
+    old = rates.get(key)
+    rates[key] = (old * measured) ** 0.5 if isinstance(old, (int, float)) and old > 0 else measured
     try:
         with atomic_write(_path()) as f:
             f.write((json.dumps(rates, indent=1, sort_keys=True) + "\n").encode())
