@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from .errors import ImageError, ResourceError, StylizeError, UsageError
 from .plan import sizes_at
@@ -119,6 +119,20 @@ def estimate_run_bytes(backend, optimizer, content_shape: Sequence[int],
     return max(network) + (int(memory_bytes(variables)) if memory_bytes else 0)
 
 
+def last_fitting(fits: Callable[[int], bool], low: int, high: int) -> int:
+    """The largest ``k`` in ``low..high`` whose length ``k * LENGTH_STEP`` ``fits`` (``low`` if none above it).
+
+    Memory grows with the length, so this bisects: a few dozen estimates at most.
+    """
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(middle * LENGTH_STEP):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
 def largest_length(backend, optimizer, content_shape: Sequence[int], style_shapes: Sequence[Sequence[int]],
                    limit: int, style_scale: float = 1.0) -> int | None:
     """The largest multiple of LENGTH_STEP (>= MIN_LENGTH) below the current long side whose run fits, or None.
@@ -139,15 +153,8 @@ def largest_length(backend, optimizer, content_shape: Sequence[int], style_shape
             return False
         return bytes_needed is not None and bytes_needed <= limit
 
-    # Memory grows with the length, so bisect for the last length that fits.
     first = -(-MIN_LENGTH // LENGTH_STEP)  # in steps of LENGTH_STEP; first - 1 = nothing fits
-    low, high = first - 1, (max(content_shape[:2]) - 1) // LENGTH_STEP
-    while low < high:
-        middle = (low + high + 1) // 2
-        if fits(middle * LENGTH_STEP):
-            low = middle
-        else:
-            high = middle - 1
+    low = last_fitting(fits, first - 1, (max(content_shape[:2]) - 1) // LENGTH_STEP)
     if low < first:
         return None
     try:  # below the network's smallest input nothing fits

@@ -183,10 +183,7 @@ def check_tiled_fits(backend, optimizer, settings, losses, tiles: Tiles | None, 
         out, styles = sizes_at(length, shape, style_shapes, settings.style_scale)
         return _fits(lambda: tiled_bytes(backend, optimizer, losses, small, out, styles, regions), limit[0])
 
-    low, high = 0, max(shape[:2]) // memory.LENGTH_STEP  # in steps; 0: nothing fits
-    while low < high:
-        middle = (low + high + 1) // 2
-        low, high = (middle, high) if fits(middle * memory.LENGTH_STEP) else (low, middle - 1)
+    low = memory.last_fitting(fits, 0, max(shape[:2]) // memory.LENGTH_STEP)  # in steps; 0: nothing fits
     advice = (f"--length {low * memory.LENGTH_STEP} would fit tiled" if low * memory.LENGTH_STEP >= memory.MIN_LENGTH
               else "no --length would fit, even tiled")
     grid = tiles.grid(shape)
