@@ -33,18 +33,15 @@ class ContentLoss(Loss, TiledLoss):
         return sum(self.layer_weights[layer] * float(totals[layer]) for layer in self.layers)
 
     def tile_gradient(self, features: Features, windows: Windows, totals) -> dict[str, np.ndarray]:
-        return self._gradients(self._differences(features, windows))
+        return {layer: self._gradient(layer, diff) for layer, diff in self._differences(features, windows)}
 
-    def _gradients(self, differences) -> dict[str, np.ndarray]:
-        grads = {}
-        for layer, diff in differences:
-            diff *= np.float32(self.layer_weights[layer])  # in place: no second feature-sized array
-            grads[layer] = diff
-        return grads
+    def _gradient(self, layer: str, diff: np.ndarray) -> np.ndarray:
+        diff *= np.float32(self.layer_weights[layer])  # in place: no second feature-sized array
+        return diff
 
     def __call__(self, features: Features) -> tuple[float, dict[str, np.ndarray]]:
         value, grads = 0.0, {}
         for layer, diff in self._differences(features, None):
             value += self.layer_weights[layer] * 0.5 * squared_norm(diff)
-            grads.update(self._gradients([(layer, diff)]))
+            grads[layer] = self._gradient(layer, diff)
         return value, grads
