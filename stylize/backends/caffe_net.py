@@ -73,8 +73,8 @@ class CaffeBackend(Backend):
         if not weights.is_file():
             raise ModelError(f"{weights}: weights file not found")
         self._prepared = prepare(text, layers, source, frozen=frozen)
-        self._gpu = gpu
-        cuda.use_gpu(import_caffe(), gpu)  # this thread's Caffe: mode and device, before the net
+        self._gpu, self._caffe = gpu, import_caffe()
+        cuda.use_gpu(self._caffe, gpu)  # this thread's Caffe: mode and device, before the net
         self.net = build_net(self._prepared)
         verify.check_weights_fit({name: [b.data.shape for b in blobs]
                                   for name, blobs in self.net.params.items()}, weights)
@@ -146,7 +146,7 @@ class CaffeBackend(Backend):
             self.net.reshape()
 
     def forward(self, x: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
-        cuda.select(import_caffe(), self._gpu)  # Caffe's mode is per thread: a job may run on another
+        cuda.select(self._caffe, self._gpu)  # Caffe's mode is per thread: a job may run on another
         self._reshape(x.shape)
         self.net.blobs[self.input_blob].data[...] = x
         last = max(self._writer[layer] for layer in layers)
@@ -154,7 +154,7 @@ class CaffeBackend(Backend):
         return {layer: self.net.blobs[layer].data[0] for layer in layers}
 
     def backward(self, grads: Features) -> np.ndarray:
-        cuda.select(import_caffe(), self._gpu)
+        cuda.select(self._caffe, self._gpu)
         order = sorted(grads, key=self._writer.__getitem__, reverse=True)
         for i, layer in enumerate(order):
             diff = self.net.blobs[layer].diff[0]
