@@ -8,7 +8,7 @@ EXAMPLE_STAMP = $(VENV)/.stylize-example-plugin
 EXAMPLE_FILES = $(shell find $(EXAMPLE)/setup.cfg $(EXAMPLE)/pyproject.toml $(EXAMPLE)/README.md $(EXAMPLE)/src \
                   \( -name '*.egg-info' -o -name __pycache__ \) -prune -o -type f -print)
 
-.PHONY: setup setup-gpu demo test bench
+.PHONY: setup setup-gpu demo test bench bench-quality-setup
 
 setup:
 	scripts/setup.sh
@@ -38,6 +38,15 @@ $(EXAMPLE_STAMP): $(EXAMPLE_FILES) | setup
 
 bench: setup
 	$(VENV)/bin/python bench/speed.py
+
+# bench/quality.py's scorers and plots (the `quality` extra: CPU PyTorch, EfficientNet-Lite0, matplotlib)
+# into the same virtualenv; installed again only when setup.cfg changes.
+QUALITY_STAMP = $(VENV)/.stylize-quality
+bench-quality-setup: setup $(QUALITY_STAMP)
+$(QUALITY_STAMP): setup.cfg | setup
+	$(VENV)/bin/python -m pip install -q -e '.[test,quality]'
+	scripts/forget-entry-points.sh
+	touch $@
 
 # The CUDA build of pycaffe (README: GPU (CUDA)) in its own virtualenv, on
 # Python 3.12 (what GPU machines with PyTorch run); never part of setup or test.
