@@ -223,12 +223,12 @@ def test_to_uint8_rounds_and_clips():
 
 # -- check_output_path and save_image ----------------------------------------
 
-@pytest.mark.parametrize("name", ["out.png", "out.jpg", "out.jpeg", "OUT.PNG", "x.Jpg"])
+@pytest.mark.parametrize("name", ["out.png", "out.jpg", "out.jpeg", "OUT.PNG", "x.Jpg", "out.tif", "x.TIFF"])
 def test_check_output_path_accepts_known_extensions(tmp_path, name):
     assert check_output_path(tmp_path / name) == tmp_path / name
 
 
-@pytest.mark.parametrize("name", ["out.gif", "out.tiff", "out", "out.png.txt"])
+@pytest.mark.parametrize("name", ["out.gif", "out.webp", "out", "out.png.txt"])
 def test_check_output_path_rejects_other_extensions(tmp_path, name):
     with pytest.raises(ImageError, match="unsupported output extension") as info:
         check_output_path(tmp_path / name)

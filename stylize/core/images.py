@@ -18,9 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError, one_line
 from .files import atomic_write
-
-#: Output formats by file extension.
-FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+from .image_formats import FORMATS, check_bit_depth, encode, quantize
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
@@ -33,7 +31,8 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
       EXIF block leaves the image as stored rather than losing it);
     - transparency is composited over white (RGBA, LA, palette transparency);
     - grayscale, palette, CMYK, CIELAB and 16-bit images become RGB, 16-bit
-      scaled (not clipped) to [0, 1];
+      scaled (not clipped) to [0, 1], 16-bit RGB(A) PNG and TIFF at their
+      full precision (``_deep_rgb``), so a 16-bit output can be fed back in;
     - missing, empty, damaged, truncated and non-image files are refused,
       and so is anything over ``MAX_PIXELS`` before it is decoded.
     """
@@ -47,8 +46,10 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 _check_pixel_count(img.size, path)
+                deep = _sixteen_bit_rgb(img)  # asked before load(), which empties img.tile
                 img.load()  # decode now: truncation surfaces here, as an error
-                return _as_rgb(_upright(img), path)
+                pixels = _deep_rgb(path, img) if deep else None
+                return _as_rgb(_upright(img), path) if pixels is None else pixels
     except ImageError:
         raise
     except FileNotFoundError:
@@ -154,6 +155,56 @@ def _as_rgb(img: Image.Image, path: Path) -> np.ndarray:
     return np.asarray(rgb, dtype=np.float32) / np.float32(255.0)
 
 
+def _sixteen_bit_rgb(img: Image.Image) -> bool:
+    """Whether an opened, not yet loaded, image is RGB or RGBA with 16 bits per sample.
+
+    Pillow has no 16-bit RGB mode: it opens such a PNG or TIFF as "RGB" or
+    "RGBA" and keeps only the high byte of each sample. Its tile's raw mode
+    ("RGB;16B", "RGBA;16N", ...) still says what the file holds.
+    """
+    if img.mode not in ("RGB", "RGBA") or not img.tile:
+        return False
+    args = img.tile[0][3]
+    rawmode = args if isinstance(args, str) else args[0] if isinstance(args, tuple) and args else ""
+    return isinstance(rawmode, str) and ";16" in rawmode
+
+
+def _deep_rgb(path: Path, img: Image.Image) -> np.ndarray | None:
+    """A 16-bit RGB(A) file, already checked and decoded by Pillow, decoded again at 16 bits by OpenCV.
+
+    The rules of ``load_image`` hold as for any image: the EXIF orientation
+    of ``img`` is applied, transparency is composited over white. None if
+    OpenCV cannot decode what Pillow could: Pillow's 8-bit reading stands.
+    """
+    import cv2
+    data = np.fromfile(path, dtype=np.uint8)
+    pixels = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # BGR(A), uint16, no EXIF turn
+    if pixels is None or pixels.dtype != np.uint16 or pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
+        return None
+    rgb = pixels[..., 2::-1].astype(np.float32) / np.float32(65535.0)
+    if pixels.shape[2] == 4:
+        alpha = pixels[..., 3:].astype(np.float32) / np.float32(65535.0)
+        rgb = rgb * alpha + (1.0 - alpha)
+    return np.ascontiguousarray(_turned(rgb, _orientation(img)), dtype=np.float32)
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation tag (1: as stored); 1 if the EXIF block cannot be read."""
+    try:
+        return int(img.getexif().get(0x0112, 1))
+    except Exception:
+        return 1
+
+
+def _turned(image: np.ndarray, orientation: int) -> np.ndarray:
+    """An HxWxC array turned upright by its EXIF orientation, as ``ImageOps.exif_transpose`` turns images."""
+    swap = (1, 0, 2)
+    turns = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+             5: lambda a: a.transpose(swap), 6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].transpose(swap),
+             8: lambda a: np.rot90(a, 1)}
+    return turns.get(orientation, lambda a: a)(image)
+
+
 def _lab_to_srgb(img: Image.Image) -> Image.Image:
     """CIELAB (TIFFs from Photoshop) through a colour transform: Pillow's plain
     ``convert`` would read L, a and b as if they were R, G and B."""
@@ -199,16 +250,17 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
-    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return quantize(image, 8)
 
 
-def check_output_path(path: str | os.PathLike) -> Path:
-    """Fail before any work if ``path`` cannot receive an image."""
+def check_output_path(path: str | os.PathLike, bit_depth: int = 8) -> Path:
+    """Fail before any work if ``path`` cannot receive an image of ``bit_depth`` bits per channel."""
     path = Path(path)
     if path.is_dir():  # checked first: a folder named "x" is not a bad extension
         raise ImageError(f"{path}: is a directory; give a file name such as {path / 'out.png'}")
     if path.suffix.lower() not in FORMATS:
         raise ImageError(f"{path}: unsupported output extension; use one of {', '.join(FORMATS)}")
+    check_bit_depth(str(path), FORMATS[path.suffix.lower()], bit_depth)
     return path
 
 
@@ -275,27 +327,21 @@ def check_working_size(shape: tuple[int, ...], what: str, coarsest: float = 1.0)
                          f"{MIN_SIDE} px on the short side: use fewer --scales (--scales 1 for one)")
 
 
-def save_image(image: np.ndarray, path: str | os.PathLike, metadata: dict[str, str] | None = None) -> Path:
+def save_image(image: np.ndarray, path: str | os.PathLike, metadata: dict[str, str] | None = None,
+               bit_depth: int = 8) -> Path:
     """Write atomically: a temporary file in the same folder, then a rename.
 
     A crash or a full disk never leaves a half-written image at ``path``.
-    Parent folders are created. PNG files carry ``metadata`` as text chunks.
+    Parent folders are created. PNG files carry ``metadata`` as text chunks,
+    TIFF files as JSON in their ImageDescription. ``bit_depth`` 16 (PNG,
+    TIFF) quantizes the float image straight to 16 bits per channel; a
+    format that cannot hold it is a UsageError (see ``image_formats``).
     """
-    path = check_output_path(path)
-    fmt = FORMATS[path.suffix.lower()]
-    img = Image.fromarray(to_uint8(image), mode="RGB")
-    options = {}
-    if fmt == "PNG" and metadata:
-        from PIL.PngImagePlugin import PngInfo
-        info = PngInfo()
-        for key, value in metadata.items():
-            info.add_text(key, str(value))
-        options["pnginfo"] = info
-    elif fmt == "JPEG":
-        options["quality"] = 95
+    path = check_output_path(path, bit_depth)
     try:
+        data = encode(image, FORMATS[path.suffix.lower()], bit_depth, metadata)
         with atomic_write(path) as f:
-            img.save(f, format=fmt, **options)
+            f.write(data)
     except OSError as e:
         raise ImageError(f"{path}: cannot write image ({e.strerror or e})") from None
     return path

@@ -70,7 +70,7 @@ class Job:
 
     ``settings`` (or keyword ``options``, the fields of ``Settings``, over a
     ``preset``) define the result. With ``output`` the result is written
-    there (PNG or JPEG, atomically, with the settings in PNG text),
+    there (PNG, JPEG or TIFF at ``bit_depth``, atomically, with the settings in its metadata),
     ``save_every`` writes numbered snapshots (into ``save_dir`` if given),
     a checkpoint is written every ``checkpoint_every`` iterations (0: never)
     and removed at the end, and ``resume`` continues from it.
@@ -90,7 +90,7 @@ class Job:
         settings.validate()
         _check_files(output, save_every, save_dir, checkpoint_every, resume)
         self.settings = settings
-        self.output = None if output is None else check_output_path(output)
+        self.output = None if output is None else check_output_path(output, settings.bit_depth)
         self.save_every, self.checkpoint_every = save_every, checkpoint_every
         self.save_dir = None if save_dir is None else Path(save_dir)
         styles = one_or_many(style)
@@ -189,7 +189,7 @@ class Job:
         self._remove_checkpoint()
         if e.image is None or self.output is None:
             return e
-        save_image(e.image, self.output, metadata=self.metadata)
+        save_image(e.image, self.output, metadata=self.metadata, bit_depth=self.settings.bit_depth)
         return NumericalError(f"{e}; kept the last good image in {self.output}", image=e.image)
 
     def _metadata(self, step: int) -> dict[str, str]:
@@ -223,7 +223,7 @@ class _Run:
         start = None if job.resumed is None else Start(job.resumed.step, job.resumed.image)
         image = job.pipeline.run(job.inputs, self.on_step, start, self.on_level)
         if job.output is not None:
-            save_image(image, job.output, metadata=job.metadata)
+            save_image(image, job.output, metadata=job.metadata, bit_depth=job.settings.bit_depth)
             job._remove_checkpoint()
         if all(estimate.level_flops):
             speed.record(job.settings.backend, job.settings.threads, self.clock.work, self.clock.elapsed(),
@@ -243,7 +243,8 @@ class _Run:
             raise _CancelRequested
         written = []
         if job.output is not None and job.save_every and result.step % job.save_every == 0:
-            path = save_image(result.image, job.snapshot_path(result.step), metadata=job._metadata(result.step))
+            path = save_image(result.image, job.snapshot_path(result.step), metadata=job._metadata(result.step),
+                              bit_depth=job.settings.bit_depth)
             written.append(events.SnapshotWritten(result.step, path))
         if job.checkpoint_path is not None and job.checkpoint_every and result.step % job.checkpoint_every == 0:
             written.append(events.CheckpointWritten(result.step, job._checkpoint(result)))
@@ -278,7 +279,7 @@ class _Run:
             return KeyboardInterrupt()
         image = latest.image
         if job.output is not None:
-            save_image(image, job.output, metadata=job._metadata(latest.step))
+            save_image(image, job.output, metadata=job._metadata(latest.step), bit_depth=job.settings.bit_depth)
         checkpoint = self._checkpoint_latest() if job.output is not None else None
         self.emit(events.Cancelled(latest.step, checkpoint, job.output, "interrupted"))
         return Interrupted(latest.step, job.settings.iterations, image, job.output)

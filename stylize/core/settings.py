@@ -19,6 +19,7 @@ import numpy as np
 from . import options as plugin_options
 from . import plugins
 from .errors import UsageError
+from .image_formats import BIT_DEPTHS
 from .initial import NAMED as NAMED_INITS
 from .masks import TOLERANCE
 from .presets import preset
@@ -66,6 +67,9 @@ class Settings:
     #: Tiled evaluation (``stylize.core.tiling``): "auto" tiles only a level whose whole image
     #: does not fit the memory limit, "off" never, N: cores of at most N x N pixels.
     tile_size: int | str = "auto"
+    #: Bits per channel of the output and snapshots: 8, or 16 (PNG and TIFF only; ``image_formats``).
+    #: How the result is written, not what it is: a resume may change it.
+    bit_depth: int = 8
     #: Options for plugins, by plugin name: ``{"adam": {"lr": 2.0}, "tv": {"weight": 1e5}}``.
     #: A loss's ``weight`` replaces its default weight; ``layers`` its layers.
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -90,6 +94,9 @@ class Settings:
         if weights is not None and (not all(w >= 0 and np.isfinite(w) for w in weights) or sum(weights) <= 0):
             raise UsageError(f"style weights must be non-negative with a positive sum, got {list(weights)}")
         self.tile_size = check_tile_size(self.tile_size)
+        if self.bit_depth not in BIT_DEPTHS:
+            raise UsageError(f"--bit-depth {self.bit_depth}: give {' or '.join(map(str, BIT_DEPTHS))} "
+                             "(bits per channel of the output)")
         if self.gpu < -1:
             raise UsageError(f"--gpu {self.gpu}: give -1 for the CPU (GPU ids start at 0)")
         self._validate_plugins()
