@@ -13,8 +13,34 @@ def photo(photos):
     return photos["chelsea"][100:124, 150:180].astype(np.float64)
 
 
+def reference_laplacian(image: np.ndarray, epsilon: float = 1e-7) -> np.ndarray:
+    """Levin et al.'s formula window by window, dense and in float64: what the banded build must equal."""
+    h, w, _ = image.shape
+    L = np.zeros((h * w, h * w))
+    for y in range(h - 2):
+        for x in range(w - 2):
+            pixels = (np.arange(y, y + 3)[:, None] * w + np.arange(x, x + 3)).ravel()
+            colours = image.reshape(-1, 3)[pixels]
+            centred = colours - colours.mean(axis=0)
+            inverse = np.linalg.inv(centred.T @ centred / 9 + epsilon / 9 * np.eye(3))
+            L[np.ix_(pixels, pixels)] += np.eye(9) - (1 + centred @ inverse @ centred.T) / 9
+    return L
+
+
+def test_laplacian_equals_the_formula_window_by_window_across_blocks(photo, monkeypatch):
+    from stylize.losses import affine
+    crop = photo[:11, :9]
+    expected = reference_laplacian(crop)
+    whole = matting_laplacian(crop).toarray()
+    monkeypatch.setattr(affine, "BLOCK_WINDOWS", 7)  # one window row per block: 9 blocks
+    blocked = matting_laplacian(crop).toarray()
+    scale = np.abs(expected).max()
+    assert np.abs(whole - expected).max() < 1e-6 * scale
+    assert np.abs(blocked - expected).max() < 1e-6 * scale
+
+
 def test_laplacian_is_symmetric_with_zero_row_sums_and_psd(photo):
-    L = matting_laplacian(photo)  # float32 entries of size up to ~8: tolerances to match
+    L = matting_laplacian(photo).tocsr()  # float32 entries of size up to ~8: tolerances to match
     assert L.shape == (photo.shape[0] * photo.shape[1],) * 2
     assert abs(L - L.T).max() < 1e-5
     assert np.abs(np.asarray(L.sum(axis=1), dtype=np.float64)).max() < 1e-4

@@ -3,9 +3,13 @@
 The output should be, in every small window, an affine colour transform of
 the content photo. Levin, Lischinski and Weiss (2008) showed that the error of
 the best such fit, summed over all 3x3 windows, is the quadratic form V^T L V
-of the *matting Laplacian* L of the content image. L is sparse (each pixel
-meets the 25 pixels within two steps), built once per resolution here with
-vectorized numpy and scipy.sparse, no loop over pixels.
+of the *matting Laplacian* L of the content image. L is sparse: each pixel
+meets only the 25 pixels within two steps, so it is 25 diagonals of an
+(H*W) x (H*W) matrix, kept here as exactly that (``scipy.sparse.dia_matrix``,
+float32: 100 bytes per pixel, no index arrays) and built in blocks of window
+rows, so the build's peak is the matrix plus one block's temporaries.
+Measured against the former COO build and pymatting's ``cf_laplacian``:
+bench/affine.py, README "The affine term at large sizes".
 """
 from __future__ import annotations
 
@@ -15,33 +19,76 @@ import scipy.sparse
 from stylize.core import IMAGE, Features, Loss, Option
 
 WINDOW = 3  # Levin et al.'s window side; the paper's code uses the same
+#: Pixels of a window (|w| in Levin et al.).
+AREA = WINDOW * WINDOW
+#: Diagonals of L: offsets (dy, dx) between two pixels of one window, each in -2..2.
+REACH = WINDOW - 1
+OFFSETS = [(dy, dx) for dy in range(-REACH, REACH + 1) for dx in range(-REACH, REACH + 1)]
+#: Windows per block of the build; its float64 temporaries take about BLOCK_BYTES_PER_WINDOW each.
+BLOCK_WINDOWS = 1 << 16
+BLOCK_BYTES_PER_WINDOW = 8 * (2 * AREA * 3 + AREA + 3 * 3 + 6)
+#: Bytes per pixel the matrix keeps: one float32 per diagonal.
+MATRIX_BYTES_PER_PIXEL = 4 * len(OFFSETS)
+#: Bytes per pixel an evaluation adds: the float32 image, L V and the gradient.
+EVALUATION_BYTES_PER_PIXEL = 3 * 3 * 4
 
 
-def matting_laplacian(image: np.ndarray, epsilon: float = 1e-7) -> scipy.sparse.csr_matrix:
-    """The (H*W) x (H*W) matting Laplacian (float32) of an HxWx3 image in [0, 1].
+def matting_laplacian(image: np.ndarray, epsilon: float = 1e-7) -> scipy.sparse.dia_matrix:
+    """The (H*W) x (H*W) matting Laplacian (float32, 25 diagonals) of an HxWx3 image in [0, 1].
 
     L = sum over windows k of (I - 1/|w| (1 + (I_i - mu_k)^T (Sigma_k + eps/|w| I)^-1 (I_j - mu_k)))
     restricted to the pixel pairs (i, j) of window k. Symmetric, rows sum to
     zero, positive semi-definite; ``epsilon`` regularizes flat windows.
+    Computed in float64 per block of window rows, stored in float32.
     """
     h, w, _ = image.shape
-    image = image.astype(np.float64)
-    n = WINDOW * WINDOW
-    index = np.arange(h * w, dtype=np.int32).reshape(h, w)  # int32: half the memory of the COO indices
-    # Pixel indices of every full window, shape (windows, 9).
-    windows = np.lib.stride_tricks.sliding_window_view(index, (WINDOW, WINDOW)).reshape(-1, n)
-    colours = image.reshape(-1, 3)[windows]                        # (windows, 9, 3)
-    mean = colours.mean(axis=1, keepdims=True)                     # (windows, 1, 3)
-    centred = colours - mean
-    covariance = np.einsum("kic,kid->kcd", centred, centred) / n   # (windows, 3, 3)
-    inverse = np.linalg.inv(covariance + (epsilon / n) * np.eye(3))
-    affinity = (1.0 + np.einsum("kic,kcd,kjd->kij", centred, inverse, centred)) / n
-    values = (np.eye(n)[None] - affinity).astype(np.float32)       # (windows, 9, 9)
-    rows = np.repeat(windows, n, axis=1).ravel()
-    cols = np.tile(windows, (1, n)).ravel()
-    del colours, centred, affinity
-    laplacian = scipy.sparse.coo_matrix((values.ravel(), (rows, cols)), shape=(h * w, h * w))
-    return laplacian.tocsr()  # sums the entries of overlapping windows
+    offsets = [dy * w + dx for dy, dx in OFFSETS]
+    # dia_matrix keeps the entry (j - offset, j) at data[k, j]: by column, laid out as the image.
+    data = np.zeros((len(OFFSETS), h, w), np.float32)
+    if h >= WINDOW and w >= WINDOW:
+        rows = max(1, BLOCK_WINDOWS // (w - REACH))
+        for top in range(0, h - REACH, rows):
+            _add_windows(data, image, top, min(top + rows, h - REACH), float(epsilon))
+    return scipy.sparse.dia_matrix((data.reshape(len(OFFSETS), h * w), offsets), shape=(h * w, h * w))
+
+
+def _add_windows(data: np.ndarray, image: np.ndarray, top: int, bottom: int, epsilon: float) -> None:
+    """Add to ``data`` the entries of the windows whose top-left pixel lies in rows ``top..bottom-1``."""
+    w = image.shape[1]
+    block = np.asarray(image[top:bottom + REACH], np.float64)
+    span = (bottom - top, w - REACH)
+    # Colour of window position (a_y, a_x) for every window of the block, centred on the window's mean.
+    centred = np.stack([block[ay:ay + span[0], ax:ax + span[1]].reshape(-1, 3)
+                        for ay in range(WINDOW) for ax in range(WINDOW)])      # (9, windows, 3)
+    centred -= centred.mean(axis=0)
+    covariance = np.einsum("akc,akd->kcd", centred, centred) / AREA
+    covariance += (epsilon / AREA) * np.eye(3)
+    inverse = np.linalg.inv(covariance)
+    del covariance
+    weighted = np.einsum("kcd,akd->akc", inverse, centred)                     # Sigma^-1 (I_a - mu)
+    del inverse
+    positions = [(ay, ax) for ay in range(WINDOW) for ax in range(WINDOW)]
+    for a, (ay, ax) in enumerate(positions):
+        for b in range(a, AREA):
+            by, bx = positions[b]
+            value = np.einsum("kc,kc->k", centred[a], weighted[b])
+            value += 1.0
+            value *= -1.0 / AREA
+            if a == b:
+                value += 1.0
+            value = value.reshape(span)
+            # Entry (p_a, p_b) sits on diagonal p_b - p_a, column p_b; (p_b, p_a) mirrors it.
+            data[OFFSETS.index((by - ay, bx - ax)), top + by:bottom + by, bx:bx + span[1]] += value
+            if a != b:
+                data[OFFSETS.index((ay - by, ax - bx)), top + ay:bottom + ay, ax:ax + span[1]] += value
+
+
+def laplacian_bytes(shape) -> int:
+    """Peak bytes of building ``matting_laplacian`` for an image of ``shape`` (height, width)."""
+    h, w = int(shape[0]), int(shape[1])
+    windows = max(0, h - REACH) * max(0, w - REACH)
+    block = min(windows, max(1, BLOCK_WINDOWS // max(1, w - REACH)) * max(0, w - REACH))
+    return MATRIX_BYTES_PER_PIXEL * h * w + BLOCK_BYTES_PER_WINDOW * block
 
 
 class AffineLoss(Loss):
@@ -56,6 +103,10 @@ class AffineLoss(Loss):
     weight where the output's edges clearly follow the content's for a few
     percent more style loss, while 1e7 leaves little style. Measured edge
     correlations per weight: bench/README.md, "The affine term".
+
+    L is built for the whole image (never tiled: it is image-sized whatever
+    the tiles), so the term declares its memory (``memory_bytes``) and the
+    run's estimate counts it.
     """
 
     role = "image"
@@ -68,7 +119,14 @@ class AffineLoss(Loss):
         self.epsilon = float(epsilon)
         self.laplacian = None
 
+    def memory_bytes(self, shape) -> int:
+        """Peak bytes this term holds for an output of ``shape`` (height, width): the build, then
+        an evaluation's float32 copies beside the matrix."""
+        h, w = int(shape[0]), int(shape[1])
+        return laplacian_bytes(shape) + EVALUATION_BYTES_PER_PIXEL * h * w
+
     def set_target(self, features: Features) -> None:
+        self.laplacian = None  # the previous level's matrix is not needed to build the next
         self.laplacian = matting_laplacian(features[IMAGE], self.epsilon)
 
     def __call__(self, features: Features) -> tuple[float, dict[str, np.ndarray]]:
@@ -76,4 +134,5 @@ class AffineLoss(Loss):
         flat = image.reshape(-1, 3).astype(np.float32)
         product = self.laplacian @ flat                              # L V_c for the three channels
         value = float(np.einsum("ic,ic->", flat, product, dtype=np.float64))
-        return value, {IMAGE: (2.0 * product).reshape(image.shape)}
+        product *= 2.0
+        return value, {IMAGE: product.reshape(image.shape)}
