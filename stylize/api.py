@@ -45,8 +45,9 @@ def stylize(content: Source, style: Source | Sequence[Source], *, output: str | 
     ``.value``, ``.level``, ``.image``); raising StopIteration in it ends the
     run with the image reached.
 
-    With ``output``, the result is also written there (PNG or JPEG, atomically,
-    with the settings in PNG text metadata), ``save_every`` writes numbered
+    With ``output``, the result is also written there (PNG, JPEG or TIFF, at
+    ``bit_depth`` 8 or 16 bits per channel, atomically, with the settings in
+    its metadata), ``save_every`` writes numbered
     snapshots (``out-0050.png``, into ``save_dir`` if given), a checkpoint is
     written every ``checkpoint_every`` iterations (0: never) to
     ``out.png.checkpoint.npz`` and removed when the run finishes, and

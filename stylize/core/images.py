@@ -1,8 +1,9 @@
 """Reading, scaling and writing images (Pillow), as HxWx3 float32 RGB in [0, 1].
 
 Pillow is used rather than caffe.io (broken with current scikit-image) or
-scikit-image's readers because it honours EXIF orientation, reads every
-common format and mode, and writes PNG/JPEG with metadata.
+scikit-image's readers because it honours EXIF orientation and reads every
+common format and mode; OpenCV only where Pillow would lose bits (16-bit RGB
+PNG and TIFF). Writing: ``image_formats`` (8 or 16 bits, with metadata).
 """
 from __future__ import annotations
 

@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 #: The only files ``/static/`` serves, with their types.
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png"}
+#: Content types of results (a CLI run's --preview may write any output format).
+RESULT_TYPES = {".png": "image/png", ".tif": "image/tiff", ".tiff": "image/tiff"}
 TOKEN_COOKIE = "stylize_token"
 CSRF_HEADER = "X-Stylize-CSRF"
 #: Multipart framing around an upload's bytes (boundaries, part headers).
@@ -341,7 +343,7 @@ class WebApp:
             path = self.work.result(job_id)
         if path is None or not path.is_file():
             raise Refused(404, "no result for this job (yet)")
-        headers = {"Content-Type": "image/png" if path.suffix.lower() == ".png" else "image/jpeg"}
+        headers = {"Content-Type": RESULT_TYPES.get(path.suffix.lower(), "image/jpeg")}
         if request.query.get("download"):
             headers["Content-Disposition"] = f'attachment; filename="stylize-{job_id}{path.suffix.lower()}"'
         return web.FileResponse(path, headers=headers)
