@@ -35,7 +35,13 @@ def plan_line(started: events.Started) -> str:
     scales = f"{len(levels)} scales ({sizes} px)" if len(levels) > 1 else f"one scale ({sizes} px)"
     left = started.plan.iterations - started.first_step
     estimate = started.estimate
-    tiled = [f"{level.length} px {tiles}" for level, tiles in zip(levels, estimate.tiles) if tiles]
+    fit = f" to fit {format_bytes(estimate.memory_limit)}" if estimate.memory_limit else ""
+    tiled = []  # what the plan chose to fit memory, per level: tiles, a smaller optimizer
+    for level, tiles, note in zip(levels, estimate.tiles or (None,) * len(levels),
+                                  estimate.optimizer_notes or (None,) * len(levels)):
+        said = ([tiles] if tiles else []) + ([note + fit] if note else [])
+        if said:
+            tiled.append(f"{level.length} px {', '.join(said)}")
     parts = [f"planned: {scales}, {left} iterations{''.join(f', {t}' for t in tiled)}"]
     if estimate.seconds is not None:
         cost = Clock(started.plan, estimate.level_flops).cost  # a resumed run has only the rest to do

@@ -166,6 +166,15 @@ class Loss(abc.ABC):
         ``images.styles`` here. The default ignores them.
         """
 
+    def memory_bytes(self, shape: Sequence[int]) -> int:
+        """Peak bytes this term holds for an output of ``shape`` (height, width), beyond the features
+        and image-sized arrays the backend's and the run's estimates count; 0 (the default): negligible.
+
+        The run's memory estimate (whole and tiled) adds it, so a term that keeps an image-sized
+        structure (the affine term's matting Laplacian) is refused before the run, not killed in it.
+        """
+        return 0
+
     @abc.abstractmethod
     def set_target(self, features: Features) -> None:
         """Receive the features of the target image, once per resolution."""
@@ -381,6 +390,12 @@ class Optimizer(abc.ABC):
     def memory_bytes(self, size: int) -> int:
         """Bytes of state this optimizer holds for ``size`` variables (0: negligible or unknown)."""
         return 0
+
+    def smaller(self) -> "tuple[Optimizer, str] | None":
+        """A variant of this optimizer that holds less state, and what the plan line says of it
+        (``"L-BFGS history in float32"``): the run plan takes it for a level where this one does
+        not fit the memory limit. None (the default): there is none."""
+        return None
 
     @abc.abstractmethod
     def minimize(self, objective: Objective, x0: np.ndarray, bounds: tuple[np.ndarray, np.ndarray],

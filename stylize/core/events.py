@@ -40,6 +40,9 @@ class Estimate:
     #: How each level is evaluated: None (the whole image at once) or its tiling, e.g.
     #: ``tiled 3x2, 512x512 px tiles (80 px halo)`` (``--tile-size``).
     tiles: tuple[str | None, ...] = ()
+    #: Per level, what the plan changed in the optimizer to fit the memory limit, e.g.
+    #: ``L-BFGS history in float32`` (``Optimizer.smaller``); None where it runs as set.
+    optimizer_notes: tuple[str | None, ...] = ()
 
 
 @dataclass(frozen=True)

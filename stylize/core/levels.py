@@ -110,6 +110,8 @@ def run_level(pipeline: Plugins, level: Level, levels: int, views: Views, on_ste
     tiles = getattr(pipeline, "tiles", None)  # a Pipeline's choice (``tile_plan``); other drivers run whole
     tiles = None if tiles is None else tiles[level.index]
     make = make_objective if tiles is None else functools.partial(make_tiled_objective, tiles=tiles)
+    optimizers = getattr(pipeline, "optimizers", None)  # a Pipeline's choice per level, likewise
+    optimizer = pipeline.optimizer if optimizers is None else optimizers[level.index]
     objective = make(
         backend, pipeline.losses, content, styles, style_weights=settings.style_weights,
         regions=None if views.regions is None else resize_regions(views.regions, shape),
@@ -137,8 +139,7 @@ def run_level(pipeline: Plugins, level: Level, levels: int, views: Views, on_ste
 
     if level.iterations - done > 0:
         try:
-            x = pipeline.optimizer.minimize(objective, x, backend.input_bounds(x.shape), level.iterations - done,
-                                            report)
+            x = optimizer.minimize(objective, x, backend.input_bounds(x.shape), level.iterations - done, report)
         except NumericalError as e:
             raise NumericalError(str(e), image=views.shown(backend.deprocess(last_good))) from None
     return backend.deprocess(x)

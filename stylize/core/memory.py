@@ -101,11 +101,12 @@ def memory_limit() -> tuple[int, str] | None:
 
 
 def estimate_run_bytes(backend, optimizer, content_shape: Sequence[int],
-                       style_shapes: Sequence[Sequence[int]]) -> int | None:
+                       style_shapes: Sequence[Sequence[int]], losses: Sequence = ()) -> int | None:
     """Estimated peak resident memory of a run at these image sizes (H, W), or None if unknown.
 
     The network's activations follow the largest image it sees (the content
-    or a style image); the optimizer's state follows the output.
+    or a style image); the optimizer's state and the terms' own memory
+    (``Loss.memory_bytes`` of ``losses``) follow the output.
     """
     estimate = getattr(backend, "estimate_peak_bytes", None)
     if estimate is None:
@@ -116,7 +117,39 @@ def estimate_run_bytes(backend, optimizer, content_shape: Sequence[int],
         return None
     memory_bytes = getattr(optimizer, "memory_bytes", None)
     variables = 3 * int(content_shape[0]) * int(content_shape[1])
-    return max(network) + (int(memory_bytes(variables)) if memory_bytes else 0)
+    return (max(network) + (int(memory_bytes(variables)) if memory_bytes else 0)
+            + terms_bytes(losses, content_shape))
+
+
+def terms_bytes(losses: Sequence, shape: Sequence[int]) -> int:
+    """What the terms (``WeightedLoss`` or ``Loss``) hold themselves for an output of ``shape``."""
+    return sum(int(getattr(getattr(t, "loss", t), "memory_bytes", lambda s: 0)(shape[:2])) for t in losses)
+
+
+def check_terms_fit(losses: Sequence, content_shape: Sequence[int], style_shapes: Sequence[Sequence[int]],
+                    style_scale: float = 1.0) -> None:
+    """Refuse (ResourceError) a run whose terms' own memory alone exceeds the limit, naming them and the
+    largest length they can be built at: tiles shrink the network's share, never theirs (the affine
+    term's matting Laplacian is image-sized), so the run's other refusals would not say why."""
+    limit = memory_limit()
+    heavy = [t for t in losses if terms_bytes([t], content_shape) > 0]
+    if limit is None or not heavy or terms_bytes(heavy, content_shape) <= limit[0]:
+        return
+    limit, source = limit
+
+    def fits(length: int) -> bool:
+        return terms_bytes(heavy, sizes_at(length, content_shape, style_shapes, style_scale)[0]) <= limit
+
+    low = last_fitting(fits, 0, (max(content_shape[:2]) - 1) // LENGTH_STEP) * LENGTH_STEP
+    names = " and ".join(f"the {getattr(t, 'name', type(t).__name__)} term" for t in heavy)
+    advice = (f"it can be built up to --length {low}: lower --length" if low >= MIN_LENGTH
+              else f"it cannot be built even at --length {MIN_LENGTH}")
+    h, w = content_shape[:2]
+    raise ResourceError(f"not enough memory for {names}: a {w}x{h} px output needs about "
+                        f"{format_bytes(terms_bytes(heavy, content_shape))} for it alone (estimated, "
+                        f"built for the whole image, never tiled), {format_bytes(limit)} is {source}; {advice}, "
+                        f"or drop it (--preset photo adds the affine term) "
+                        f"(or set {LIMIT_VARIABLE}=off to try anyway)")
 
 
 def last_fitting(fits: Callable[[int], bool], low: int, high: int) -> int:
@@ -134,7 +167,7 @@ def last_fitting(fits: Callable[[int], bool], low: int, high: int) -> int:
 
 
 def largest_length(backend, optimizer, content_shape: Sequence[int], style_shapes: Sequence[Sequence[int]],
-                   limit: int, style_scale: float = 1.0) -> int | None:
+                   limit: int, style_scale: float = 1.0, losses: Sequence = ()) -> int | None:
     """The largest multiple of LENGTH_STEP (>= MIN_LENGTH) below the current long side whose run fits, or None.
 
     Style images scale with the output (``style_scale`` times its long side), as ``--length`` does.
@@ -142,7 +175,7 @@ def largest_length(backend, optimizer, content_shape: Sequence[int], style_shape
 
     def needed(length: int) -> int | None:
         shapes = sizes_at(length, content_shape, style_shapes, style_scale)
-        return estimate_run_bytes(backend, optimizer, *shapes)
+        return estimate_run_bytes(backend, optimizer, *shapes, losses)
 
     def fits(length: int) -> bool:
         try:
@@ -165,11 +198,13 @@ def largest_length(backend, optimizer, content_shape: Sequence[int], style_shape
 
 
 def check_fits(backend, settings, content_shape: Sequence[int],
-               style_shapes: Sequence[Sequence[int]]) -> int | None:
+               style_shapes: Sequence[Sequence[int]], optimizer=None, losses: Sequence = ()) -> int | None:
     """Raise ResourceError when the run's estimated peak exceeds the memory the machine can give.
 
     ``content_shape`` is the output's size; style images are scaled to
     ``settings.style_scale`` times its long side, as the run's last level does.
+    ``optimizer``: the one the run plan chose (default: the settings'); ``losses``: the terms, whose
+    own memory (``Loss.memory_bytes``) counts.
     Returns the estimate (bytes; None when the check is off or the backend
     cannot tell), so that benchmarks can set it beside the measured peak.
     """
@@ -177,13 +212,14 @@ def check_fits(backend, settings, content_shape: Sequence[int],
     if limit is None:
         return None
     limit, source = limit
-    from . import plugins
-    optimizer = plugins.load("stylize.optimizers", settings.optimizer)(**settings.options_for(settings.optimizer))
+    if optimizer is None:
+        from . import plugins
+        optimizer = plugins.load("stylize.optimizers", settings.optimizer)(**settings.options_for(settings.optimizer))
     needed = estimate_run_bytes(backend, optimizer, *sizes_at(max(content_shape[:2]), content_shape,
-                                                              style_shapes, settings.style_scale))
+                                                              style_shapes, settings.style_scale), losses)
     if needed is None or needed <= limit:
         return needed
-    fitting = largest_length(backend, optimizer, content_shape, style_shapes, limit, settings.style_scale)
+    fitting = largest_length(backend, optimizer, content_shape, style_shapes, limit, settings.style_scale, losses)
     advice = f"--length {fitting} would fit" if fitting else f"no --length from {MIN_LENGTH} px up would fit"
     h, w = content_shape[:2]
     raise ResourceError(f"not enough memory: a {w}x{h} px run needs about {format_bytes(needed)} "

@@ -50,23 +50,36 @@ class Pipeline:
         return cls(settings, plan, backend, losses, optimizer)
 
     @functools.cached_property
+    def choices(self) -> tuple[tile_plan.Choice, ...]:
+        """Each level's tiling and optimizer, chosen against the memory limit (``tile_plan``)."""
+        return tile_plan.plan_levels(self.backend, self.optimizer, self.settings, self.losses, self.plan)
+
+    @property
     def tiles(self) -> tuple[Tiles | None, ...]:
-        """Each level's tiled evaluation, or None where it runs whole (``tile_plan``)."""
-        return tile_plan.plan_tiles(self.backend, self.optimizer, self.settings, self.losses, self.plan)
+        """Each level's tiled evaluation, or None where it runs whole."""
+        return tuple(choice.tiles for choice in self.choices)
+
+    @property
+    def optimizers(self) -> tuple[Optimizer, ...]:
+        """Each level's optimizer: ``optimizer``, or its smaller variant where only that fits."""
+        return tuple(choice.optimizer for choice in self.choices)
 
     def estimate(self) -> Estimate:
         """Memory and time the run is expected to take; ResourceError if it cannot fit in memory."""
-        final, tiles = self.plan.final, self.tiles
+        # First: no tiling shrinks what a term keeps for the whole image (the affine term's Laplacian).
+        memory.check_terms_fit(self.losses, self.plan.final.shape, self.plan.final.style_shapes,
+                               self.settings.style_scale)
+        final, tiles, optimizer = self.plan.final, self.tiles, self.optimizers[-1]
         if tiles[-1] is not None:
-            needed = tile_plan.check_tiled_fits(self.backend, self.optimizer, self.settings, self.losses,
+            needed = tile_plan.check_tiled_fits(self.backend, optimizer, self.settings, self.losses,
                                                 tiles[-1], final.shape, final.style_shapes)
         else:
             try:
-                needed = memory.check_fits(self.backend, self.settings, final.shape, final.style_shapes)
+                needed = memory.check_fits(self.backend, self.settings, final.shape, final.style_shapes, optimizer,
+                                           losses=self.losses)
             except ResourceError:
                 if self.settings.tile_size == "auto":  # nothing fits whole or tiled: say what would, tiled
-                    tile_plan.refuse_untileable_fit(self.backend, self.optimizer, self.settings, self.losses,
-                                                    self.plan)
+                    tile_plan.refuse_untileable_fit(self.backend, optimizer, self.settings, self.losses, self.plan)
                 raise
         limit = memory.memory_limit()
         flops = tuple(self.backend.estimate_flops(level.shape) if t is None else
@@ -79,7 +92,8 @@ class Pipeline:
         return Estimate(memory_bytes=needed, memory_limit=None if limit is None else limit[0],
                         memory_source=None if limit is None else limit[1], level_flops=flops, seconds=seconds,
                         tiles=tuple(None if t is None else t.grid(level.shape).describe()
-                                    for level, t in zip(self.plan.levels, tiles)))
+                                    for level, t in zip(self.plan.levels, tiles)),
+                        optimizer_notes=tuple(choice.note for choice in self.choices))
 
     def run(self, inputs: Inputs, on_step: StepHook, start: Start | None = None,
             on_level: Callable[[Level], None] | None = None) -> np.ndarray:

@@ -11,11 +11,12 @@ A tiled level's memory no longer grows with the network's activations: it
 is one tile's peak (``Backend.estimate_peak_bytes`` at the largest tile)
 plus what stays image-sized: the content targets, the Gram statistics, the
 region masks at each style layer, the image-sized arrays around the
-objective and the optimizer's state.
+objective, the optimizer's state and what the terms hold (``Loss.memory_bytes``).
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Sequence
 
 from . import memory
@@ -70,7 +71,8 @@ def tiled_bytes(backend: Backend, optimizer: Optimizer, losses: Sequence[Weighte
     masks = regions * sum(math.prod(full[layer]) * 4 for layer in layers("style"))
     variables = 3 * int(shape[0]) * int(shape[1])
     state = getattr(optimizer, "memory_bytes", lambda n: 0)(variables)
-    return network + int(copies) + targets + grams + masks + IMAGE_COPIES * 4 * variables + int(state)
+    terms = memory.terms_bytes(losses, shape)  # image-sized whatever the tiles (the affine term's Laplacian)
+    return network + int(copies) + targets + grams + masks + IMAGE_COPIES * 4 * variables + int(state) + terms
 
 
 def work(tiles: Tiles, shape: Shape) -> int:
@@ -119,38 +121,75 @@ def cheapest(backend, optimizer, losses, tiling, shape: Shape, style_shapes, lim
     return best
 
 
-def plan_tiles(backend: Backend, optimizer: Optimizer, settings, losses: Sequence[WeightedLoss], plan: Plan,
-               regions: int = 0) -> tuple[Tiles | None, ...]:
-    """For each level of ``plan``: its ``Tiles``, or None where it is evaluated whole.
+@dataclass(frozen=True)
+class Choice:
+    """How one level runs: its tiling (None: the whole image at once) and its optimizer, with what the
+    plan line says of that optimizer when it is not the one the settings name (``note``)."""
+
+    tiles: Tiles | None
+    optimizer: Optimizer
+    note: str | None = None
+
+
+def plan_levels(backend: Backend, optimizer: Optimizer, settings, losses: Sequence[WeightedLoss], plan: Plan,
+                regions: int = 0) -> tuple[Choice, ...]:
+    """For each level of ``plan``: its tiling and its optimizer (``optimizer`` or its ``smaller()`` variant).
+
+    Under the memory limit, in this order: the whole image with ``optimizer``;
+    the whole image with the smaller variant (float32 L-BFGS); else the
+    tiling of least ``work`` over both, ``optimizer`` on equal work. Tiling
+    costs 1.13x to 2x per evaluation (bench/tiling.py) while the float32
+    L-BFGS costs no more time per iteration and, measured on VGG19 at 256
+    and 512 px (bench/lbfgs_precision.py), reaches the same objective in as
+    many iterations, so fewer pixels through the network win. Where
+    nothing fits, the smallest variant is chosen so that the refusal names
+    the largest length that fits with it.
 
     Raises UsageError for a ``tile_size`` this run cannot use (a backend or a
     loss that cannot be tiled), ResourceError when ``auto`` finds no tiling
     that fits (with the largest length that would).
     """
     setting = settings.tile_size
-    if setting == "off":
-        return (None,) * len(plan.levels)
-    tiling = _tiling(backend, losses)
+    fixed = None
     if isinstance(setting, int):
         _check_losses(losses)  # first: a loss without the interface makes _tiling None too
+        tiling = _tiling(backend, losses)
         if tiling is None:
             raise UsageError(f"backend {settings.backend!r} cannot be evaluated in tiles (its network mixes "
                              "all positions, or it does not say how); use --tile-size off")
-        tiles = make_tiles(tiling, setting)
-        return tuple(tiles if max(level.shape) > setting or any(max(s) > setting for s in level.style_shapes)
-                     else None for level in plan.levels)
+        fixed = make_tiles(tiling, setting)
+    else:
+        tiling = None if setting == "off" else _tiling(backend, losses)
     limit = memory.memory_limit()
-    if limit is None or tiling is None:
-        return (None,) * len(plan.levels)
-    limit = limit[0]
+    variants = _variants(optimizer)
     out = []
     for level in plan.levels:
-        whole = lambda: memory.estimate_run_bytes(backend, optimizer, level.shape, level.style_shapes)  # noqa: E731
-        if _fits(whole, limit):
-            out.append(None)
+        tiles = fixed if fixed is not None and (max(level.shape) > setting or
+                                                 any(max(s) > setting for s in level.style_shapes)) else None
+
+        def needed(opt: Optimizer, tiles=tiles, level=level):
+            if tiles is None:
+                return memory.estimate_run_bytes(backend, opt, level.shape, level.style_shapes, losses)
+            return tiled_bytes(backend, opt, losses, tiles, level.shape, level.style_shapes, regions)
+
+        if limit is None:
+            out.append(Choice(tiles, optimizer))
             continue
-        out.append(cheapest(backend, optimizer, losses, tiling, level.shape, level.style_shapes, limit, regions))
+        fitting = [Choice(tiles, opt, note) for opt, note in variants if _fits(lambda: needed(opt), limit[0])]
+        if not fitting and setting == "auto" and tiling is not None:
+            fitting = sorted((Choice(t, opt, note) for opt, note in variants
+                              for t in [cheapest(backend, opt, losses, tiling, level.shape, level.style_shapes,
+                                                 limit[0], regions)] if t is not None),
+                             key=lambda choice: work(choice.tiles, level.shape))  # stable: float64 on ties
+        out.append(fitting[0] if fitting else Choice(tiles, *variants[-1]))
     return tuple(out)
+
+
+def _variants(optimizer: Optimizer) -> list[tuple[Optimizer, str | None]]:
+    """``optimizer`` and, if it has one, its smaller variant with the plan line's note."""
+    smaller = getattr(optimizer, "smaller", None)
+    variant = smaller() if smaller is not None else None
+    return [(optimizer, None)] + ([variant] if variant is not None else [])
 
 
 def _tiling(backend: Backend, losses: Sequence[WeightedLoss]):

@@ -1,4 +1,4 @@
-"""L-BFGS-B from scipy, the optimizer of Gatys et al. and of the reference tool."""
+"""L-BFGS: scipy's L-BFGS-B (the optimizer of Gatys et al. and of the reference tool), or its float32 kin where only that fits."""
 from __future__ import annotations
 
 import itertools
@@ -6,7 +6,9 @@ import itertools
 import numpy as np
 import scipy.optimize
 
-from stylize.core import Callback, Objective, Optimizer, Option, StepResult
+from stylize.core import Callback, Objective, Optimizer, Option, StepResult, UsageError
+
+from . import lbfgs32
 
 #: Bytes scipy's L-BFGS-B and this wrapper allocate per optimized variable at
 #: their peak, besides the ``history`` pairs (2 x 8 bytes each): the rest of
@@ -20,6 +22,8 @@ from stylize.core import Callback, Objective, Optimizer, Option, StepResult
 #: Measured against tracemalloc and the resident peak: bench/README.md,
 #: "Where the memory goes".
 BYTES_PER_VARIABLE = 160
+#: ``precision`` values: ``auto`` lets the run plan choose float32 where only that fits the memory limit.
+PRECISIONS = ("auto", "float64", "float32")
 
 
 class LBFGS(Optimizer):
@@ -29,21 +33,43 @@ class LBFGS(Optimizer):
     float32, and the conversion happens only at this boundary, into buffers
     allocated once per run (the objective must not keep the array it is
     given). Its memory is ``memory_bytes(n)`` for n variables.
+
+    ``precision=float32`` runs ``lbfgs32`` instead: the same method kept in
+    float32, under a third of the memory, for print sizes where scipy's
+    float64 workspace does not fit. ``auto`` (the default) is float64 unless
+    the run plan (``stylize.core.tile_plan``) finds that only float32 fits.
     """
 
     options = (Option("history", int, 10, "Correction pairs kept: more remember more curvature, "
-                                          "each costs two float64 copies of the image."),)
+                                          "each costs two copies of the image (float64, or float32)."),
+               Option("precision", str, "auto", "Where the history and the workspace live. float64: scipy's "
+                      "L-BFGS-B, 320 bytes per pixel and channel with 10 pairs; float32: stylize's own "
+                      "bounded L-BFGS, 100 bytes; auto: float64 wherever the run fits the memory limit with it, "
+                      "float32 where only that fits (the plan line says so).", choices=PRECISIONS))
 
-    def __init__(self, history: int = 10, **options):
+    def __init__(self, history: int = 10, precision: str = "auto", **options):
         super().__init__(**options)
         self.history = history
+        if precision not in PRECISIONS:
+            raise UsageError(f"lbfgs.precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
+        self.precision = precision
 
     def memory_bytes(self, size: int) -> int:
-        """Bytes this optimizer holds for ``size`` variables (history pairs dominate)."""
+        """Bytes this optimizer holds for ``size`` variables (history pairs dominate); ``auto`` counts float64."""
+        if self.precision == "float32":
+            return lbfgs32.memory_bytes(size, self.history)
         return size * (2 * self.history * 8 + BYTES_PER_VARIABLE)
+
+    def smaller(self) -> tuple[Optimizer, str] | None:
+        """With ``precision=auto``: the float32 variant, for the plan to take where float64 does not fit."""
+        if self.precision != "auto":
+            return None
+        return LBFGS(history=self.history, precision="float32"), "L-BFGS history in float32"
 
     def minimize(self, objective: Objective, x0: np.ndarray, bounds: tuple[np.ndarray, np.ndarray],
                  iterations: int, callback: Callback) -> np.ndarray:
+        if self.precision == "float32":
+            return lbfgs32.minimize(objective, x0, bounds, iterations, callback, self.history)
         shape = x0.shape
         x32 = np.empty(shape, np.float32)  # the objective's input, refilled per evaluation
         g64 = np.empty(x0.size, np.float64)  # the gradient handed to scipy, refilled likewise
