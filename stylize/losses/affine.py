@@ -24,9 +24,11 @@ AREA = WINDOW * WINDOW
 #: Diagonals of L: offsets (dy, dx) between two pixels of one window, each in -2..2.
 REACH = WINDOW - 1
 OFFSETS = [(dy, dx) for dy in range(-REACH, REACH + 1) for dx in range(-REACH, REACH + 1)]
-#: Windows per block of the build; its float64 temporaries take about BLOCK_BYTES_PER_WINDOW each.
+#: Windows per block of the build; its float64 temporaries take about BLOCK_BYTES_PER_WINDOW each:
+#: the centred colours and their products with the inverse covariance (9 x 3 each), the covariance and
+#: its inverse (3 x 3 each). Against tracemalloc's peak: tests/test_affine_memory.py.
 BLOCK_WINDOWS = 1 << 16
-BLOCK_BYTES_PER_WINDOW = 8 * (2 * AREA * 3 + AREA + 3 * 3 + 6)
+BLOCK_BYTES_PER_WINDOW = 8 * (2 * AREA * 3 + 2 * 3 * 3)
 #: Bytes per pixel the matrix keeps: one float32 per diagonal.
 MATRIX_BYTES_PER_PIXEL = 4 * len(OFFSETS)
 #: Bytes per pixel an evaluation adds: the float32 image, L V and the gradient.
@@ -58,8 +60,10 @@ def _add_windows(data: np.ndarray, image: np.ndarray, top: int, bottom: int, eps
     block = np.asarray(image[top:bottom + REACH], np.float64)
     span = (bottom - top, w - REACH)
     # Colour of window position (a_y, a_x) for every window of the block, centred on the window's mean.
-    centred = np.stack([block[ay:ay + span[0], ax:ax + span[1]].reshape(-1, 3)
-                        for ay in range(WINDOW) for ax in range(WINDOW)])      # (9, windows, 3)
+    centred = np.empty((AREA, span[0], span[1], 3))                             # (9, windows, 3)
+    for a in range(AREA):
+        centred[a] = block[a // WINDOW:a // WINDOW + span[0], a % WINDOW:a % WINDOW + span[1]]
+    centred = centred.reshape(AREA, -1, 3)
     centred -= centred.mean(axis=0)
     covariance = np.einsum("akc,akd->kcd", centred, centred) / AREA
     covariance += (epsilon / AREA) * np.eye(3)
@@ -83,12 +87,13 @@ def _add_windows(data: np.ndarray, image: np.ndarray, top: int, bottom: int, eps
                 data[OFFSETS.index((ay - by, ax - bx)), top + ay:bottom + ay, ax:ax + span[1]] += value
 
 
-def laplacian_bytes(shape) -> int:
-    """Peak bytes of building ``matting_laplacian`` for an image of ``shape`` (height, width)."""
+def build_bytes(shape) -> int:
+    """Bytes of one block's float64 temporaries while ``matting_laplacian`` builds an image of ``shape``
+    (height, width), besides the matrix itself."""
     h, w = int(shape[0]), int(shape[1])
-    windows = max(0, h - REACH) * max(0, w - REACH)
-    block = min(windows, max(1, BLOCK_WINDOWS // max(1, w - REACH)) * max(0, w - REACH))
-    return MATRIX_BYTES_PER_PIXEL * h * w + BLOCK_BYTES_PER_WINDOW * block
+    per_row = max(0, w - REACH)
+    windows = min(max(0, h - REACH), max(1, BLOCK_WINDOWS // max(1, per_row))) * per_row
+    return BLOCK_BYTES_PER_WINDOW * windows
 
 
 class AffineLoss(Loss):
@@ -120,10 +125,10 @@ class AffineLoss(Loss):
         self.laplacian = None
 
     def memory_bytes(self, shape) -> int:
-        """Peak bytes this term holds for an output of ``shape`` (height, width): the build, then
-        an evaluation's float32 copies beside the matrix."""
-        h, w = int(shape[0]), int(shape[1])
-        return laplacian_bytes(shape) + EVALUATION_BYTES_PER_PIXEL * h * w
+        """Peak bytes this term holds for an output of ``shape`` (height, width): the matrix, and
+        beside it the build's temporaries or, later, an evaluation's float32 arrays."""
+        pixels = int(shape[0]) * int(shape[1])
+        return MATRIX_BYTES_PER_PIXEL * pixels + max(build_bytes(shape), EVALUATION_BYTES_PER_PIXEL * pixels)
 
     def set_target(self, features: Features) -> None:
         self.laplacian = None  # the previous level's matrix is not needed to build the next
