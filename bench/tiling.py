@@ -12,7 +12,8 @@ the memory limit (``STYLIZE_MEMORY_LIMIT``) are set per row: a limit below
 the whole image's estimate makes ``auto`` tile.
 
     .venv/bin/python bench/tiling.py                       # the 1024 px rows (overhead), then 2048 px
-    .venv/bin/python bench/tiling.py --rows 4096           # the print-size run (about 20 min on 2 cores)
+    .venv/bin/python bench/tiling.py --rows 4096           # the print-size runs (20 and 30 min on 2 cores)
+    .venv/bin/python bench/tiling.py --rows 4096 --optimizers lbfgs   # only the default optimizer's
     .venv/bin/python bench/tiling.py --rows 1024 --iterations 2
     .venv/bin/python bench/tiling.py --overhead 1024       # whole and tiled alternated: the overhead ratio
 
@@ -35,7 +36,7 @@ GIB = 2 ** 30
 ROWS = {
     "1024": [(1024, "off", None, "lbfgs"), (1024, "auto", 0.85, "lbfgs"), (1024, "512", None, "lbfgs")],
     "2048": [(2048, "off", None, "lbfgs"), (2048, "auto", 6 * GIB, "lbfgs")],
-    "4096": [(4096, "auto", 12 * GIB, "adam")],
+    "4096": [(4096, "auto", 12 * GIB, "adam"), (4096, "auto", 12 * GIB, "lbfgs")],  # L-BFGS: float32 history
 }
 
 CHILD = r"""
@@ -61,11 +62,13 @@ job = Job(spec["content"], spec["style"], length=spec["length"], scales=1, itera
           tile_size=spec["tile_size"], optimizer=spec["optimizer"], seed=0)
 start = time.perf_counter()
 estimate = job.estimate
-print(json.dumps({"tiles": estimate.tiles[-1], "estimate": estimate.memory_bytes, "peak": peak()}), file=sys.stderr,
-      flush=True)
+note = (estimate.optimizer_notes or (None,))[-1]  # e.g. "L-BFGS history in float32"
+print(json.dumps({"tiles": estimate.tiles[-1], "note": note, "estimate": estimate.memory_bytes, "peak": peak()}),
+      file=sys.stderr, flush=True)
 job.run()
 wall = time.perf_counter() - start
-print(json.dumps({"shape": list(job.plan.final.shape), "tiles": estimate.tiles[-1], "estimate": estimate.memory_bytes,
+print(json.dumps({"shape": list(job.plan.final.shape), "tiles": estimate.tiles[-1], "note": note,
+                  "estimate": estimate.memory_bytes,
                   "limit": estimate.memory_limit, "peak": peak(), "evaluations": len(times),
                   "seconds_per_evaluation": sum(times) / len(times), "wall": wall}))
 """
@@ -153,7 +156,8 @@ def table(results: list[dict]) -> str:
             lines.append(f"| {r['length']} | {r['tile_size']} | {r['optimizer']} | error: {r['error']} | | | | | |")
             continue
         h, w = r["shape"]
-        lines.append(f"| {w}x{h} | {r['tile_size']} | {r['optimizer']} | {r['tiles'] or 'whole'} | "
+        how = ", ".join(filter(None, [r["tiles"] or "whole", r.get("note")]))
+        lines.append(f"| {w}x{h} | {r['tile_size']} | {r['optimizer']} | {how} | "
                      f"{r['seconds_per_evaluation']:.1f} | {r['peak'] / GIB:.2f} GiB | {r['estimate'] / GIB:.2f} GiB | "
                      f"{r['peak'] / r['estimate']:.2f} | {r['wall']:.0f} s, {r['evaluations']} evaluations |")
     return "\n".join(lines)
@@ -163,6 +167,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", nargs="+", default=["1024", "2048"], choices=sorted(ROWS))
     parser.add_argument("--iterations", type=int, default=3, help="iterations of each run (one scale)")
+    parser.add_argument("--optimizers", nargs="+", default=["lbfgs", "adam"], help="only the rows of these")
     parser.add_argument("--content", default=os.path.join(ROOT, "examples", "images", "shipwreck.jpg"))
     parser.add_argument("--style", default=os.path.join(ROOT, "examples", "images", "the_scream.jpg"))
     parser.add_argument("--json", default=os.path.join(HERE, "tiling.json"))
@@ -183,7 +188,7 @@ def main() -> None:
         return
     results = []
     for name in args.rows:
-        for row in ROWS[name]:
+        for row in (r for r in ROWS[name] if r[3] in args.optimizers):
             before = os.getloadavg()[0]
             result = run_row(*row, args)
             result["load"] = [before, os.getloadavg()[0]]

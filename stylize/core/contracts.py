@@ -387,8 +387,12 @@ class Optimizer(abc.ABC):
     def __init__(self, **options):
         """Accept and ignore options meant for other optimizers."""
 
-    def memory_bytes(self, size: int) -> int:
-        """Bytes of state this optimizer holds for ``size`` variables (0: negligible or unknown)."""
+    def memory_bytes(self, size: int, iterations: int | None = None) -> int:
+        """Bytes of state this optimizer holds for ``size`` variables (0: negligible or unknown).
+
+        ``iterations``, where given, is the most a run will take: state that grows with them
+        (the float32 L-BFGS history) may count less. Optional to accept (``memory.optimizer_bytes``).
+        """
         return 0
 
     def smaller(self) -> "tuple[Optimizer, str] | None":

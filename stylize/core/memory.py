@@ -13,6 +13,7 @@ number with a unit (``512MiB``, ``4G``, ``1.5GiB``); ``off`` skips the check.
 """
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from pathlib import Path
@@ -101,12 +102,14 @@ def memory_limit() -> tuple[int, str] | None:
 
 
 def estimate_run_bytes(backend, optimizer, content_shape: Sequence[int],
-                       style_shapes: Sequence[Sequence[int]], losses: Sequence = ()) -> int | None:
+                       style_shapes: Sequence[Sequence[int]], losses: Sequence = (),
+                       iterations: int | None = None) -> int | None:
     """Estimated peak resident memory of a run at these image sizes (H, W), or None if unknown.
 
     The network's activations follow the largest image it sees (the content
     or a style image); the optimizer's state and the terms' own memory
-    (``Loss.memory_bytes`` of ``losses``) follow the output.
+    (``Loss.memory_bytes`` of ``losses``) follow the output; ``iterations``:
+    the most the optimizer runs (see ``optimizer_bytes``).
     """
     estimate = getattr(backend, "estimate_peak_bytes", None)
     if estimate is None:
@@ -115,10 +118,20 @@ def estimate_run_bytes(backend, optimizer, content_shape: Sequence[int],
     network = [estimate(shape) for shape in shapes]
     if any(value is None for value in network):
         return None
-    memory_bytes = getattr(optimizer, "memory_bytes", None)
     variables = 3 * int(content_shape[0]) * int(content_shape[1])
-    return (max(network) + (int(memory_bytes(variables)) if memory_bytes else 0)
-            + terms_bytes(losses, content_shape))
+    return max(network) + optimizer_bytes(optimizer, variables, iterations) + terms_bytes(losses, content_shape)
+
+
+def optimizer_bytes(optimizer, size: int, iterations: int | None = None) -> int:
+    """The state ``optimizer`` holds for ``size`` variables (``Optimizer.memory_bytes``), over at most
+    ``iterations`` iterations where it takes them: the float32 L-BFGS fills one history pair per
+    iteration, so a short run holds less (a 3-iteration run at 4096 px: 1.9 GiB less)."""
+    memory_bytes = getattr(optimizer, "memory_bytes", None)
+    if memory_bytes is None:
+        return 0
+    if iterations is not None and "iterations" in inspect.signature(memory_bytes).parameters:
+        return int(memory_bytes(size, iterations=iterations))
+    return int(memory_bytes(size))
 
 
 def terms_bytes(losses: Sequence, shape: Sequence[int]) -> int:
@@ -167,7 +180,8 @@ def last_fitting(fits: Callable[[int], bool], low: int, high: int) -> int:
 
 
 def largest_length(backend, optimizer, content_shape: Sequence[int], style_shapes: Sequence[Sequence[int]],
-                   limit: int, style_scale: float = 1.0, losses: Sequence = ()) -> int | None:
+                   limit: int, style_scale: float = 1.0, losses: Sequence = (),
+                   iterations: int | None = None) -> int | None:
     """The largest multiple of LENGTH_STEP (>= MIN_LENGTH) below the current long side whose run fits, or None.
 
     Style images scale with the output (``style_scale`` times its long side), as ``--length`` does.
@@ -175,7 +189,7 @@ def largest_length(backend, optimizer, content_shape: Sequence[int], style_shape
 
     def needed(length: int) -> int | None:
         shapes = sizes_at(length, content_shape, style_shapes, style_scale)
-        return estimate_run_bytes(backend, optimizer, *shapes, losses)
+        return estimate_run_bytes(backend, optimizer, *shapes, losses, iterations)
 
     def fits(length: int) -> bool:
         try:
@@ -198,13 +212,14 @@ def largest_length(backend, optimizer, content_shape: Sequence[int], style_shape
 
 
 def check_fits(backend, settings, content_shape: Sequence[int],
-               style_shapes: Sequence[Sequence[int]], optimizer=None, losses: Sequence = ()) -> int | None:
+               style_shapes: Sequence[Sequence[int]], optimizer=None, losses: Sequence = (),
+               iterations: int | None = None) -> int | None:
     """Raise ResourceError when the run's estimated peak exceeds the memory the machine can give.
 
     ``content_shape`` is the output's size; style images are scaled to
     ``settings.style_scale`` times its long side, as the run's last level does.
     ``optimizer``: the one the run plan chose (default: the settings'); ``losses``: the terms, whose
-    own memory (``Loss.memory_bytes``) counts.
+    own memory (``Loss.memory_bytes``) counts; ``iterations``: the level's (``optimizer_bytes``).
     Returns the estimate (bytes; None when the check is off or the backend
     cannot tell), so that benchmarks can set it beside the measured peak.
     """
@@ -216,10 +231,12 @@ def check_fits(backend, settings, content_shape: Sequence[int],
         from . import plugins
         optimizer = plugins.load("stylize.optimizers", settings.optimizer)(**settings.options_for(settings.optimizer))
     needed = estimate_run_bytes(backend, optimizer, *sizes_at(max(content_shape[:2]), content_shape,
-                                                              style_shapes, settings.style_scale), losses)
+                                                              style_shapes, settings.style_scale), losses,
+                                iterations)
     if needed is None or needed <= limit:
         return needed
-    fitting = largest_length(backend, optimizer, content_shape, style_shapes, limit, settings.style_scale, losses)
+    fitting = largest_length(backend, optimizer, content_shape, style_shapes, limit, settings.style_scale, losses,
+                             iterations)
     advice = f"--length {fitting} would fit" if fitting else f"no --length from {MIN_LENGTH} px up would fit"
     h, w = content_shape[:2]
     raise ResourceError(f"not enough memory: a {w}x{h} px run needs about {format_bytes(needed)} "

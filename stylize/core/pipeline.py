@@ -72,11 +72,11 @@ class Pipeline:
         final, tiles, optimizer = self.plan.final, self.tiles, self.optimizers[-1]
         if tiles[-1] is not None:
             needed = tile_plan.check_tiled_fits(self.backend, optimizer, self.settings, self.losses,
-                                                tiles[-1], final.shape, final.style_shapes)
+                                                tiles[-1], final.shape, final.style_shapes, iterations=final.iterations)
         else:
             try:
                 needed = memory.check_fits(self.backend, self.settings, final.shape, final.style_shapes, optimizer,
-                                           losses=self.losses)
+                                           losses=self.losses, iterations=final.iterations)
             except ResourceError:
                 if self.settings.tile_size == "auto":  # nothing fits whole or tiled: say what would, tiled
                     tile_plan.refuse_untileable_fit(self.backend, optimizer, self.settings, self.losses, self.plan)

@@ -46,10 +46,12 @@ SMALL_CORE = 256
 
 
 def tiled_bytes(backend: Backend, optimizer: Optimizer, losses: Sequence[WeightedLoss], tiles: Tiles,
-                shape: Shape, style_shapes: Sequence[Shape], regions: int = 0) -> int | None:
+                shape: Shape, style_shapes: Sequence[Shape], regions: int = 0,
+                iterations: int | None = None) -> int | None:
     """Estimated peak resident memory (bytes) of a level evaluated in ``tiles``, or None if unknown.
 
-    ``regions``: the semantic regions of the masks (0 without masks).
+    ``regions``: the semantic regions of the masks (0 without masks); ``iterations``: the level's,
+    the most the optimizer runs (``memory.optimizer_bytes``).
     """
     grids = [tiles.grid(s) for s in (shape, *style_shapes)]
     span = (max(g.largest[0] for g in grids), max(g.largest[1] for g in grids))
@@ -70,7 +72,7 @@ def tiled_bytes(backend: Backend, optimizer: Optimizer, losses: Sequence[Weighte
     grams = sum(channels.get(layer, 0) ** 2 * 8 * GRAM_COPIES for layer in layers("style")) * max(1, regions)
     masks = regions * sum(math.prod(full[layer]) * 4 for layer in layers("style"))
     variables = 3 * int(shape[0]) * int(shape[1])
-    state = getattr(optimizer, "memory_bytes", lambda n: 0)(variables)
+    state = memory.optimizer_bytes(optimizer, variables, iterations)
     terms = memory.terms_bytes(losses, shape)  # image-sized whatever the tiles (the affine term's Laplacian)
     return network + int(copies) + targets + grams + masks + IMAGE_COPIES * 4 * variables + int(state) + terms
 
@@ -92,7 +94,7 @@ def _fits(needed, limit: int) -> bool:
 
 
 def cheapest(backend, optimizer, losses, tiling, shape: Shape, style_shapes, limit: int,
-             regions: int = 0) -> Tiles | None:
+             regions: int = 0, iterations: int | None = None) -> Tiles | None:
     """The tiling of least ``work`` whose peak fits ``limit``, or None when none does (cores down to
     ``SMALL_CORE``). For each number of rows, the fewest columns that fit (memory falls as columns
     are added, work grows), found by bisection: a few dozen estimates even at print sizes."""
@@ -104,7 +106,8 @@ def cheapest(backend, optimizer, losses, tiling, shape: Shape, style_shapes, lim
         return make_tiles(tiling, (math.ceil(h / rows / stride) * stride, math.ceil(w / cols / stride) * stride))
 
     def fits(tiles: Tiles) -> bool:
-        return _fits(lambda: tiled_bytes(backend, optimizer, losses, tiles, shape, style_shapes, regions), limit)
+        return _fits(lambda: tiled_bytes(backend, optimizer, losses, tiles, shape, style_shapes, regions,
+                                         iterations), limit)
 
     best = None
     most_cols = max(1, math.ceil(w / smallest))
@@ -169,8 +172,9 @@ def plan_levels(backend: Backend, optimizer: Optimizer, settings, losses: Sequen
 
         def needed(opt: Optimizer, tiles=tiles, level=level):
             if tiles is None:
-                return memory.estimate_run_bytes(backend, opt, level.shape, level.style_shapes, losses)
-            return tiled_bytes(backend, opt, losses, tiles, level.shape, level.style_shapes, regions)
+                return memory.estimate_run_bytes(backend, opt, level.shape, level.style_shapes, losses,
+                                                 level.iterations)
+            return tiled_bytes(backend, opt, losses, tiles, level.shape, level.style_shapes, regions, level.iterations)
 
         if limit is None:
             out.append(Choice(tiles, optimizer))
@@ -179,7 +183,7 @@ def plan_levels(backend: Backend, optimizer: Optimizer, settings, losses: Sequen
         if not fitting and setting == "auto" and tiling is not None:
             fitting = sorted((Choice(t, opt, note) for opt, note in variants
                               for t in [cheapest(backend, opt, losses, tiling, level.shape, level.style_shapes,
-                                                 limit[0], regions)] if t is not None),
+                                                 limit[0], regions, level.iterations)] if t is not None),
                              key=lambda choice: work(choice.tiles, level.shape))  # stable: float64 on ties
         out.append(fitting[0] if fitting else Choice(tiles, *variants[-1]))
     return tuple(out)
@@ -207,20 +211,21 @@ def _check_losses(losses: Sequence[WeightedLoss]) -> None:
 
 
 def check_tiled_fits(backend, optimizer, settings, losses, tiles: Tiles | None, shape: Shape,
-                     style_shapes: Sequence[Shape], regions: int = 0) -> int | None:
+                     style_shapes: Sequence[Shape], regions: int = 0, iterations: int | None = None) -> int | None:
     """The tiled estimate of the final level, refused (ResourceError) when over the limit; None when
     it is not tiled or the check is off. The refusal names the largest length that fits *tiled*."""
     limit = memory.memory_limit()
     if tiles is None or limit is None:
         return None
-    needed = tiled_bytes(backend, optimizer, losses, tiles, shape, style_shapes, regions)
+    needed = tiled_bytes(backend, optimizer, losses, tiles, shape, style_shapes, regions, iterations)
     if needed is None or needed <= limit[0]:
         return needed
     small = make_tiles(tiles.tiling, max(SMALL_CORE, tiles.tiling.stride), tiles.halo)
 
     def fits(length: int) -> bool:
         out, styles = sizes_at(length, shape, style_shapes, settings.style_scale)
-        return _fits(lambda: tiled_bytes(backend, optimizer, losses, small, out, styles, regions), limit[0])
+        return _fits(lambda: tiled_bytes(backend, optimizer, losses, small, out, styles, regions, iterations),
+                     limit[0])
 
     low = memory.last_fitting(fits, 0, max(shape[:2]) // memory.LENGTH_STEP)  # in steps; 0: nothing fits
     advice = (f"--length {low * memory.LENGTH_STEP} would fit tiled" if low * memory.LENGTH_STEP >= memory.MIN_LENGTH
@@ -240,7 +245,7 @@ def refuse_untileable_fit(backend, optimizer, settings, losses, plan: Plan, regi
         return
     final = plan.final
     check_tiled_fits(backend, optimizer, settings, losses, make_tiles(tiling, max(SMALL_CORE, tiling.stride)),
-                     final.shape, final.style_shapes, regions)
+                     final.shape, final.style_shapes, regions, final.iterations)
 
 
 def tiled_flops(backend: Backend, tiles: Tiles, shape: Shape) -> int | None:

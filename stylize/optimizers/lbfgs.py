@@ -54,10 +54,14 @@ class LBFGS(Optimizer):
             raise UsageError(f"lbfgs.precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
         self.precision = precision
 
-    def memory_bytes(self, size: int) -> int:
-        """Bytes this optimizer holds for ``size`` variables (history pairs dominate); ``auto`` counts float64."""
+    def memory_bytes(self, size: int, iterations: int | None = None) -> int:
+        """Bytes this optimizer holds for ``size`` variables (history pairs dominate); ``auto`` counts float64.
+
+        float32 makes one pair per iteration, so a run of fewer ``iterations`` than ``history`` holds
+        less; scipy allocates its whole workspace at the start, which is what is counted for float64.
+        """
         if self.precision == "float32":
-            return lbfgs32.memory_bytes(size, self.history)
+            return lbfgs32.memory_bytes(size, self.history, iterations)
         return size * (2 * self.history * 8 + BYTES_PER_VARIABLE)
 
     def smaller(self) -> tuple[Optimizer, str] | None:

@@ -60,9 +60,11 @@ C1, C2 = 1e-4, 0.9
 MAX_TRIALS = 20
 
 
-def memory_bytes(size: int, history: int) -> int:
-    """Bytes held for ``size`` variables with ``history`` pairs: every array is float32."""
-    return size * 4 * (2 * history + ARRAYS)
+def memory_bytes(size: int, history: int, iterations: int | None = None) -> int:
+    """Bytes held for ``size`` variables with ``history`` pairs, all float32; pairs are made one per
+    iteration (the last one's holding its trial point), so a run of ``iterations`` holds at most that many."""
+    pairs = history if iterations is None else max(1, min(history, iterations))
+    return size * 4 * (2 * pairs + ARRAYS)
 
 
 def minimize(objective: Objective, x0: np.ndarray, bounds: tuple[np.ndarray, np.ndarray], iterations: int,
