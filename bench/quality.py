@@ -89,6 +89,7 @@ def parse_config(spec: str) -> Config:
     (``lbfgs.history=20``). Values are numbers, true/false or text.
     """
     from stylize.cli.run import parse_plugin_options
+    from stylize.core.settings import Settings
 
     name, colon, rest = spec.partition(":")
     name = name.strip()
@@ -98,7 +99,7 @@ def parse_config(spec: str) -> Config:
     items = [item.strip() for item in rest.split(",") if item.strip()] if colon else []
     if colon and not items:
         raise ConfigError(f"--config {spec!r}: nothing after ':'; give KEY=VALUE,... or just the name")
-    settings, plugin_items, levels = {}, [], None
+    settings, plugin_items, levels, pooling = {}, [], None, None
     for item in items:
         key, eq, value = item.partition("=")
         key, value = key.strip().replace("-", "_"), value.strip()
@@ -109,23 +110,18 @@ def parse_config(spec: str) -> Config:
         if key == _LEVELS:
             levels = _levels(spec, value)
         elif key == _POOLING:
-            plugin_items.append(f"{_POOLING}={value}")
-        elif "." in key:
-            plugin_items.append(f"{key}={value}")
+            pooling = value
         elif key in _LIST_FIELDS:
             settings[key] = [_number(part) if key == "style_weights" else part for part in value.split("+")]
-        else:
-            plugin_items.append(f"settings.{key}={value}")
-    backend_free = [item for item in plugin_items if not item.startswith(f"{_POOLING}=")]
+        else:  # a Settings field goes through the same parser as a plugin option, as "settings.KEY"
+            plugin_items.append(f"{key}={value}" if "." in key else f"settings.{key}={value}")
     try:
-        options = parse_plugin_options(backend_free)
+        options = parse_plugin_options(plugin_items)
     except Exception as e:  # UsageError: one line already
         raise ConfigError(f"--config {spec!r}: {e}") from None
     settings.update(options.pop("settings", {}))
-    pooling = [item.partition("=")[2] for item in plugin_items if item.startswith(f"{_POOLING}=")]
-    if pooling:
-        backend = settings.get("backend", "caffe-vgg19")
-        options.setdefault(backend, {})[_POOLING] = pooling[-1]
+    if pooling is not None:
+        options.setdefault(settings.get("backend", Settings.backend), {})[_POOLING] = pooling
     if levels is not None:
         for key, wanted in (("scales", len(levels)), ("iterations", sum(levels))):
             if settings.get(key, wanted) != wanted:
