@@ -23,9 +23,17 @@ def tiny(tiny_net):
                 options={"caffe": {"prototxt": prototxt, "weights": weights}}, threads=1)
 
 
-@pytest.mark.parametrize("shape", [(60, 80), (300, 400)])  # one block of window rows; two
-def test_declared_memory_is_at_most_15_percent_above_the_measured_peak(shape):
-    image = np.random.default_rng(0).random((*shape, 3)).astype(np.float32)
+@pytest.mark.parametrize("shape, block, dtype", [
+    ((60, 80), None, np.float32),        # one block of window rows
+    ((300, 400), None, np.float32),      # two blocks
+    ((300, 400), 4000, np.float64),      # blocks smaller than an evaluation's arrays
+])
+def test_declared_memory_is_at_most_15_percent_above_the_measured_peak(shape, block, dtype, monkeypatch):
+    from stylize.losses import affine
+    if block:
+        monkeypatch.setattr(affine, "BLOCK_WINDOWS", block)
+        assert affine.build_bytes(shape) < affine.EVALUATION_BYTES_PER_PIXEL * shape[0] * shape[1]
+    image = np.random.default_rng(0).random((*shape, 3)).astype(dtype)
     loss = AffineLoss()
     tracemalloc.start()
     try:

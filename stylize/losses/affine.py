@@ -32,8 +32,11 @@ BLOCK_WINDOWS = 1 << 16
 BLOCK_BYTES_PER_WINDOW = 8 * (2 * AREA * 3 + 3 * 3 + 4 + 2)
 #: Bytes per pixel the matrix keeps: one float32 per diagonal.
 MATRIX_BYTES_PER_PIXEL = 4 * len(OFFSETS)
-#: Bytes per pixel an evaluation adds: the float32 image, L V and the gradient.
-EVALUATION_BYTES_PER_PIXEL = 3 * 3 * 4
+#: Bytes per pixel an evaluation adds: L V (returned, doubled, as the gradient) and a float32 copy of
+#: an image that is not float32 already.
+EVALUATION_BYTES_PER_PIXEL = 2 * 3 * 4
+#: And whatever the size: the buffers of the float64 sum (einsum's, about 150 KiB measured).
+EVALUATION_BYTES = 1 << 18
 
 
 def matting_laplacian(image: np.ndarray, epsilon: float = 1e-7) -> scipy.sparse.dia_matrix:
@@ -148,7 +151,8 @@ class AffineLoss(Loss):
         """Peak bytes this term holds for an output of ``shape`` (height, width): the matrix, and
         beside it the build's temporaries or, later, an evaluation's float32 arrays."""
         pixels = int(shape[0]) * int(shape[1])
-        return MATRIX_BYTES_PER_PIXEL * pixels + max(build_bytes(shape), EVALUATION_BYTES_PER_PIXEL * pixels)
+        return MATRIX_BYTES_PER_PIXEL * pixels + max(build_bytes(shape),
+                                                     EVALUATION_BYTES_PER_PIXEL * pixels + EVALUATION_BYTES)
 
     def set_target(self, features: Features) -> None:
         self.laplacian = None  # the previous level's matrix is not needed to build the next
@@ -156,7 +160,7 @@ class AffineLoss(Loss):
 
     def __call__(self, features: Features) -> tuple[float, dict[str, np.ndarray]]:
         image = features[IMAGE]
-        flat = image.reshape(-1, 3).astype(np.float32)
+        flat = np.asarray(image, np.float32).reshape(-1, 3)
         product = self.laplacian @ flat                              # L V_c for the three channels
         value = float(np.einsum("ic,ic->", flat, product, dtype=np.float64))
         product *= 2.0
