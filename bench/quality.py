@@ -59,7 +59,7 @@ SCORES = ("style", "content")
 #: Keys of a configuration that are not ``Settings`` fields; everything else with a dot is a plugin option.
 _LEVELS, _POOLING = "levels", "pooling"
 #: Run-wide, not per configuration: given once on the command line.
-_GLOBAL = {"length": "--length", "threads": "--threads", "gpu": "(CPU only)"}
+_GLOBAL = {"length": "--length", "threads": "--threads"}
 #: Settings fields that take several names: ``+`` separates them in a configuration (``losses=gram+tv``).
 _LIST_FIELDS = ("losses", "content_layers", "style_layers", "style_weights")
 
@@ -249,10 +249,15 @@ def checked_run(content: str, style: str, config: Config, args) -> dict:
     from stylize import Job
     from stylize.core import plugins
 
+    from stylize.core.errors import StylizeError, one_line
+
     settings = dict(config.settings, length=args.length, threads=args.threads, options=config.options)
-    job = Job(content, style, checkpoint_every=0, level_iterations=config.levels, **settings)
+    try:
+        job = Job(content, style, checkpoint_every=0, level_iterations=config.levels, **settings)
+    except (StylizeError, TypeError) as e:  # TypeError: a key that is no setting ("did you mean ...")
+        raise ConfigError(f"--config {config.spec!r}: {one_line(e)}") from None
     effective = dataclasses.asdict(job.settings)
-    for name in ("length", "threads", "gpu"):  # run-wide, and the same for every configuration
+    for name in ("length", "threads"):  # run-wide, and in the key below
         effective.pop(name)
     declared = {o.name: o.default for o in plugins.load("stylize.backends", job.settings.backend).options
                 if o.default is not None}
@@ -325,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs = {name: (materialize(work, c), materialize(work, s)) for name, (c, s) in pairs.items()}
         runs = {(pair, config.name): checked_run(*inputs[pair], config, args)
                 for pair in pairs for config in configs}
-    except StylizeError as e:
+    except (ConfigError, StylizeError) as e:
         print(f"quality: error: {one_line(e)}", file=sys.stderr)
         return 2
     configs = drop_repeats(configs, {c.name: runs[next(iter(pairs)), c.name]["key"] for c in configs}, swept)
