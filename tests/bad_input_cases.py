@@ -27,6 +27,7 @@ from PIL import Image
 
 from stylize.backends.cuda import refusal_words
 from stylize.core.images import MAX_PIXELS
+from stylize.core.png_text import chunk
 
 from .tinynet import PROTOTXT
 
@@ -137,10 +138,6 @@ def png_bytes(array: np.ndarray, bit_depth: int, color_type: int, size: tuple[in
     width, height = size or (w, h)
     dtype = ">u2" if bit_depth == 16 else "u1"
     raw = b"".join(b"\0" + array[y].astype(dtype).tobytes() for y in range(h))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
     header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
             + chunk(b"IEND", b""))

@@ -66,18 +66,15 @@ def test_16_bits_keep_levels_that_8_bits_lose(tmp_path, suffix):
     assert np.abs(deep - image).max() < np.abs(flat - image).max() / 100
 
 
-def test_8_bit_tiff_is_exact_and_carries_its_metadata_as_json(tmp_path):
-    image = np.random.default_rng(2).integers(0, 256, (9, 11, 3)).astype(np.float32) / 255.0
-    path = save_image(image, tmp_path / "out.tif", metadata=METADATA)
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_tiff_is_exact_at_its_depth_and_carries_its_metadata_as_json(tmp_path, bit_depth):
+    top = (1 << bit_depth) - 1
+    image = np.random.default_rng(2).integers(0, top + 1, (9, 11, 3)).astype(np.float32) / np.float32(top)
+    path = save_image(image, tmp_path / "out.tif", metadata=METADATA, bit_depth=bit_depth)
+    assert stored(path).dtype == (np.uint8 if bit_depth == 8 else np.uint16)
     np.testing.assert_array_equal(load_image(path), image)
     with Image.open(path) as img:
         assert img.format == "TIFF" and img.mode == "RGB"
-        assert json.loads(img.tag_v2[270]) == METADATA
-
-
-def test_16_bit_tiff_carries_its_metadata_as_json(tmp_path):
-    path = save_image(gradient(4, 40), tmp_path / "out.tif", metadata=METADATA, bit_depth=16)
-    with Image.open(path) as img:
         assert json.loads(img.tag_v2[270]) == METADATA
 
 
