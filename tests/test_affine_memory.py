@@ -60,13 +60,13 @@ def test_the_run_estimate_counts_the_affine_term_whole_and_tiled(tiny, photos, t
     assert extra == AffineLoss().memory_bytes(photo.plan.final.shape) > 0
 
 
-def test_cli_refuses_the_photo_preset_where_the_laplacian_cannot_be_built(tiny_net, photos, tmp_path):
+def run_photo_preset(tiny_net, photos, tmp_path, limit: int):
+    """``stylize run --preset photo`` at 256 px on the tiny network under a memory limit of ``limit`` bytes."""
     paths = {}
     for name in ("coffee", "astronaut"):
         paths[name] = tmp_path / f"{name}.png"
         Image.fromarray((photos[name] * 255).astype(np.uint8)).save(paths[name])
     prototxt, weights = tiny_net
-    limit = 12 * 2 ** 20
     output = tmp_path / "out.png"
     result = CliRunner().invoke(cli, [
         "run", "-c", str(paths["coffee"]), "-s", str(paths["astronaut"]), "-o", str(output),
@@ -74,10 +74,25 @@ def test_cli_refuses_the_photo_preset_where_the_laplacian_cannot_be_built(tiny_n
         "--style-layers", "conv1,conv2", "--preset", "photo", "--length", "256", "--scales", "1", "-n", "2",
         "--checkpoint-every", "0"], env={memory.LIMIT_VARIABLE: str(limit)}, prog_name="stylize")
     assert result.exit_code == 7, result.output
+    assert not output.exists()
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("stylize: error: not enough memory for the affine term")
-    assert "drop it" in lines[0] and not output.exists()
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_cli_refuses_the_photo_preset_where_the_laplacian_cannot_be_built(tiny_net, photos, tmp_path):
+    limit = 12 * 2 ** 20
+    line = run_photo_preset(tiny_net, photos, tmp_path, limit)
+    assert line.startswith("stylize: error: not enough memory for the affine term") and "drop it" in line
     # The length it names is the largest (in steps of 32) whose Laplacian fits the limit.
-    length = int(re.search(r"built up to --length (\d+)", lines[0]).group(1))
+    length = int(re.search(r"built up to --length (\d+)", line).group(1))
     at = lambda n: AffineLoss().memory_bytes(sizes_at(n, photos["coffee"].shape, [], 1.0)[0])  # noqa: E731
     assert at(length) <= limit < at(length + memory.LENGTH_STEP) and length < 256
+
+
+def test_cli_refusal_of_a_run_the_term_fits_in_but_the_run_does_not_names_its_share(tiny_net, photos, tmp_path):
+    shape = sizes_at(256, photos["coffee"].shape, [], 1.0)[0]
+    share = AffineLoss().memory_bytes(shape)
+    line = run_photo_preset(tiny_net, photos, tmp_path, share + 2 ** 20)  # the network's baseline is over
+    assert line.startswith("stylize: error: not enough memory: a 256x171 px run")
+    assert f"of which the affine term {memory.format_bytes(share)}" in line

@@ -139,6 +139,14 @@ def terms_bytes(losses: Sequence, shape: Sequence[int]) -> int:
     return sum(int(getattr(getattr(t, "loss", t), "memory_bytes", lambda s: 0)(shape[:2])) for t in losses)
 
 
+def terms_note(losses: Sequence, shape: Sequence[int]) -> str:
+    """``", of which the affine term 1.5 GiB"``: what a refusal says of the terms that declare memory, so
+    that the user sees what dropping one would save; empty when none does."""
+    parts = [f"the {getattr(t, 'name', type(t).__name__)} term {format_bytes(terms_bytes([t], shape))}"
+             for t in losses if terms_bytes([t], shape) > 0]
+    return f", of which {' and '.join(parts)}" if parts else ""
+
+
 def check_terms_fit(losses: Sequence, content_shape: Sequence[int], style_shapes: Sequence[Sequence[int]],
                     style_scale: float = 1.0) -> None:
     """Refuse (ResourceError) a run whose terms' own memory alone exceeds the limit, naming them and the
@@ -240,5 +248,5 @@ def check_fits(backend, settings, content_shape: Sequence[int],
     advice = f"--length {fitting} would fit" if fitting else f"no --length from {MIN_LENGTH} px up would fit"
     h, w = content_shape[:2]
     raise ResourceError(f"not enough memory: a {w}x{h} px run needs about {format_bytes(needed)} "
-                        f"(estimated), {format_bytes(limit)} is {source}; {advice} "
+                        f"(estimated{terms_note(losses, content_shape)}), {format_bytes(limit)} is {source}; {advice} "
                         f"(or set {LIMIT_VARIABLE}=off to try anyway)")

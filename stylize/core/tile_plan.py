@@ -233,7 +233,8 @@ def check_tiled_fits(backend, optimizer, settings, losses, tiles: Tiles | None, 
     grid = tiles.grid(shape)
     how = grid.describe() if grid.counts != (1, 1) else "in one tile"
     raise ResourceError(f"not enough memory: a {shape[1]}x{shape[0]} px run {how} needs about "
-                        f"{memory.format_bytes(needed)} (estimated), {memory.format_bytes(limit[0])} is {limit[1]}; "
+                        f"{memory.format_bytes(needed)} (estimated{memory.terms_note(losses, shape)}), "
+                        f"{memory.format_bytes(limit[0])} is {limit[1]}; "
                         f"{advice} (or set {memory.LIMIT_VARIABLE}=off to try anyway)")
 
 
