@@ -51,7 +51,8 @@ def when(t: float | None, reference_seconds: float) -> str:
 def checkpoint_table(pair: str, name: str, record: dict) -> None:
     lengths = [level["length"] for level in record["levels"]]
     print(f"\n### {pair} / {name}: {record['spec']}; levels {lengths} px, iterations "
-          f"{[level['iterations'] for level in record['levels']]}; {record['seconds']:.1f} s")
+          f"{[level['iterations'] for level in record['levels']]}; {record['seconds']:.1f} s; load average "
+          f"{record['load'][0][0]:.1f} before, {record['load'][1][0]:.1f} after")
     head = " | ".join(f"{LABELS[n]} {kind}" for n in NETWORKS for kind in SCORES)
     print(f"| step | level | wall s | {head} |")
     print("|---" * (3 + 2 * len(NETWORKS)) + "|")
