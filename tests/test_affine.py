@@ -36,10 +36,10 @@ def clean_edges() -> np.ndarray:
     return image
 
 
-@pytest.mark.parametrize("kind", ["photo", "clean edges"])
+@pytest.mark.parametrize("kind", ["photo", "clean edges", "narrow"])
 def test_laplacian_equals_the_formula_window_by_window_across_blocks(photo, kind, monkeypatch):
     from stylize.losses import affine
-    crop = photo[:11, :9] if kind == "photo" else clean_edges()
+    crop = {"photo": photo[:11, :9], "clean edges": clean_edges(), "narrow": photo[:9, :4]}[kind]
     expected = reference_laplacian(crop)
     whole = matting_laplacian(crop).toarray()
     monkeypatch.setattr(affine, "BLOCK_WINDOWS", 7)  # one window row per block: 9 blocks

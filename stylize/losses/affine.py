@@ -55,7 +55,13 @@ def matting_laplacian(image: np.ndarray, epsilon: float = 1e-7) -> scipy.sparse.
         rows = max(1, BLOCK_WINDOWS // (w - REACH))
         for top in range(0, h - REACH, rows):
             _add_windows(data, image, top, min(top + rows, h - REACH), float(epsilon))
-    return scipy.sparse.dia_matrix((data.reshape(len(OFFSETS), h * w), offsets), shape=(h * w, h * w))
+    data = data.reshape(len(OFFSETS), h * w)
+    unique, where = np.unique(offsets, return_inverse=True)
+    if len(unique) < len(offsets):  # narrower than 5 px: two (dy, dx) share a diagonal, each 0 where the other is not
+        merged = np.zeros((len(unique), h * w), np.float32)
+        np.add.at(merged, where, data)
+        offsets, data = unique, merged
+    return scipy.sparse.dia_matrix((data, offsets), shape=(h * w, h * w))
 
 
 def _add_windows(data: np.ndarray, image: np.ndarray, top: int, bottom: int, epsilon: float) -> None:
