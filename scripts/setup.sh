@@ -39,4 +39,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     echo "$wanted" > "$stamp"
 fi
 
+# --precision bf16: oneDNN from PyPI and the sgemm library Caffe binds to (seconds; nothing on a second run).
+"$VENV/bin/python" scripts/build_bf16_shim.py
+
 "$VENV/bin/stylize" models fetch vgg19

@@ -134,10 +134,12 @@ def option_names(cls) -> list[str]:
 def test_caffe_backends_declare_their_options():
     from stylize.backends.bvlc import CaffeNet, GoogLeNet
     from stylize.backends.vgg import VGG16
-    assert option_names(CaffeBackend) == ["prototxt", "weights", "model_dir"]
-    assert all(option.path and option.default is None and option.help for option in CaffeBackend.options)
+    assert option_names(CaffeBackend) == ["prototxt", "weights", "model_dir", "precision"]
+    files = CaffeBackend.options[:3]
+    assert all(option.path and option.default is None and option.help for option in files)
     assert option_names(GoogLeNet) == option_names(CaffeNet) == option_names(CaffeBackend)
-    assert option_names(VGG19) == option_names(VGG16) == ["prototxt", "weights", "model_dir", "pooling"]
+    assert option_names(VGG19) == option_names(VGG16) == ["prototxt", "weights", "model_dir", "precision",
+                                                           "pooling"]
     pooling = VGG19.options[-1]
     assert (pooling.default, tuple(pooling.choices)) == ("avg", ("avg", "max"))
 

@@ -15,7 +15,7 @@ import numpy as np
 from stylize.core import (Backend, Features, ImageError, ModelError, Option, Tiling, UsageError,
                           resident_bytes)
 
-from . import costs, cuda, sizes, verify
+from . import bf16, costs, cuda, sizes, verify
 from .prototxt import build_net, parse, prepare
 from .pycaffe import import_caffe
 
@@ -40,6 +40,11 @@ FILE_OPTIONS = (
            "(instead of the two above).", path=True),
 )
 
+#: Arithmetic of the convolutions' GEMMs on the CPU (stylize.backends.bf16).
+PRECISION = Option("precision", str, "fp32", "Arithmetic of Caffe's convolution products on the CPU: fp32, or "
+                   "bf16 (bfloat16 inputs, float32 sums; needs AVX512_BF16 or AMX, see README "
+                   "\"Performance\" for its speed and quality).", choices=("fp32", "bf16"))
+
 
 class CaffeBackend(Backend):
     """Any Caffe model: a deploy prototxt and its caffemodel (``--backend caffe``).
@@ -56,16 +61,20 @@ class CaffeBackend(Backend):
     """
 
     mean_bgr: np.ndarray = IMAGENET_MEAN_BGR
-    options = FILE_OPTIONS
+    options = (*FILE_OPTIONS, PRECISION)
 
     def __init__(self, layers: Sequence[str], *, prototxt: str | os.PathLike | None = None,
                  weights: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
-                 gpu: int = -1, frozen: bool = True, **options):
+                 gpu: int = -1, frozen: bool = True, precision: str = "fp32", **options):
         """``frozen=False`` (not an option of a run) leaves the parameters learnable, so that
         backward also computes weight gradients, as stock Caffe does: for benchmarks that
         measure what freezing saves."""
         gpu = -1 if gpu is None else gpu
         self.check_device(gpu)
+        if precision == "bf16" and gpu >= 0:
+            raise UsageError("--precision bf16 is for the CPU; drop it with --gpu")
+        bf16.check(precision)
+        self.precision = precision
         if model_dir is not None:
             prototxt, weights = _files_in(Path(model_dir), prototxt, weights)
         text, source = self.network(prototxt, **options)
@@ -102,6 +111,7 @@ class CaffeBackend(Backend):
         if all(options.get(key) is not None for key in ("model_dir", "prototxt", "weights")):
             raise UsageError("--model-dir is not used when both --prototxt and --weights are given; drop one "
                              "of the three (--model-dir supplies only the file you leave out)")
+        bf16.check(options.get("precision") or "fp32")
 
     @classmethod
     def check_device(cls, gpu: int) -> None:
@@ -147,6 +157,7 @@ class CaffeBackend(Backend):
 
     def forward(self, x: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
         cuda.select(self._caffe, self._gpu)  # Caffe's mode is per thread: a job may run on another
+        bf16.use(self.precision)  # per call: nets of either precision may share the process
         self._reshape(x.shape)
         self.net.blobs[self.input_blob].data[...] = x
         last = max(self._writer[layer] for layer in layers)
@@ -155,6 +166,7 @@ class CaffeBackend(Backend):
 
     def backward(self, grads: Features) -> np.ndarray:
         cuda.select(self._caffe, self._gpu)
+        bf16.use(self.precision)
         order = sorted(grads, key=self._writer.__getitem__, reverse=True)
         for i, layer in enumerate(order):
             diff = self.net.blobs[layer].diff[0]

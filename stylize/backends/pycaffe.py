@@ -3,10 +3,13 @@ import os
 
 from stylize.core import ModelError
 
+from . import bf16
+
 
 def import_caffe():
     """Import pycaffe quietly, or explain how to get it."""
     os.environ.setdefault("GLOG_minloglevel", "2")  # Caffe logs every layer otherwise
+    bf16.preload()  # before _caffe.so binds its sgemm (stylize.backends.bf16)
     try:
         import caffe
     except ImportError as e:
