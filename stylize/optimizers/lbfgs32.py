@@ -98,10 +98,10 @@ def minimize(objective: Objective, x0: np.ndarray, bounds: tuple[np.ndarray, np.
             np.negative(g, out=direction)
             _hold_fixed(direction, x, g, lower, upper)
             slope = _dot(g, direction)
-        if spare:
-            trial, trial_grad = spare.pop(), spare.pop()
-        elif len(pairs) == history:
+        if len(pairs) == history:
             trial, trial_grad, _ = pairs.pop(0)  # the oldest pair is not needed once the direction is made
+        elif spare:
+            trial, trial_grad = spare.pop(), spare.pop()
         else:
             trial, trial_grad = np.empty(n, np.float32), np.empty(n, np.float32)
         first = 1.0 if pairs else 1.0 / float(np.max(np.abs(direction)))
