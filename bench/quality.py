@@ -291,21 +291,23 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run the reference configuration at each of these ratios, once per --poolings "
                              "(configurations avg-r1000, max-r1000, ...; one equal to an earlier configuration "
                              "is not run twice): the fronts' points")
-    parser.add_argument("--poolings", nargs="+", default=["avg", "max"], choices=("avg", "max"))
+    parser.add_argument("--poolings", nargs="+", default=["avg", "max"], choices=("avg", "max"),
+                        help="the poolings --ratios sweeps (default: both)")
     parser.add_argument("--pairs", nargs="+", default=list(DEFAULT_PAIRS), metavar="PAIR",
                         help=f"content/style pairs: {', '.join(PAIRS)}, or NAME=CONTENT,STYLE "
                              f"(default: {' '.join(DEFAULT_PAIRS)})")
     parser.add_argument("--reference", default=None, metavar="NAME",
                         help="the configuration others are compared with (default: the first --config)")
-    parser.add_argument("--length", type=int, default=512, help="long side of every output (px)")
+    parser.add_argument("--length", type=int, default=512, help="long side of every output, px (default 512)")
     parser.add_argument("--every", type=int, default=8,
-                        help="keep the image every N iterations of the last level (and at each level's end)")
+                        help="keep the image every N iterations of the last level, and at each level's end "
+                             "(default 8)")
     parser.add_argument("--threads", type=int, default=None, help="BLAS threads of each run (stylize run's)")
     parser.add_argument("--work", type=Path, default=ROOT / "out" / "quality",
-                        help="work folder: runs, images, scores, quality.json and the plots")
+                        help="work folder: runs, images, scores, quality.json and the plots (default out/quality)")
     parser.add_argument("--rerun", nargs="*", default=None, metavar="NAME",
                         help="run these configurations again even if finished (no names: all)")
-    parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--no-plots", action="store_true", help="tables and JSON only (no matplotlib)")
     args = parser.parse_args(argv)
 
     try:
