@@ -175,7 +175,7 @@ def test_content_is_a_text_file_named_jpg(images):
     assert_nothing_written(images)
 
 
-@pytest.mark.parametrize("name", ["result.gif", "result", "result.tiff"])
+@pytest.mark.parametrize("name", ["result.gif", "result", "result.webp"])
 def test_unsupported_output_extension(images, name):
     result = invoke(*run_args(images, output=images["out_dir"] / name))
     assert_one_line_error(result, ImageError.exit_code, "unsupported output extension", ".png", ".jpg")
