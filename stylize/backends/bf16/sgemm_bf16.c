@@ -89,8 +89,10 @@ static void *grow(int i, size_t bytes) {
   return scratch[i];
 }
 
-/* Round to nearest even; NaN stays NaN. Written so that GCC vectorizes the inner loop. */
-static void to_bf16(const float *x, int rows, int cols, int ld, uint16_t *out, int threads) {
+/* Round to nearest even; NaN stays NaN. Written so that GCC vectorizes the inner loop, once per
+ * ISA: the library must load (and forward fp32 calls) on any x86-64. */
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+CLONES static void to_bf16(const float *x, int rows, int cols, int ld, uint16_t *out, int threads) {
 #pragma omp parallel for num_threads(threads) if ((long)rows * cols > (1L << 16)) schedule(static)
   for (int r = 0; r < rows; ++r) {
     const uint32_t *in = (const uint32_t *)(x + (long)r * ld);
@@ -104,7 +106,7 @@ static void to_bf16(const float *x, int rows, int cols, int ld, uint16_t *out, i
 }
 
 /* C = alpha T + beta C, row by row (T dense m x n). */
-static void write_back(const float *t, int m, int n, float alpha, float beta, float *c, int ldc,
+CLONES static void write_back(const float *t, int m, int n, float alpha, float beta, float *c, int ldc,
                        int threads) {
 #pragma omp parallel for num_threads(threads) if ((long)m * n > (1L << 16)) schedule(static)
   for (int r = 0; r < m; ++r) {
