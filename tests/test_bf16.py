@@ -207,3 +207,26 @@ def test_run_with_precision_bf16(tiny_net, photos, tmp_path):
     difference = np.abs(outputs["bf16"] - outputs["fp32"])
     assert difference.max() > 0  # bf16 really ran
     assert difference.mean() < 0.02  # and it is the same picture
+
+
+@built
+@needs_cpu
+def test_precision_is_per_thread(shim):
+    """A job in bf16 on one thread leaves another thread's products exact (jobs may run side by side)."""
+    import threading
+    real = ctypes.CDLL(str(bf16.openblas_library()))
+    args, c, c_buf, want, _ = case(ROW, NO, NO, 1.0, 0.0, seed=3)
+    expected = c_buf.copy()
+    sgemm(real, *args[:12], expected, args[13])
+    rounded = c_buf.copy()
+
+    def worker():
+        bf16.use("bf16")
+        sgemm(shim, *args[:12], rounded, args[13])
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    sgemm(shim, *args)  # this thread never asked for bf16
+    assert np.array_equal(c_buf, expected, equal_nan=True)
+    assert not np.array_equal(rounded, expected, equal_nan=True)

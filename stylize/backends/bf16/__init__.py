@@ -96,7 +96,7 @@ def check(precision: str) -> None:
 
 
 def use(precision: str) -> None:
-    """Caffe's following GEMMs in ``precision`` (``check`` it first); fp32 needs no library."""
+    """This thread's following Caffe GEMMs in ``precision`` (``check`` it first); fp32 needs no library."""
     if _shim is not None:
         _shim.stylize_bf16_set(int(precision == "bf16"), MIN_FLOPS)
 

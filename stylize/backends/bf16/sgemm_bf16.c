@@ -35,8 +35,10 @@ typedef int (*threads_fn)(void);
 
 static sgemm_fn real_sgemm;
 static threads_fn blas_threads;
-static int enabled;                 /* 1: large products in bf16 */
-static double min_flops = 1 << 24;  /* smaller products stay in OpenBLAS */
+/* Per thread: Caffe runs a net's GEMMs on the thread that calls forward/backward, so jobs of
+ * either precision may run side by side in one process. */
+static __thread int enabled;                 /* 1: large products in bf16 */
+static __thread double min_flops = 1 << 24;  /* smaller products stay in OpenBLAS */
 static long long n_calls, n_bf16;   /* proof of interposition, and of use */
 static long long gemm_ns;           /* wall time inside sgemm (either path) */
 static dnnl_engine_t engine;
