@@ -146,7 +146,7 @@ def test_caffe_backends_declare_their_options():
 
 def test_declared_options_are_the_constructors_keywords(tiny_net, tmp_path):
     prototxt_file, weights = tiny_net
-    given = {"prototxt": prototxt_file, "weights": weights, "model_dir": None}
+    given = {"prototxt": prototxt_file, "weights": weights, "model_dir": None, "precision": "fp32"}
     assert set(given) == set(option_names(CaffeBackend))
     assert CaffeBackend(["conv1"], **given).layers == ("conv1",)
     folder = tmp_path / "model"
