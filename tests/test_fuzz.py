@@ -135,6 +135,7 @@ OPTIONS = {
     "-b": _names, "--loss": _names, "--optimizer": _names, "--preset": _names,
     "--init": st.one_of(st.sampled_from(["content", "style", "noise"]), _text),
     "--pooling": st.one_of(st.sampled_from(["avg", "max"]), _text),
+    "--precision": st.one_of(st.sampled_from(["fp32", "bf16"]), _text),
     "--set": st.one_of(_text, st.tuples(_names, _text, _numbers).map(lambda t: f"{t[0]}.{t[1]}={t[2]}")),
     "--content-layers": _text, "--style-layers": _text,
     "--prototxt": _text, "--weights": _text, "--model-dir": _text,
