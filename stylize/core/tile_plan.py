@@ -144,9 +144,10 @@ def plan_levels(backend: Backend, optimizer: Optimizer, settings, losses: Sequen
     costs 1.13x to 2x per evaluation (bench/tiling.py); the float32 L-BFGS
     costs no more evaluations or time per iteration (its own work is a few
     passes over the image, 0.08 us per variable against scipy's 0.85 on a
-    bounded quadratic) and about 3% more iterations for scipy's objective
-    (VGG19, 256 px, 100 iterations: 0.4% above it; 128 px, 30: 4% below;
-    bench/lbfgs_precision.py), so fewer pixels through the network win.
+    bounded quadratic) and 1-3% more iterations for scipy's objective
+    (VGG19, 100 iterations: 0.4% above it at 256 px, 0.3% at 512; 128 px,
+    30 iterations: 4% below; bench/lbfgs_precision.py), less than tiling's
+    least overhead, so fewer pixels through the network win.
     Where nothing fits, the smallest variant is chosen so that the refusal
     names the largest length that fits with it.
 
