@@ -139,7 +139,7 @@ def test_registrations_count_a_distribution_once(installed):
     ("stylize.losses.gram:GramLoss", "E_l = 1/(4 N^2) * sum((G_l - A_l)^2) with normalized Grams (N channels)."),
     ("stylize.losses.gram:gram", "Normalized Gram matrix F F^T / M of CxHxW features (M = H*W positions)."),
     ("stylize.optimizers.lbfgs:LBFGS.memory_bytes",
-     "Bytes this optimizer holds for ``size`` variables (history pairs dominate)."),
+     "Bytes this optimizer holds for ``size`` variables (history pairs dominate); ``auto`` counts float64."),
     ("stylize.core:Loss", None),  # re-exported from stylize.core.contracts: not in the source
     ("stylize.losses.gram:NoSuchClass", None),
     ("stylize.no_such_module:Thing", None),
