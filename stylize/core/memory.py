@@ -142,8 +142,8 @@ def terms_bytes(losses: Sequence, shape: Sequence[int]) -> int:
 def terms_note(losses: Sequence, shape: Sequence[int]) -> str:
     """``", of which the affine term 1.5 GiB"``: what a refusal says of the terms that declare memory, so
     that the user sees what dropping one would save; empty when none does."""
-    parts = [f"the {getattr(t, 'name', type(t).__name__)} term {format_bytes(terms_bytes([t], shape))}"
-             for t in losses if terms_bytes([t], shape) > 0]
+    held = ((t, terms_bytes([t], shape)) for t in losses)
+    parts = [f"the {getattr(t, 'name', type(t).__name__)} term {format_bytes(n)}" for t, n in held if n > 0]
     return f", of which {' and '.join(parts)}" if parts else ""
 
 
