@@ -102,7 +102,8 @@ def parse_config(spec: str) -> Config:
     settings, plugin_items, levels, pooling = {}, [], None, None
     for item in items:
         key, eq, value = item.partition("=")
-        key, value = key.strip().replace("-", "_"), value.strip()
+        plugin, dot, field = key.strip().rpartition(".")  # a plugin's name keeps its hyphens (caffe-vgg19)
+        key, value = plugin + dot + field.replace("-", "_"), value.strip()
         if not (key and eq and value):
             raise ConfigError(f"--config {spec!r}: {item!r} is not KEY=VALUE")
         if key in _GLOBAL:

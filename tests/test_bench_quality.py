@@ -26,6 +26,7 @@ from quality_report import front_groups  # noqa: E402
     ("g16:backend=caffe-vgg16, pooling=max", {"backend": "caffe-vgg16"}, {"caffe-vgg16": {"pooling": "max"}}, None),
     ("short:levels=100:60:30", {"scales": 3, "iterations": 190}, {}, (100, 60, 30)),
     ("h:lbfgs.history=20,tol=1e-3", {"tol": 0.001}, {"lbfgs": {"history": 20}}, None),
+    ("bf:caffe-vgg19.precision=bf16", {}, {"caffe-vgg19": {"precision": "bf16"}}, None),
     ("tv:losses=gram+tv,init=noise", {"losses": ["gram", "tv"], "init": "noise"}, {}, None),
 ])
 def test_a_configuration_becomes_settings_options_and_levels(spec, settings, options, levels):
