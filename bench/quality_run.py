@@ -48,20 +48,22 @@ def main(folder: Path) -> None:
               **settings)
     kept_steps = checkpoints(job.plan.levels, key["every"])
     saving = 0.0  # seconds spent keeping images, taken off every later time
-    steps, kept, level_starts, final = [], [], [], {}
+    steps, kept, level_starts, final, expected = [], [], [], {}, {}
 
     def now() -> float:
         return time.perf_counter() - start - saving
 
     def on_event(event) -> None:
         nonlocal saving
-        if isinstance(event, events.LevelStarted):
+        if isinstance(event, events.Started):  # what the user is told at the start: the ETA check
+            expected.update(t=now(), seconds=event.estimate.seconds if event.estimate else None)
+        elif isinstance(event, events.LevelStarted):
             level_starts.append({"level": event.level.index, "length": event.level.length, "t": now()})
             print(f"   level {event.level.index + 1}/{event.levels}: {event.level.length} px, "
                   f"{event.level.iterations} iterations (t = {now():.0f} s)", flush=True)
         elif isinstance(event, events.Step):
             t = now()
-            steps.append({"step": event.step, "level": event.level, "t": t, "loss": event.loss})
+            steps.append({"step": event.step, "level": event.level, "t": t, "loss": event.loss, "eta": event.eta})
             last = event.step == job.plan.iterations
             if (event.step in kept_steps or event.converged) and not last:  # the last is final.png
                 begin = time.perf_counter()
@@ -77,7 +79,7 @@ def main(folder: Path) -> None:
     record = {**spec, "finished": True, "seconds": final["t"], "saving_seconds": saving,
               "levels": [{"length": level.length, "shape": list(level.shape), "iterations": level.iterations,
                           "first_step": level.first_step} for level in job.plan.levels],
-              "level_starts": level_starts, "checkpoints": kept, "steps": steps,
+              "expected": expected, "level_starts": level_starts, "checkpoints": kept, "steps": steps,
               "peak_rss_bytes": peak_rss_bytes(), "load": [load_before, os.getloadavg()]}
     with atomic_write(folder / "run.json") as f:
         f.write(json.dumps(record, indent=1).encode())
