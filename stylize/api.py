@@ -27,7 +27,7 @@ __all__ = ["Cancelled", "Interrupted", "Job", "events", "metadata", "settings_fr
 
 def stylize(content: Source, style: Source | Sequence[Source], *, output: str | os.PathLike | None = None,
             callback: Callable[[StepResult], None] | None = None, settings: Settings | None = None,
-            preset: str | None = None, content_mask: Source | None = None,
+            preset: str | None = None, quality: str | None = None, content_mask: Source | None = None,
             style_masks: Sequence[Source] | None = None, save_every: int | None = None,
             save_dir: str | os.PathLike | None = None, checkpoint_every: int = checkpoints.EVERY,
             resume: bool = False, **options: Any) -> np.ndarray:
@@ -39,7 +39,8 @@ def stylize(content: Source, style: Source | Sequence[Source], *, output: str | 
     ``iterations=``, ``length=``, ``ratio=``, ``losses=``, ``init=``,
     ``seed=``, ``options={"tv": {"weight": 1e5}}`` ... — with the defaults of
     ``stylize run``; or pass a whole ``settings`` (``options`` then override
-    it), or a ``preset`` that fills in what ``options`` leave out.
+    it), or a ``preset`` and a ``quality`` (draft, normal, best: how long to
+    work) that fill in what ``options`` leave out.
 
     ``callback`` gets a ``StepResult`` after each iteration (``.step``,
     ``.value``, ``.level``, ``.image``); raising StopIteration in it ends the
@@ -55,7 +56,7 @@ def stylize(content: Source, style: Source | Sequence[Source], *, output: str | 
     be the same; a missing checkpoint starts from the beginning). Ctrl-C
     raises ``Interrupted`` after writing the image reached and a checkpoint.
     """
-    job = Job(content, style, settings_from(settings, preset, **options), output=output,
+    job = Job(content, style, settings_from(settings, preset, quality, **options), output=output,
               content_mask=content_mask, style_masks=style_masks, save_every=save_every, save_dir=save_dir,
               checkpoint_every=checkpoint_every, resume=resume)
 

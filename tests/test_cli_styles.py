@@ -4,6 +4,9 @@ import pytest
 from PIL import Image
 
 from stylize.core import pipeline
+from stylize.core.errors import UsageError
+from stylize.core.presets import QUALITIES
+from stylize.core.settings import Settings, settings_from
 
 from .test_cli import assert_one_line_error, images, invoke, run_args  # noqa: F401  (fixture)
 
@@ -84,3 +87,26 @@ def test_photo_preset_fills_in_what_the_command_line_leaves(images, captured, ex
     assert result.exit_code == 0, result.output
     settings = captured[0]["settings"]
     assert tuple(settings.losses) == losses and settings.ratio == ratio and settings.init == init
+
+
+@pytest.mark.parametrize("extra, iterations, losses", [
+    (["--quality", "draft"], QUALITIES["draft"]["iterations"], ("gram",)),
+    (["--quality", "best"], QUALITIES["best"]["iterations"], ("gram",)),
+    (["--quality", "normal"], Settings.iterations, ("gram",)),
+    (["--quality", "draft", "-n", "7"], 7, ("gram",)),  # what the user gives wins
+    (["--quality", "draft", "--preset", "photo"], QUALITIES["draft"]["iterations"], ("gram", "affine")),
+])
+def test_quality_fills_in_the_iterations_the_command_line_leaves(images, captured, extra, iterations, losses):
+    result = invoke(*run_args(images, "-q", *extra))
+    assert result.exit_code == 0, result.output
+    settings = captured[0]["settings"]
+    assert settings.iterations == iterations and tuple(settings.losses) == losses
+
+
+def test_an_unknown_quality_is_a_one_line_error(images, captured):
+    assert_one_line_error(invoke(*run_args(images, "-q", "--quality", "superb")), 2, "superb")
+    with pytest.raises(UsageError, match="qualities: draft, normal, best"):
+        settings_from(quality="superb")
+    assert settings_from(quality="draft", ratio=5.0).iterations == QUALITIES["draft"]["iterations"]
+    with pytest.raises(UsageError, match="not both"):
+        settings_from(Settings(), quality="draft")

@@ -10,7 +10,7 @@ from stylize.core import checkpoint as checkpoints
 from stylize.core.errors import UsageError
 
 from stylize.core.pipeline import Settings
-from stylize.core.presets import PRESETS
+from stylize.core.presets import BEST_ITERATIONS, DRAFT_ITERATIONS, PRESETS, QUALITIES, quality
 
 from .backend_options import BACKEND_OPTIONS, backend_options
 from .config import configurable, load_config, plugin_items
@@ -53,6 +53,11 @@ DEFAULTS = Settings()
 @click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
               help="A recipe that fills in options you did not give. photo: photorealistic "
                    "transfer (gram + affine losses, content init, ratio 1e3).")
+@click.option("--quality", type=click.Choice(list(QUALITIES)), default=None,
+              help="How long to work on the picture; fills in -n (and other options you did not give). "
+                   f"draft: a preview in seconds (-n {DRAFT_ITERATIONS}); normal: the defaults; best: "
+                   f"-n {BEST_ITERATIONS}, for a little more detail at 3x the time. README \"Quality presets\" "
+                   "has each one's measured time and scores.")
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Output image, .png, .jpg or .tif; folders are created, written atomically.")
 @click.option("--bit-depth", type=click.Choice([8, 16]), default=DEFAULTS.bit_depth, show_default=True,
@@ -176,17 +181,16 @@ def run(ctx, content, styles, output, content_mask, style_masks, save_every, sav
 
 
 def settings_from_options(ctx: click.Context, given: dict, backend_given: dict) -> Settings:
-    """Settings from the options; a preset fills in only what the user left at its default.
+    """Settings from the options; a preset and a quality fill in only what the user left at its default.
 
     Backend flags join the ``--set`` options of the chosen backend; one the
     backend does not declare is refused by ``Settings.validate`` like any
     unknown plugin option.
     """
-    name = given.pop("preset")
-    if name is not None:
-        for key, value in PRESETS[name].items():
-            if ctx.get_parameter_source(key) is click.core.ParameterSource.DEFAULT:
-                given[key] = value
+    name, level = given.pop("preset"), given.pop("quality", None)
+    for key, value in {**quality(level), **(PRESETS[name] if name else {})}.items():
+        if ctx.get_parameter_source(key) is click.core.ParameterSource.DEFAULT:
+            given[key] = value
     options = parse_plugin_options(plugin_items(ctx, given.pop("settings_")))
     flags = {key: value for key, value in backend_given.items()
              if ctx.get_parameter_source(key) is not click.core.ParameterSource.DEFAULT}

@@ -24,11 +24,11 @@ from .run import settings_from_options
 from .run import run as run_command
 
 #: ``stylize run`` options taken over: those that define the settings of every frame (Settings'
-#: fields, --preset, --set, the backend flags, --config) and -q. Not the single content image and
+#: fields, --preset, --quality, --set, the backend flags, --config) and -q. Not the single content image and
 #: its masks, the output image, its snapshots and checkpoints (the work folder replaces them), its
 #: --force (ours also covers the work folder), nor options of runs only (--resume, --preview ...).
 TAKEN = ({field.name for field in dataclasses.fields(Settings)} - {"mask_tolerance", "options"}) | \
-    {"styles", "preset", "settings_", "quiet"}
+    {"styles", "preset", "quality", "settings_", "quiet"}
 
 
 def _taken(param: click.Parameter) -> bool:

@@ -69,7 +69,7 @@ class Job:
     """One run with its inputs loaded, its plan made and its checkpoint, if resuming, read and checked.
 
     ``settings`` (or keyword ``options``, the fields of ``Settings``, over a
-    ``preset``) define the result. With ``output`` the result is written
+    ``preset`` and a ``quality``: draft, normal, best) define the result. With ``output`` the result is written
     there (PNG, JPEG or TIFF at ``bit_depth``, atomically, with the settings in its metadata),
     ``save_every`` writes numbered snapshots (into ``save_dir`` if given),
     a checkpoint is written every ``checkpoint_every`` iterations (0: never)
@@ -84,9 +84,9 @@ class Job:
                  style_masks: Sequence[Source] | None = None, save_every: int | None = None,
                  save_dir: str | os.PathLike | None = None, checkpoint_every: int = checkpoints.EVERY,
                  resume: bool = False, preset: str | None = None, level_iterations: Sequence[int] | None = None,
-                 **options: Any):
-        if settings is None or options or preset:
-            settings = settings_from(settings, preset, **options)
+                 quality: str | None = None, **options: Any):
+        if settings is None or options or preset or quality:
+            settings = settings_from(settings, preset, quality, **options)
         settings.validate()
         _check_files(output, save_every, save_dir, checkpoint_every, resume)
         self.settings = settings

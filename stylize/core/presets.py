@@ -9,12 +9,37 @@ from typing import Any
 
 from .errors import UsageError
 
+#: Iterations of ``--quality draft`` and ``best`` (the split over levels: ``schedule.split_iterations``).
+DRAFT_ITERATIONS = 24
+BEST_ITERATIONS = 512
+
 PRESETS: dict[str, dict[str, Any]] = {
     # Luan et al. 2017 without their segmentation network: the affine term
     # keeps edges and local colour relations of the photo, content start,
     # style layers' textures kept moderate so the result stays a photograph.
     "photo": {"losses": ("gram", "affine"), "init": "content", "ratio": 1e3},
 }
+
+
+#: ``--quality``: how long to work on a picture, as a preset of the schedule. Each fills in only what
+#: was left at its default (a preset's and the user's values win); "normal" is the defaults themselves.
+#: Times and scores are bench/quality.py's at 512 px on this project's 2-core machine (README
+#: "Quality presets"): they are why each says what it says.
+QUALITIES: dict[str, dict[str, Any]] = {
+    "draft": {"iterations": DRAFT_ITERATIONS},
+    "normal": {},
+    "best": {"iterations": BEST_ITERATIONS},
+}
+
+
+def quality(name: str | None) -> dict[str, Any]:
+    """The settings of quality ``name`` (a copy; None: none), or a one-line error listing the qualities."""
+    if name is None:
+        return {}
+    try:
+        return dict(QUALITIES[name])
+    except KeyError:
+        raise UsageError(f"unknown quality {name!r}; qualities: {', '.join(QUALITIES)}") from None
 
 
 def preset(name: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from .errors import UsageError
 from .image_formats import BIT_DEPTHS
 from .initial import NAMED as NAMED_INITS
 from .masks import TOLERANCE
-from .presets import preset
+from .presets import preset, quality
 
 
 @dataclass
@@ -119,9 +119,10 @@ class Settings:
         backend.check_options(self.options_for(self.backend))
 
     @classmethod
-    def from_preset(cls, name: str, **given: Any) -> "Settings":
-        """The settings of preset ``name`` (see ``stylize.core.presets``), with ``given`` on top."""
-        return cls(**{**preset(name), **given})
+    def from_preset(cls, name: str | None, quality_name: str | None = None, **given: Any) -> "Settings":
+        """The settings of preset ``name`` over quality ``quality_name`` (see ``stylize.core.presets``;
+        either may be None), with ``given`` on top."""
+        return cls(**{**quality(quality_name), **(preset(name) if name else {}), **given})
 
     def options_for(self, name: str) -> dict[str, Any]:
         return dict(self.options.get(name, {}))
@@ -142,8 +143,9 @@ _LISTS = {"losses": lambda text: [text], "content_layers": lambda text: text.rep
           "style_layers": lambda text: text.replace(",", " ").split()}
 
 
-def settings_from(settings: Settings | None = None, preset: str | None = None, **options: Any) -> Settings:
-    """``Settings`` from keyword options over a preset or over given settings (not both)."""
+def settings_from(settings: Settings | None = None, preset: str | None = None, quality: str | None = None,
+                  **options: Any) -> Settings:
+    """``Settings`` from keyword options over a preset and a quality, or over given settings (not both)."""
     fields = {f.name for f in dataclasses.fields(Settings)}
     for name in options:
         if name not in fields:
@@ -154,7 +156,7 @@ def settings_from(settings: Settings | None = None, preset: str | None = None, *
         if isinstance(options.get(name), str):
             options[name] = split(options[name])
     if settings is not None:
-        if preset is not None:
-            raise UsageError("give either settings or a preset, not both")
+        if preset is not None or quality is not None:
+            raise UsageError("give either settings or a preset/quality, not both")
         return dataclasses.replace(settings, **options)
-    return Settings.from_preset(preset, **options) if preset else Settings(**options)
+    return Settings.from_preset(preset, quality, **options)
