@@ -6,10 +6,18 @@ import signal
 import numpy as np
 import pytest
 
-from stylize.backends import zoo
+from stylize.backends import bf16, zoo
 from stylize.core.images import fit_long_side, load_image, resize
 
 from .tinynet import write_tiny_net
+
+
+@pytest.fixture(autouse=True)
+def exact_arithmetic(monkeypatch):
+    """``--precision auto`` (the Caffe backends' default) stays fp32 in this process: finite differences,
+    tiled-against-whole and the reference images want exact float32. tests/test_bf16.py tests auto itself;
+    subprocesses (CLI, serve, batch workers) keep auto as users get it."""
+    monkeypatch.setattr(bf16, "AUTO", "fp32")
 
 
 def pytest_configure(config):

@@ -181,7 +181,7 @@ def test_refused_before_any_image_is_read(monkeypatch, tiny_net):
     with pytest.raises(UsageError, match="precision bf16"):
         settings.validate()
     settings.options["caffe"]["precision"] = "fp16"
-    with pytest.raises(UsageError, match="choose one of fp32, bf16"):
+    with pytest.raises(UsageError, match="choose one of auto, fp32, bf16"):
         settings.validate()
 
 
@@ -230,3 +230,33 @@ def test_precision_is_per_thread(shim):
     sgemm(shim, *args)  # this thread never asked for bf16
     assert np.array_equal(c_buf, expected, equal_nan=True)
     assert not np.array_equal(rounded, expected, equal_nan=True)
+
+
+@pytest.fixture
+def auto_unpinned(monkeypatch):
+    """``auto`` as users get it (the suite pins it to fp32 for exact gradients: conftest)."""
+    monkeypatch.setattr(bf16, "AUTO", "bf16")
+    monkeypatch.setattr(bf16, "_auto", None)
+    yield
+    bf16.use("fp32")
+
+
+def test_auto_is_fp32_below_the_size_and_where_bf16_cannot_run(auto_unpinned, monkeypatch):
+    assert bf16.resolve("fp32", 10 ** 7) == "fp32" and bf16.resolve("bf16", 1) == "bf16"  # given: as given
+    assert bf16.resolve("auto", bf16.AUTO_MIN_PIXELS - 1) == "fp32"
+    monkeypatch.setattr(bf16, "cpu_has_bf16", lambda: False)
+    assert bf16.resolve("auto", 10 ** 7) == "fp32"  # no refusal: auto falls back
+
+
+@built
+@needs_cpu
+def test_auto_runs_large_evaluations_in_bf16_and_small_ones_in_fp32(tiny_net, auto_unpinned):
+    prototxt, weights = tiny_net
+    backend = CaffeBackend(["conv2"], prototxt=prototxt, weights=weights, precision="auto")
+    side = int(np.ceil(np.sqrt(bf16.AUTO_MIN_PIXELS)))
+    for shape, in_bf16 in (((1, 3, 64, 64), False), ((1, 3, side, side), True)):
+        before = bf16.counts()["bf16_calls"]
+        backend.forward(np.ones(shape, np.float32), ["conv2"])
+        backend.backward({"conv2": np.ones_like(backend.net.blobs["conv2"].data[0])})
+        assert (bf16.counts()["bf16_calls"] > before) == in_bf16, shape
+    assert CaffeBackend(["conv2"], prototxt=prototxt, weights=weights, precision="auto").precision == "auto"

@@ -41,9 +41,11 @@ FILE_OPTIONS = (
 )
 
 #: Arithmetic of the convolutions' GEMMs on the CPU (stylize.backends.bf16).
-PRECISION = Option("precision", str, "fp32", "Arithmetic of Caffe's convolution products on the CPU: fp32, or "
-                   "bf16 (bfloat16 inputs, float32 sums; needs AVX512_BF16 or AMX, see README "
-                   "\"Performance\" for its speed and quality).", choices=("fp32", "bf16"))
+PRECISION = Option("precision", str, "fp32", "Arithmetic of Caffe's convolution products on the CPU: fp32, "
+                   "bf16 (bfloat16 inputs, float32 sums; needs AVX512_BF16 or AMX), or auto: bf16 for images "
+                   f"of at least {bf16.AUTO_MIN_PIXELS} pixels (362x362) where the CPU has it, where it is faster "
+                   "at the same scores, fp32 otherwise (README \"Performance\").",
+                   choices=("auto", "fp32", "bf16"))
 
 
 class CaffeBackend(Backend):
@@ -74,7 +76,9 @@ class CaffeBackend(Backend):
         if precision == "bf16" and gpu >= 0:
             raise UsageError("--precision bf16 is for the CPU; drop it with --gpu")
         bf16.check(precision)
-        self.precision = precision
+        self.precision = "fp32" if gpu >= 0 else precision
+        if self.precision == "auto":
+            bf16.resolve("auto", bf16.AUTO_MIN_PIXELS)  # load the library now, before pycaffe is imported
         if model_dir is not None:
             prototxt, weights = _files_in(Path(model_dir), prototxt, weights)
         text, source = self.network(prototxt, **options)
@@ -155,10 +159,14 @@ class CaffeBackend(Backend):
             blob.reshape(*shape)
             self.net.reshape()
 
+    def _precision(self) -> str:
+        """fp32 or bf16 for an evaluation at the input's current size (``auto`` decides by size)."""
+        return bf16.resolve(self.precision, int(np.prod(self.net.blobs[self.input_blob].data.shape[-2:])))
+
     def forward(self, x: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
         cuda.select(self._caffe, self._gpu)  # Caffe's mode is per thread: a job may run on another
-        bf16.use(self.precision)  # per call: nets of either precision may share the process
         self._reshape(x.shape)
+        bf16.use(self._precision())  # per call: nets of either precision may share the process
         self.net.blobs[self.input_blob].data[...] = x
         last = max(self._writer[layer] for layer in layers)
         self.net._forward(0, last)
@@ -166,7 +174,7 @@ class CaffeBackend(Backend):
 
     def backward(self, grads: Features) -> np.ndarray:
         cuda.select(self._caffe, self._gpu)
-        bf16.use(self.precision)
+        bf16.use(self._precision())
         order = sorted(grads, key=self._writer.__getitem__, reverse=True)
         for i, layer in enumerate(order):
             diff = self.net.blobs[layer].diff[0]
