@@ -141,12 +141,14 @@ def summarize(timing: dict) -> dict:
             "gemm_s": gemm, "not_gemm_share": (1.0 - gemm / total) if gemm is not None and total else None}
 
 
-def measure(size: int, repeat: int, threads: int | None, name: str = "caffe-vgg19") -> dict:
+def measure(size: int, repeat: int, threads: int | None, precision: str | None = None,
+            name: str = "caffe-vgg19") -> dict:
     """One size: the network as a default run prepares it, timed layer by layer under the run's threads."""
     from multiscale import bench_images
     from precision import load_average
     from speed import settings_for
 
+    from stylize.backends import bf16
     from stylize.core import plugins
     from stylize.core.objective import build_losses, make_backend
     from stylize.core.threads import run_threads
@@ -154,15 +156,18 @@ def measure(size: int, repeat: int, threads: int | None, name: str = "caffe-vgg1
     content, _ = bench_images(size)
     with tempfile.TemporaryDirectory() as folder:
         settings, weights = settings_for(name, size, folder)
+        if precision is not None:
+            settings.options[name]["precision"] = precision
         backend_cls = plugins.load("stylize.backends", name)
         backend = make_backend(settings, build_losses(settings, backend_cls), backend_cls)
         with run_threads(threads):
             backend.forward(backend.preprocess(content), backend.layers)  # shapes the net, sets its input
-            load_before = load_average()
+            load_before, bf16_before = load_average(), bf16.counts()["bf16_calls"]
             timing = time_layers(backend.net, repeat)
-            load_after = load_average()
+            load_after, bf16_calls = load_average(), bf16.counts()["bf16_calls"] - bf16_before
     return {"backend": name, "size": size, "weights": weights, "layers_read": list(backend.layers),
-            "threads": threads, "load_before": load_before, "load_after": load_after,
+            "precision": backend.precision, "bf16_gemm_calls": bf16_calls, "threads": threads,
+            "load_before": load_before, "load_after": load_after,
             **timing, "summary": summarize(timing)}
 
 
@@ -172,7 +177,8 @@ def share(value) -> str:
 
 def print_size(row: dict) -> None:
     summary, groups = row["summary"], row["summary"]["groups"]
-    print(f"\n{row['backend']} at {row['size']} px (load {row['load_before']} -> {row['load_after']}):\n")
+    print(f"\n{row['backend']} at {row['size']} px, precision {row['precision']} "
+          f"({row['bf16_gemm_calls']} GEMM calls in bf16; load {row['load_before']} -> {row['load_after']}):\n")
     print("| layer | type | forward ms | backward ms | in sgemm ms (fwd + bwd) |")
     print("|---|---|---|---|---|")
     for layer in row["layers"]:
@@ -207,6 +213,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="timed passes per size (median), after a warm-up")
     parser.add_argument("--threads", type=int, default=None,
                         help="Caffe's BLAS threads, as a run's --threads (default: every core)")
+    parser.add_argument("--precision", default=None,
+                        help="the backend's precision option (fp32, bf16, ...; default: the backend's default)")
     parser.add_argument("--json", default=os.path.join(HERE, "layers.json"), help="where to write the figures")
     args = parser.parse_args()
     from speed import caffe_blas_kernels, cpu_model
@@ -215,7 +223,7 @@ def main() -> None:
     print(f"machine: {machine}; threads: {args.threads or 'default (every core)'}; repeat: {args.repeat}")
     rows = []
     for size in args.sizes:
-        rows.append(measure(size, args.repeat, args.threads))
+        rows.append(measure(size, args.repeat, args.threads, args.precision))
         print_size(rows[-1])
     print_summary(rows)
     print("\nShares are of the layers' forward + backward summed; 'in one call' is _forward(0, last) + "
