@@ -34,14 +34,15 @@ def test_plan_is_made_once_from_the_inputs_without_a_network(tiny, pictures):
     assert [level.length for level in job.plan.levels] == [32, 64, 128]
     assert [level.shape for level in job.plan.levels] == [(21, 32), (42, 64), (85, 128)]
     assert [level.style_shapes for level in job.plan.levels] == [((16, 16),), ((32, 32),), ((64, 64),)]
-    assert [level.iterations for level in job.plan.levels] == [8, 4, 2]
-    assert [level.first_step for level in job.plan.levels] == [0, 8, 12] and job.plan.iterations == 14
+    assert [level.iterations for level in job.plan.levels] == [5, 2, 7]  # half at full size
+    assert [level.first_step for level in job.plan.levels] == [0, 5, 7] and job.plan.iterations == 14
     assert "pipeline" not in vars(job)  # nothing loaded yet
 
 
 def test_events_in_order_with_their_content(tiny, pictures, tmp_path):
     output = tmp_path / "out.png"
-    job = Job(*pictures, output=output, length=48, iterations=6, scales=2, save_every=3, checkpoint_every=2,
+    job = Job(*pictures, output=output, length=48, iterations=6, scales=2, level_iterations=(4, 2), save_every=3,
+              checkpoint_every=2,
               **tiny)
     seen = []
     image = job.run(seen.append, preview_every=0.0)
@@ -140,16 +141,18 @@ def test_eta_weights_each_level_by_its_cost():
     from stylize.core.plan import make_plan
     from stylize.core.settings import Settings
 
-    plan = make_plan(Settings(iterations=7, scales=3), (512, 512), [(512, 512)])
-    assert [level.iterations for level in plan.levels] == [4, 2, 1]
-    clock = Clock(plan, level_flops=[1, 4, 16])
+    plan = make_plan(Settings(iterations=7, scales=3), (512, 512), [(512, 512)], level_iterations=[4, 2, 1])
+    clock = Clock(plan, level_costs=[1, 4, 16])
     assert clock.cost(0, 7) == 4 * 1 + 2 * 4 + 16 and clock.eta(0) is None
     clock.started = time.monotonic() - 8.0
     assert [clock.step(i) is not None for i in range(1, 5)] == [True] * 4
     assert clock.work == 4 and clock.eta(4) == pytest.approx(48.0, rel=0.01)
     clock.step(6)  # the coarse level stopped early (--tol): its last iterations are no work done
     assert clock.work == 8 and clock.eta(6) == pytest.approx(8 / 8 * 16, rel=0.01)
-    unknown = Clock(plan, level_flops=[None, None, None])  # pixels instead: 1 : 4 : 16 here too
+    # Each level's own iterations and seconds, for the rate of its arithmetic: 8 s before the first
+    # level's 4, nearly nothing before the second's one.
+    assert clock.level_iterations == [4, 1, 0] and clock.level_elapsed[0] >= 8.0 > 1.0 > clock.level_elapsed[1]
+    unknown = Clock(plan, level_costs=[None, None, None])  # pixels instead: 1 : 4 : 16 here too
     assert unknown.cost(0, 7) == 4 * 128 * 128 + 2 * 256 * 256 + 512 * 512
 
 
@@ -161,8 +164,8 @@ def test_eta_starts_from_the_recorded_rate_and_moves_to_the_runs_own():
     from stylize.core.plan import make_plan
     from stylize.core.settings import Settings
 
-    plan = make_plan(Settings(iterations=7, scales=3), (512, 512), [(512, 512)])
-    clock = Clock(plan, level_flops=[1, 4, 16], expected_seconds=56.0)
+    plan = make_plan(Settings(iterations=7, scales=3), (512, 512), [(512, 512)], level_iterations=[4, 2, 1])
+    clock = Clock(plan, level_costs=[1, 4, 16], expected_seconds=56.0)
     clock.started = time.monotonic() - 4.0  # the first iteration (cost 1) took 4 s
     left = clock.cost(1, 7)
     assert clock.step(1) == pytest.approx((4 + 2 * PRIOR_ITERATIONS) / (1 + PRIOR_ITERATIONS) * left, rel=0.01)
@@ -223,5 +226,36 @@ def test_a_long_run_records_this_machines_rate_for_the_next_estimate(tmp_path, m
     speed.record("caffe-vgg19", None, flops=6e12, seconds=240.0, iterations=many)  # a loaded run: half way
     assert speed.rate("caffe-vgg19", None) == pytest.approx(5e10)
     assert speed.rate("caffe-vgg19", 1) == speed.ASSUMED_RATE  # per thread count
+    assert speed.rate("caffe-vgg19", None, "bf16") == pytest.approx(5e10)  # none yet: the ordinary one
+    speed.record("caffe-vgg19", None, flops=6e12, seconds=30.0, iterations=many, arithmetic="bf16")
+    assert speed.rate("caffe-vgg19", None, "bf16") == pytest.approx(2e11)
+    assert speed.rate("caffe-vgg19", None) == pytest.approx(5e10)  # per arithmetic
     (tmp_path / "cache" / "speed.json").write_text("not json")
     assert speed.rate("caffe-vgg19", None) == speed.ASSUMED_RATE
+
+
+def test_each_level_is_estimated_and_recorded_at_the_rate_of_its_arithmetic(tiny, pictures, tmp_path,
+                                                                           monkeypatch):
+    """The finest level runs in another arithmetic ("fast", 4x the FLOP rate): its seconds per iteration
+    use that rate, and the run records a rate for each arithmetic from its own levels' seconds."""
+    import json
+
+    from stylize.core import speed
+    monkeypatch.setenv("STYLIZE_HOME", str(tmp_path))
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "speed.json").write_text(json.dumps({"caffe/1": 1e9, "caffe/1/fast": 4e9}))
+    monkeypatch.setattr(speed, "MIN_SECONDS", 0.0)
+    monkeypatch.setattr(speed, "MIN_ITERATIONS", 1)
+    job = Job(*pictures, length=48, iterations=6, scales=2, **tiny)
+    final = job.plan.final.shape
+    monkeypatch.setattr(type(job.pipeline.backend), "arithmetic",
+                        lambda self, shape: "fast" if tuple(shape) == tuple(final) else "")
+    estimate = job.estimate
+    assert estimate.level_arithmetic == ("", "fast")
+    assert estimate.level_seconds == pytest.approx([f / r for f, r in zip(estimate.level_flops, (1e9, 4e9))])
+    assert estimate.seconds == pytest.approx(sum(level.iterations * s for level, s in
+                                                 zip(job.plan.levels, estimate.level_seconds)))
+    job.run(lambda event: None)
+    recorded = json.loads((tmp_path / "cache" / "speed.json").read_text())
+    assert set(recorded) == {"caffe/1", "caffe/1/fast"}
+    assert all(recorded[key] != before for key, before in (("caffe/1", 1e9), ("caffe/1/fast", 4e9)))

@@ -200,6 +200,10 @@ class CaffeBackend(Backend):
             self._costs[key] = costs.net_costs(build_net(self._prepared, (1, channels, *key)), self._proto)
         return self._costs[key]
 
+    def arithmetic(self, shape: Sequence[int]) -> str:
+        precision = bf16.resolve(self.precision, int(np.prod(shape[-2:])))
+        return "" if precision == "fp32" else precision
+
     def estimate_flops(self, shape: Sequence[int]) -> int | None:
         return self.costs_at(shape).flops
 

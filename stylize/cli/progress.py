@@ -44,7 +44,7 @@ def plan_line(started: events.Started) -> str:
             tiled.append(f"{level.length} px {', '.join(said)}")
     parts = [f"planned: {scales}, {left} iterations{''.join(f', {t}' for t in tiled)}"]
     if estimate.seconds is not None:
-        cost = Clock(started.plan, estimate.level_flops).cost  # a resumed run has only the rest to do
+        cost = Clock(started.plan, estimate.level_costs()).cost  # a resumed run has only the rest to do
         left_share = cost(started.first_step, started.plan.iterations) / cost(0, started.plan.iterations)
         parts.append(f"expected about {duration(estimate.seconds * left_share)}")
     if estimate.memory_bytes is not None:

@@ -120,6 +120,12 @@ class Backend(abc.ABC):
         """
         return None
 
+    def arithmetic(self, shape: Sequence[int]) -> str:
+        """The arithmetic an evaluation at ``shape`` runs in when it is not the backend's ordinary one
+        (``"bf16"``); "" (the default) for the ordinary. The same FLOPs take another time in another
+        arithmetic, so a run's speed is recorded, and the next run's time estimated, per arithmetic."""
+        return ""
+
     def tiling(self, layers: Sequence[str]) -> "Tiling | None":
         """How ``layers``' features line up with the input, so that the objective can be evaluated
         tile by tile with the whole image's result (``stylize.core.tiling``); None (the default):

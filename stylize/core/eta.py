@@ -1,8 +1,9 @@
 """An ETA that knows a finer level costs more per iteration than a coarse one.
 
-Each iteration is weighted by the FLOPs of one evaluation at its level (or
-its pixels, where the backend cannot count FLOPs); the seconds per unit of
-that weight are measured on the run itself. A plain iterations-per-second
+Each iteration is weighted by its level's expected seconds per iteration
+(``Estimate.level_costs``: the FLOPs of one evaluation at the machine's
+recorded rate for that level's arithmetic), else its FLOPs, else its
+pixels; the seconds per unit of that weight are measured on the run itself. A plain iterations-per-second
 ETA, taken during the cheap coarse levels, would promise a fraction of the
 real time left.
 
@@ -26,18 +27,23 @@ PRIOR_ITERATIONS = 5
 class Clock:
     """Elapsed seconds and expected seconds left, for a run of ``plan`` that starts at ``first_step``."""
 
-    def __init__(self, plan: Plan, level_flops: Sequence[int | None] = (), first_step: int = 0,
+    def __init__(self, plan: Plan, level_costs: Sequence[float | None] = (), first_step: int = 0,
                  expected_seconds: float | None = None):
-        flops = list(level_flops)
+        costs = list(level_costs)
         #: Cost of one iteration at each level, in arbitrary units.
-        self.unit = [float(f) for f in flops] if len(flops) == len(plan.levels) and all(flops) else \
+        self.unit = [float(c) for c in costs] if len(costs) == len(plan.levels) and all(costs) else \
             [float(level.pixels) for level in plan.levels]
         self.plan, self.first_step = plan, first_step
         self.started = time.monotonic()
+        self._mark: float | None = None  # when the last counted iteration ended
         #: Cost of the iterations done so far (a level stopped by ``tol`` skips the rest of its own).
         self.work = 0.0
         #: Iterations counted so far.
         self.iterations = 0
+        #: Per level: iterations counted and the seconds up to each one's end since the one before
+        #: (a level's first also carries its setup): each arithmetic's rate is recorded from them.
+        self.level_iterations = [0] * len(plan.levels)
+        self.level_elapsed = [0.0] * len(plan.levels)
         #: The recorded rate as pseudo-measurements: (seconds, cost), or nothing.
         self.prior = (0.0, 0.0)
         total = self.cost(0, plan.iterations)
@@ -61,6 +67,11 @@ class Clock:
         """Count iteration ``step`` as done; return the seconds left at the rate measured so far."""
         self.work += self.cost(step - 1, step)
         self.iterations += 1
+        index = next((i for i, level in enumerate(self.plan.levels) if step <= level.last_step), -1)
+        now = time.monotonic()
+        self.level_iterations[index] += 1
+        self.level_elapsed[index] += now - (self.started if self._mark is None else self._mark)
+        self._mark = now
         return self.eta(step)
 
     def eta(self, step: int) -> float | None:

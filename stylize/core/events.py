@@ -35,7 +35,8 @@ class Estimate:
     memory_source: str | None
     #: FLOPs of one objective evaluation at each level; None where the backend cannot count.
     level_flops: tuple[int | None, ...]
-    #: Expected wall time of the whole run (seconds), from the FLOPs at an assumed rate; None: unknown.
+    #: Expected wall time of the whole run (seconds), from the FLOPs at the machine's recorded rate
+    #: for each level's arithmetic (``stylize.core.speed``); None: unknown.
     seconds: float | None
     #: How each level is evaluated: None (the whole image at once) or its tiling, e.g.
     #: ``tiled 3x2, 512x512 px tiles (80 px halo)`` (``--tile-size``).
@@ -43,6 +44,17 @@ class Estimate:
     #: Per level, what the plan changed in the optimizer to fit the memory limit, e.g.
     #: ``L-BFGS history in float32`` (``Optimizer.smaller``); None where it runs as set.
     optimizer_notes: tuple[str | None, ...] = ()
+    #: Per level, the arithmetic its evaluations run in ("" the backend's ordinary, or e.g. "bf16":
+    #: ``Backend.arithmetic``) and the expected seconds of one iteration there (None: unknown).
+    level_arithmetic: tuple[str, ...] = ()
+    level_seconds: tuple[float | None, ...] = ()
+
+    def level_costs(self) -> tuple:
+        """What an iteration at each level costs, for an ETA: its expected seconds where every level
+        has them, else its FLOPs (None where unknown)."""
+        if self.level_seconds and all(self.level_seconds):
+            return self.level_seconds
+        return self.level_flops
 
 
 @dataclass(frozen=True)

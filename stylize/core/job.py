@@ -218,7 +218,7 @@ class _Run:
         if job._cancel.is_set():
             raise _CancelRequested
         estimate = job.estimate
-        self.clock = Clock(job.plan, estimate.level_flops, job.first_step, estimate.seconds)
+        self.clock = Clock(job.plan, estimate.level_costs(), job.first_step, estimate.seconds)
         self.emit(events.Started(job.plan, estimate, job.first_step))
         start = None if job.resumed is None else Start(job.resumed.step, job.resumed.image)
         image = job.pipeline.run(job.inputs, self.on_step, start, self.on_level)
@@ -226,10 +226,19 @@ class _Run:
             save_image(image, job.output, metadata=job.metadata, bit_depth=job.settings.bit_depth)
             job._remove_checkpoint()
         if all(estimate.level_flops):
-            speed.record(job.settings.backend, job.settings.threads, self.clock.work, self.clock.elapsed(),
-                         self.clock.iterations)
+            self.record_speed(estimate)
         self.emit(events.Finished(job.output, self.clock.elapsed(), image))
         return image
+
+    def record_speed(self, estimate: events.Estimate) -> None:
+        """The rate this run achieved in each arithmetic its levels ran in, for the next estimate."""
+        clock, arithmetic = self.clock, estimate.level_arithmetic or ("",) * len(estimate.level_flops)
+        for kind in set(arithmetic):
+            levels = [i for i, a in enumerate(arithmetic) if a == kind]
+            speed.record(self.job.settings.backend, self.job.settings.threads,
+                         sum(clock.level_iterations[i] * estimate.level_flops[i] for i in levels),
+                         sum(clock.level_elapsed[i] for i in levels),
+                         sum(clock.level_iterations[i] for i in levels), kind)
 
     def on_level(self, level: Level) -> None:
         if self.job._cancel.is_set():

@@ -85,15 +85,18 @@ class Pipeline:
         flops = tuple(self.backend.estimate_flops(level.shape) if t is None else
                       tile_plan.tiled_flops(self.backend, t, level.shape)
                       for level, t in zip(self.plan.levels, tiles))
+        arithmetic = tuple(self.backend.arithmetic(level.shape) for level in self.plan.levels)
+        per_iteration = tuple(None if f is None else f / speed.rate(self.settings.backend, self.settings.threads, a)
+                              for f, a in zip(flops, arithmetic))
         seconds = None
-        if all(f is not None for f in flops):
-            work = sum(level.iterations * f for level, f in zip(self.plan.levels, flops))
-            seconds = work / speed.rate(self.settings.backend, self.settings.threads)
+        if all(s is not None for s in per_iteration):
+            seconds = sum(level.iterations * s for level, s in zip(self.plan.levels, per_iteration))
         return Estimate(memory_bytes=needed, memory_limit=None if limit is None else limit[0],
                         memory_source=None if limit is None else limit[1], level_flops=flops, seconds=seconds,
                         tiles=tuple(None if t is None else t.grid(level.shape).describe()
                                     for level, t in zip(self.plan.levels, tiles)),
-                        optimizer_notes=tuple(choice.note for choice in self.choices))
+                        optimizer_notes=tuple(choice.note for choice in self.choices),
+                        level_arithmetic=arithmetic, level_seconds=per_iteration)
 
     def run(self, inputs: Inputs, on_step: StepHook, start: Start | None = None,
             on_level: Callable[[Level], None] | None = None) -> np.ndarray:

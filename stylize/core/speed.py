@@ -3,9 +3,10 @@
 An expected time from FLOP counts needs a FLOP rate, and that rate is the
 machine's (cores, BLAS kernels, cache) more than the network's. A fixed
 guess is right on one machine only; so every run longer than
-``MIN_SECONDS`` records the rate it achieved, per backend and thread
-count, in ``$STYLIZE_HOME/cache/speed.json``, and the next estimate uses
-it. Short runs (tests, drafts) and runs of few iterations (a couple of
+``MIN_SECONDS`` records the rate it achieved, per backend, thread count
+and arithmetic (``Backend.arithmetic``: a bf16 level runs the same FLOPs
+in less time than a float32 one), in ``$STYLIZE_HOME/cache/speed.json``,
+and the next estimate uses it. Short runs (tests, drafts) and runs of few iterations (a couple of
 iterations at print size spend most of their time making targets) are not
 recorded: their rate is not an iteration's. A new rate is blended with the
 recorded one (geometric mean), so one run on a loaded machine moves the
@@ -31,8 +32,8 @@ def _path() -> Path:
     return stylize_home() / "cache" / "speed.json"
 
 
-def _key(backend: str, threads: int | None) -> str:
-    return f"{backend}/{threads or 'default'}"
+def _key(backend: str, threads: int | None, arithmetic: str = "") -> str:
+    return f"{backend}/{threads or 'default'}" + (f"/{arithmetic}" if arithmetic else "")
 
 
 def _read() -> dict:
@@ -43,18 +44,21 @@ def _read() -> dict:
     return rates if isinstance(rates, dict) else {}
 
 
-def rate(backend: str, threads: int | None) -> float:
-    """FLOP/s one objective evaluation runs at: this machine's last measurement, else ASSUMED_RATE."""
-    value = _read().get(_key(backend, threads))
+def rate(backend: str, threads: int | None, arithmetic: str = "") -> float:
+    """FLOP/s one objective evaluation runs at: this machine's last measurement (in the ordinary
+    arithmetic until one in ``arithmetic`` is recorded), else ASSUMED_RATE."""
+    rates = _read()
+    value = rates.get(_key(backend, threads, arithmetic)) or rates.get(_key(backend, threads))
     return float(value) if isinstance(value, (int, float)) and value > 0 else ASSUMED_RATE
 
 
-def record(backend: str, threads: int | None, flops: float, seconds: float, iterations: int) -> None:
-    """Remember the rate of a run that did ``iterations`` costing ``flops`` in ``seconds`` (if long enough)."""
+def record(backend: str, threads: int | None, flops: float, seconds: float, iterations: int,
+           arithmetic: str = "") -> None:
+    """Remember the rate of ``iterations`` costing ``flops`` done in ``seconds`` (if long enough)."""
     if seconds < MIN_SECONDS or iterations < MIN_ITERATIONS or flops <= 0:
         return
     rates = _read()
-    key, measured = _key(backend, threads), flops / seconds
+    key, measured = _key(backend, threads, arithmetic), flops / seconds
     old = rates.get(key)
     rates[key] = (old * measured) ** 0.5 if isinstance(old, (int, float)) and old > 0 else measured
     try:
