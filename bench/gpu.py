@@ -13,7 +13,7 @@ an environment variable read when cuBLAS starts, do not carry over):
    the objective's gradient (fp32; also with TF32 in its own process).
 3. eval: seconds per objective evaluation (forward + backward + the default
    losses, median of --repeat after a warm-up) at 512 and 1024 px, fp32 and TF32.
-4. run: the default `stylize run` (512 px, 512 iterations coarse to fine) as
+4. run: the default `stylize run` (512 px, its default iterations, coarse to fine) as
    a command: wall time.
 5. lbfgs: --iterations L-BFGS iterations at 512 px in one level (--scales 1)
    through the Job API: wall time from the first to the last iteration, the
@@ -171,6 +171,8 @@ def machine() -> dict:
 
 
 def main() -> None:
+    from stylize.core.settings import Settings  # light: no Caffe
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpu", type=int, default=0, help="the GPU (-1: a dry run on the CPU)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024], help="eval sizes")
@@ -179,7 +181,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=500, help="L-BFGS iterations at --lbfgs-size")
     parser.add_argument("--lbfgs-size", type=int, default=512)
     parser.add_argument("--run-length", type=int, default=512, help="length of the default run")
-    parser.add_argument("--run-iterations", type=int, default=512, help="its iterations (the default)")
+    parser.add_argument("--run-iterations", type=int, default=Settings.iterations, help="its iterations (the default)")
     parser.add_argument("--budget", type=float, default=480, help="seconds for everything")
     parser.add_argument("--quick", action="store_true",
                         help="a dry run's sizes: eval at 128, agree at 64, 5 L-BFGS iterations at 128, "

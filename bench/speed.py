@@ -20,7 +20,7 @@ and (--lbfgs backends and sizes) the seconds per L-BFGS iteration of the real
 pipeline with its peak memory against the run's estimate (optimizer state
 included).
 
---run: the default `stylize run` (512 px, 512 iterations, coarse to fine) as
+--run: the default `stylize run` (512 px, its default iterations, coarse to fine) as
 a real command: wall time, peak memory, and the final objective measured at
 full resolution (bench/multiscale.py's scorer).
 
@@ -290,6 +290,8 @@ def print_tables(rows: list[dict], lbfgs: list[dict], run: dict | None) -> None:
 
 
 def main() -> None:
+    from stylize.core.settings import Settings  # light: no Caffe
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="*", default=list(BACKENDS), metavar="NAME",
                         help="backends of table 1 (none: skip it)")
@@ -304,7 +306,7 @@ def main() -> None:
     parser.add_argument("--run", action="store_true",
                         help="time the default `stylize run` instead (wall time, peak, full-size objective)")
     parser.add_argument("--run-length", type=int, default=512)
-    parser.add_argument("--run-iterations", type=int, default=512)
+    parser.add_argument("--run-iterations", type=int, default=Settings.iterations)
     parser.add_argument("--json", default=os.path.join(HERE, "results.json"))
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)  # internal: one measurement
     args = parser.parse_args()

@@ -259,4 +259,6 @@ def test_auto_runs_large_evaluations_in_bf16_and_small_ones_in_fp32(tiny_net, au
         backend.forward(np.ones(shape, np.float32), ["conv2"])
         backend.backward({"conv2": np.ones_like(backend.net.blobs["conv2"].data[0])})
         assert (bf16.counts()["bf16_calls"] > before) == in_bf16, shape
-    assert CaffeBackend(["conv2"], prototxt=prototxt, weights=weights, precision="auto").precision == "auto"
+    default = CaffeBackend(["conv2"], prototxt=prototxt, weights=weights)  # auto unless told otherwise
+    assert default.arithmetic((side, side)) == "bf16" and default.arithmetic((64, 64)) == ""
+    assert CaffeBackend(["conv2"], prototxt=prototxt, weights=weights, precision="fp32").arithmetic((side, side)) == ""

@@ -75,7 +75,7 @@ def one_line_usage_error(result, *fragments):
 # -- precedence ------------------------------------------------------------------
 
 def test_default(runs):
-    assert ok(runs()).iterations == Settings().iterations == 512
+    assert ok(runs()).iterations == Settings().iterations == 320
 
 
 def test_config_file_beats_default(runs):

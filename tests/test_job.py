@@ -34,8 +34,8 @@ def test_plan_is_made_once_from_the_inputs_without_a_network(tiny, pictures):
     assert [level.length for level in job.plan.levels] == [32, 64, 128]
     assert [level.shape for level in job.plan.levels] == [(21, 32), (42, 64), (85, 128)]
     assert [level.style_shapes for level in job.plan.levels] == [((16, 16),), ((32, 32),), ((64, 64),)]
-    assert [level.iterations for level in job.plan.levels] == [5, 2, 7]  # half at full size
-    assert [level.first_step for level in job.plan.levels] == [0, 5, 7] and job.plan.iterations == 14
+    assert [level.iterations for level in job.plan.levels] == [8, 3, 3]  # 2:1:1
+    assert [level.first_step for level in job.plan.levels] == [0, 8, 11] and job.plan.iterations == 14
     assert "pipeline" not in vars(job)  # nothing loaded yet
 
 

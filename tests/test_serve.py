@@ -31,13 +31,16 @@ from stylize.core import checkpoint as checkpoints
 from stylize.core import plugins
 from stylize.core.errors import UsageError
 from stylize.core.options import LOSS_OPTIONS, declared
+from stylize.core.settings import Settings
 from stylize.serve import preview_server
 from stylize.serve.config import ServeConfig, is_loopback
 from stylize.serve.server import Server
 
 IMAGES = Path(__file__).resolve().parent.parent / "examples" / "images"
 CONTENT, STYLE = IMAGES / "astronaut.jpg", IMAGES / "the_scream.jpg"
-TINY_SETTINGS = {"backend": "caffe", "length": 48, "scales": 1, "content_layers": "conv2",
+#: tol 0: these tests count, time and cancel runs by their iterations, which a tiny network's
+#: converged objective would otherwise end early.
+TINY_SETTINGS = {"backend": "caffe", "length": 48, "scales": 1, "tol": 0, "content_layers": "conv2",
                  "style_layers": "conv1,conv2"}
 
 
@@ -194,6 +197,10 @@ def test_plugins_lists_every_installed_plugin_with_its_declared_options(client, 
     assert caffe["prototxt"]["path"] and caffe["prototxt"]["fixed"] == tiny_net[0]  # fixed by the server
     assert catalogue["defaults"]["backend"] == "caffe-vgg19" and catalogue["defaults"]["losses"] == ["gram"]
     assert catalogue["presets"]["photo"]["losses"] == ["gram", "affine"]
+    qualities = catalogue["qualities"]  # each sets the same fields, normal back to the defaults
+    assert list(qualities) == ["draft", "normal", "best"] and qualities["normal"]["iterations"] == Settings.iterations
+    assert qualities["draft"]["iterations"] < Settings.iterations < qualities["best"]["iterations"]
+    assert {len(values) for values in qualities.values()} == {len(qualities["draft"])}
     assert catalogue["inits"] == ["content", "style", "noise"] and catalogue["limits"]["max_length"] == 2048
 
 
@@ -596,7 +603,7 @@ def test_stylize_serve_prints_its_url_and_stops_on_ctrl_c(tmp_path):
 def test_preview_server_serves_the_page_of_one_cli_run(tiny_net, tmp_path):
     prototxt, weights = tiny_net
     output = tmp_path / "out.png"
-    job = Job(CONTENT, STYLE, output=output, iterations=40, length=48, scales=1, backend="caffe", threads=1,
+    job = Job(CONTENT, STYLE, output=output, iterations=40, tol=0, length=48, scales=1, backend="caffe", threads=1,
               content_layers=["conv2"], style_layers=["conv1", "conv2"],
               options={"caffe": {"prototxt": prototxt, "weights": weights}})
     printed, received, streamed = [], [], []

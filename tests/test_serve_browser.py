@@ -70,6 +70,7 @@ def wait(driver, condition, timeout: float = 60, what: str = "the page"):
 @pytest.mark.slow
 def test_the_page_runs_a_job_with_a_live_preview_in_chromium(browser, server, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
 
     find = lambda css: browser.find_element(By.CSS_SELECTOR, css)  # noqa: E731
     browser.get(server.url)
@@ -92,8 +93,16 @@ def test_the_page_runs_a_job_with_a_live_preview_in_chromium(browser, server, tm
     wait(browser, lambda: find("#style-list").find_elements(By.CSS_SELECTOR, ".thumb-card"), what="the style")
     assert "the_scream.jpg" in find("#style-list").text
 
+    # The quality choice fills in the iterations, and normal puts the default back.
+    from stylize.core.presets import QUALITIES
+    from stylize.core.settings import Settings
+    for quality, iterations in (("draft", QUALITIES["draft"]["iterations"]), ("normal", Settings.iterations)):
+        Select(find("#set-quality")).select_by_value(quality)
+        assert find("#set-iterations").get_attribute("value") == str(iterations), quality
+
     # A small job: the real VGG19, 160 px, a few iterations, one level.
-    for field, value in (("#set-length", "160"), ("#set-iterations", "8"), ("#set-scales", "1")):
+    assert find("#set-tol").get_attribute("value") == str(Settings.tol)  # the stop rule, shown and settable
+    for field, value in (("#set-length", "160"), ("#set-iterations", "8"), ("#set-scales", "1"), ("#set-tol", "0.5")):
         find(field).clear()
         find(field).send_keys(value)
     find("#start").click()
@@ -121,6 +130,7 @@ def test_the_page_runs_a_job_with_a_live_preview_in_chromium(browser, server, tm
          what="the download to complete")
     image = Image.open(downloaded)
     assert image.size == (160, 160) and "iterations=8" in image.text["stylize:settings"]
+    assert "tol=0.5" in image.text["stylize:settings"]
     assert downloaded.read_bytes() == next(server.web.work.results.glob("*.png")).read_bytes()
 
     # It appears in the gallery with its settings.

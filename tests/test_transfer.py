@@ -50,12 +50,18 @@ def test_content_weight_keeps_the_balance_across_sizes():
     assert content_weight((256, 512)) == 2.0
 
 
-def test_scales_halve_down_to_128_and_iterations_favour_coarse_levels():
+def test_scales_halve_down_to_128_and_the_finest_level_gets_as_many_as_the_one_before():
     assert scale_lengths(512, None) == [128, 256, 512]
     assert scale_lengths(200, None) == [200]
     assert scale_lengths(512, 1) == [512] and scale_lengths(512, 2) == [256, 512]
-    assert split_iterations(512, 3) == [293, 146, 73] and split_iterations(7, 1) == [7]
-    assert sum(split_iterations(10, 4)) == 10
+    assert split_iterations(320, 3) == [160, 80, 80] and split_iterations(7, 1) == [7]
+    assert split_iterations(161, 2) == [81, 80] and split_iterations(512, 4) == [256, 128, 64, 64]
+    for total in range(40):
+        for levels in range(1, 5):
+            counts = split_iterations(total, levels)
+            assert sum(counts) == total and len(counts) == levels and min(counts) >= 0
+            assert counts[:-1] == sorted(counts[:-1], reverse=True) and counts[-1] <= counts[max(0, levels - 2)]
+            assert levels < 2 or counts[-1] >= counts[-2] - 1
 
 
 def test_pink_noise_is_seeded_and_in_range():

@@ -41,10 +41,11 @@ FILE_OPTIONS = (
 )
 
 #: Arithmetic of the convolutions' GEMMs on the CPU (stylize.backends.bf16).
-PRECISION = Option("precision", str, "fp32", "Arithmetic of Caffe's convolution products on the CPU: fp32, "
-                   "bf16 (bfloat16 inputs, float32 sums; needs AVX512_BF16 or AMX), or auto: bf16 for images "
-                   f"of at least {bf16.AUTO_MIN_PIXELS} pixels (362x362) where the CPU has it, where it is faster "
-                   "at the same scores, fp32 otherwise (README \"Performance\").",
+PRECISION = Option("precision", str, "auto", "Arithmetic of Caffe's convolution products on the CPU: auto "
+                   f"(the default): bf16 for images of at least {bf16.AUTO_MIN_PIXELS} pixels (362x362) where the "
+                   "CPU has it and stylize's bf16 library is built, where it is faster at the same scores, fp32 "
+                   "otherwise; fp32: always exact float32; bf16 (bfloat16 inputs, float32 sums; needs AVX512_BF16 "
+                   "or AMX) at every size (README \"Performance\").",
                    choices=("auto", "fp32", "bf16"))
 
 
@@ -67,7 +68,7 @@ class CaffeBackend(Backend):
 
     def __init__(self, layers: Sequence[str], *, prototxt: str | os.PathLike | None = None,
                  weights: str | os.PathLike | None = None, model_dir: str | os.PathLike | None = None,
-                 gpu: int = -1, frozen: bool = True, precision: str = "fp32", **options):
+                 gpu: int = -1, frozen: bool = True, precision: str = "auto", **options):
         """``frozen=False`` (not an option of a run) leaves the parameters learnable, so that
         backward also computes weight gradients, as stock Caffe does: for benchmarks that
         measure what freezing saves."""
@@ -115,7 +116,7 @@ class CaffeBackend(Backend):
         if all(options.get(key) is not None for key in ("model_dir", "prototxt", "weights")):
             raise UsageError("--model-dir is not used when both --prototxt and --weights are given; drop one "
                              "of the three (--model-dir supplies only the file you leave out)")
-        bf16.check(options.get("precision") or "fp32")
+        bf16.check(options.get("precision") or PRECISION.default)
 
     @classmethod
     def check_device(cls, gpu: int) -> None:

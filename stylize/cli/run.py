@@ -55,9 +55,9 @@ DEFAULTS = Settings()
                    "transfer (gram + affine losses, content init, ratio 1e3).")
 @click.option("--quality", type=click.Choice(list(QUALITIES)), default=None,
               help="How long to work on the picture; fills in -n (and other options you did not give). "
-                   f"draft: a preview in seconds (-n {DRAFT_ITERATIONS}); normal: the defaults; best: "
-                   f"-n {BEST_ITERATIONS}, for a little more detail at 3x the time. README \"Quality presets\" "
-                   "has each one's measured time and scores.")
+                   f"draft: a preview in about a tenth of normal's time (-n {DRAFT_ITERATIONS}); normal: the "
+                   f"defaults; best: -n {BEST_ITERATIONS}, about 1.5x normal's time for finer style. README "
+                   "\"Quality presets\" has each one's measured time and scores.")
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Output image, .png, .jpg or .tif; folders are created, written atomically.")
 @click.option("--bit-depth", type=click.Choice([8, 16]), default=DEFAULTS.bit_depth, show_default=True,
@@ -80,7 +80,9 @@ DEFAULTS = Settings()
                    "reference's -r meant at 512x512, at every --length (content weight scales "
                    "with 512^2/area).")
 @click.option("-n", "--iterations", type=int, default=DEFAULTS.iterations, show_default=True,
-              help="Optimizer iterations.")
+              help="Optimizer iterations in total over all scales, halving from the coarsest and the "
+                   "finest as many as the one before (2:1:1: 320 -> 160 at 128 px, 80 at 256, 80 at 512). "
+                   "--quality sets it for you.")
 @click.option("-l", "--length", type=int, default=DEFAULTS.length, show_default=True,
               help="Long side of the output in pixels (aspect kept); the style image is "
                    "scaled to the same long side.")
@@ -90,7 +92,8 @@ DEFAULTS = Settings()
               help="Random seed for --init noise (same seed, same output).")
 @click.option("--scales", type=int, default=None,
               help="Coarse-to-fine levels, each twice the size of the last; 1 turns it off. "
-                   "Default: halve while the smallest stays >= 128 px (512 -> 128, 256, 512).")
+                   "Default: halve while the smallest stays >= 128 px (512 -> 128, 256, 512); -n is split 2:1:1 "
+                   "over them.")
 @click.option("--tol", type=float, default=DEFAULTS.tol, show_default=True,
               help="Stop a scale (and, at the last one, the run) once the loss fell by less than this "
                    "fraction over the last 20 iterations: the picture has stopped changing. 0 runs every "

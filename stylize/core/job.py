@@ -75,7 +75,7 @@ class Job:
     a checkpoint is written every ``checkpoint_every`` iterations (0: never)
     and removed at the end, and ``resume`` continues from it.
     ``level_iterations`` splits the iterations over the coarse-to-fine levels
-    (coarse first) instead of the automatic 4:2:1, for experiments with
+    (coarse first) instead of the automatic 2:1:1, for experiments with
     schedules (``bench/multiscale.py --schedule``).
     """
 

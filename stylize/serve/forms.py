@@ -22,7 +22,7 @@ from stylize.core import plugins
 from stylize.core.errors import StylizeError, UsageError, one_line
 from stylize.core.initial import NAMED as NAMED_INITS
 from stylize.core.options import LOSS_OPTIONS, Option, check, declared
-from stylize.core.presets import PRESETS
+from stylize.core.presets import PRESETS, QUALITIES
 from stylize.core.settings import Settings, settings_from
 
 from .config import ServeConfig
@@ -34,7 +34,7 @@ _TYPE_NAMES = {float: "float", int: "int", bool: "bool", str: "str"}
 #: Settings a page may set, with the JSON type each takes (``None`` allowed where the default is None).
 FIELDS: dict[str, tuple[type, ...]] = {
     "backend": (str,), "losses": (list,), "optimizer": (str,), "ratio": (int, float),
-    "iterations": (int,), "length": (int,), "style_scale": (int, float), "preserve_colors": (bool,),
+    "iterations": (int,), "tol": (int, float), "length": (int,), "style_scale": (int, float), "preserve_colors": (bool,),
     "match_colors": (bool,), "mask_tolerance": (int, float), "scales": (int, type(None)),
     "init": (str,), "seed": (int, type(None)), "content_layers": (str, type(None)),
     "style_layers": (str, type(None)), "bit_depth": (int,),
@@ -83,11 +83,20 @@ def catalogue(config: ServeConfig) -> dict[str, Any]:
     return {**found, "broken": broken,
             "presets": {name: {key: _plain(value) for key, value in values.items()}
                         for name, values in PRESETS.items()},
+            "qualities": qualities(defaults),
             "defaults": {name: _plain(getattr(defaults, name)) for name in FIELDS},
             "inits": list(NAMED_INITS),
             "limits": {"max_upload_bytes": config.max_upload_bytes, "max_pixels": config.max_pixels,
                        "max_length": config.max_length, "max_iterations": config.max_iterations,
                        "max_styles": config.max_styles}}
+
+
+def qualities(defaults: Settings) -> dict[str, dict[str, Any]]:
+    """``--quality``'s choices as the form values each sets: every one names all the fields any of
+    them sets, so that choosing normal after draft puts the defaults back."""
+    fields = {key for values in QUALITIES.values() for key in values}
+    return {name: {key: _plain(values.get(key, getattr(defaults, key))) for key in sorted(fields)}
+            for name, values in QUALITIES.items()}
 
 
 # -- requests from the page -----------------------------------------------------------

@@ -149,7 +149,7 @@ async function loadUploads() {
 }
 
 // -- the settings form, generated from the installed plugins ------------------------------
-const BASIC = ["length", "iterations", "ratio", "style_scale", "scales", "init", "seed", "preserve_colors",
+const BASIC = ["length", "iterations", "tol", "ratio", "style_scale", "scales", "init", "seed", "preserve_colors",
   "match_colors", "mask_tolerance", "content_layers", "style_layers"];
 
 function setField(name, value) {
@@ -163,6 +163,12 @@ function buildForm(catalogue) {
   const defaults = catalogue.defaults;
   const presets = $("set-preset");
   for (const name of Object.keys(catalogue.presets)) presets.append(el("option", { value: name, text: name }));
+  const quality = $("set-quality");
+  for (const name of Object.keys(catalogue.qualities)) quality.append(el("option", { value: name, text: name }));
+  quality.value = "normal";
+  quality.addEventListener("change", () => {
+    for (const [name, value] of Object.entries(catalogue.qualities[quality.value])) setField(name, value);
+  });
   for (const init of catalogue.inits) $("set-init").append(el("option", { value: init, text: init }));
   for (const backend of catalogue.backends) {
     $("set-backend").append(el("option", { value: backend.name, text: backend.name, title: backend.doc }));
@@ -296,7 +302,7 @@ function numberOrNull(id) {
 function jobRequest() {
   const settings = {
     backend: $("set-backend").value, optimizer: $("set-optimizer").value, losses: chosenLosses(),
-    length: numberOrNull("set-length"), iterations: numberOrNull("set-iterations"),
+    length: numberOrNull("set-length"), iterations: numberOrNull("set-iterations"), tol: numberOrNull("set-tol"),
     ratio: numberOrNull("set-ratio"), style_scale: numberOrNull("set-style_scale"),
     scales: numberOrNull("set-scales"), seed: numberOrNull("set-seed"), init: $("set-init").value,
     preserve_colors: $("set-preserve_colors").checked, match_colors: $("set-match_colors").checked,
@@ -305,7 +311,7 @@ function jobRequest() {
     style_layers: $("set-style_layers").value.trim() || null,
     options: changedOptions(),
   };
-  for (const key of ["length", "iterations", "ratio", "style_scale", "mask_tolerance"]) {
+  for (const key of ["length", "iterations", "tol", "ratio", "style_scale", "mask_tolerance"]) {
     if (settings[key] === null) delete settings[key];
   }
   const request = {
