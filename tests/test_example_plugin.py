@@ -95,11 +95,12 @@ def test_histogram_loss_brings_the_style_colours(example_installed, vgg19_weight
     for losses in (["gram"], ["gram", "histogram"]):
         values.clear()
         results[len(losses)] = stylize.stylize(photos["chelsea"], painting, losses=losses, length=48,
-                                               iterations=12, seed=0, callback=lambda r: values.append(r.value))
+                                               iterations=12, seed=0, ratio=1e4, callback=lambda r: values.append(r.value))
     assert values[-1] < 0.5 * values[0]  # the objective with the histogram term fell
     start = distance(resize(photos["chelsea"], results[2].shape[:2]))
     gram_only, with_histogram = distance(results[1]), distance(results[2])
-    # Measured 38.8 at the content, 32.8 with gram alone, 9.5 with the histogram term.
+    # Measured 38.8 at the content, 32.8 with gram alone, 9.5 with the histogram term (at the ratio the
+    # plugin's default weight was chosen for, 1e4).
     assert with_histogram < 0.5 * gram_only < 0.5 * start, (start, gram_only, with_histogram)
 
 

@@ -133,46 +133,49 @@ def test_png_metadata_names_the_inputs(tiny, pictures, tmp_path):
         assert image.text["stylize:content"] == "array 400x600x3" and "iterations=1" in image.text["stylize:settings"]
 
 
-def test_eta_weights_each_level_by_its_cost():
-    """4 coarse iterations at cost 1 took 8 s: the 2 + 1 finer ones (cost 4 and 16 each) take 48 s more."""
+def test_eta_weights_each_level_by_its_cost_and_charges_each_levels_start():
+    """4 coarse iterations (cost 1 each, plus the level's start) took 8 s: the finer ones cost 4 and 16 each."""
     import time
 
-    from stylize.core.eta import Clock
+    from stylize.core.eta import LEVEL_START_ITERATIONS as S, Clock
     from stylize.core.plan import make_plan
     from stylize.core.settings import Settings
 
     plan = make_plan(Settings(iterations=7, scales=3), (512, 512), [(512, 512)], level_iterations=[4, 2, 1])
     clock = Clock(plan, level_costs=[1, 4, 16])
-    assert clock.cost(0, 7) == 4 * 1 + 2 * 4 + 16 and clock.eta(0) is None
+    assert clock.cost(0, 7) == (4 + S) * 1 + (2 + S) * 4 + (1 + S) * 16 and clock.eta(0) is None
+    assert clock.cost(1, 7) == 3 + (2 + S) * 4 + (1 + S) * 16  # the first level's start is behind
     clock.started = time.monotonic() - 8.0
     assert [clock.step(i) is not None for i in range(1, 5)] == [True] * 4
-    assert clock.work == 4 and clock.eta(4) == pytest.approx(48.0, rel=0.01)
-    clock.step(6)  # the coarse level stopped early (--tol): its last iterations are no work done
-    assert clock.work == 8 and clock.eta(6) == pytest.approx(8 / 8 * 16, rel=0.01)
+    assert clock.work == 4 + S and clock.eta(4) == pytest.approx(8 / (4 + S) * ((2 + S) * 4 + (1 + S) * 16), rel=0.01)
+    clock.step(6)
+    assert clock.work == 4 + S + 4 and clock.eta(6) == pytest.approx(8 / (8 + S) * (1 + S) * 16, rel=0.01)
     # Each level's own iterations and seconds, for the rate of its arithmetic: 8 s before the first
     # level's 4, nearly nothing before the second's one.
     assert clock.level_iterations == [4, 1, 0] and clock.level_elapsed[0] >= 8.0 > 1.0 > clock.level_elapsed[1]
     unknown = Clock(plan, level_costs=[None, None, None])  # pixels instead: 1 : 4 : 16 here too
-    assert unknown.cost(0, 7) == 4 * 128 * 128 + 2 * 256 * 256 + 512 * 512
+    assert unknown.cost(0, 7) == (4 + S) * 128 * 128 + (2 + S) * 256 * 256 + (1 + S) * 512 * 512
 
 
 def test_eta_starts_from_the_recorded_rate_and_moves_to_the_runs_own():
-    """Expected 56 s for cost 28 (2 s per unit); the run measures 4 s per unit: the ETA moves from 2 toward 4."""
+    """Expected 2 s per unit of cost; the run measures 4 s per unit: the ETA moves from 2 toward 4."""
     import time
 
-    from stylize.core.eta import PRIOR_ITERATIONS, Clock
+    from stylize.core.eta import LEVEL_START_ITERATIONS as S, PRIOR_ITERATIONS, Clock
     from stylize.core.plan import make_plan
     from stylize.core.settings import Settings
 
     plan = make_plan(Settings(iterations=7, scales=3), (512, 512), [(512, 512)], level_iterations=[4, 2, 1])
-    clock = Clock(plan, level_costs=[1, 4, 16], expected_seconds=56.0)
-    clock.started = time.monotonic() - 4.0  # the first iteration (cost 1) took 4 s
+    total = Clock(plan, [1, 4, 16]).cost(0, 7)
+    clock = Clock(plan, level_costs=[1, 4, 16], expected_seconds=2.0 * total)
+    clock.started = time.monotonic() - 4.0 * (1 + S)  # the first iteration (cost 1 + the level's start)
     left = clock.cost(1, 7)
-    assert clock.step(1) == pytest.approx((4 + 2 * PRIOR_ITERATIONS) / (1 + PRIOR_ITERATIONS) * left, rel=0.01)
+    assert clock.step(1) == pytest.approx((4 * (1 + S) + 2 * PRIOR_ITERATIONS) / (1 + S + PRIOR_ITERATIONS) * left,
+                                          rel=0.01)
     for step in range(2, 5):
         clock.step(step)
-    clock.started = time.monotonic() - 16.0  # 4 iterations, 4 s each
-    assert 2 * 24 < clock.eta(4) < 4 * 24
+    clock.started = time.monotonic() - 4.0 * (4 + S)  # 4 iterations, 4 s per unit
+    assert 2 * clock.cost(4, 7) < clock.eta(4) < 4 * clock.cost(4, 7)
     assert Clock(plan, [1, 4, 16]).step(1) is not None  # without a recorded rate: the run's own
 
 
@@ -241,6 +244,7 @@ def test_each_level_is_estimated_and_recorded_at_the_rate_of_its_arithmetic(tiny
     import json
 
     from stylize.core import speed
+    from stylize.core.eta import LEVEL_START_ITERATIONS
     monkeypatch.setenv("STYLIZE_HOME", str(tmp_path))
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "speed.json").write_text(json.dumps({"caffe/1": 1e9, "caffe/1/fast": 4e9}))
@@ -253,7 +257,8 @@ def test_each_level_is_estimated_and_recorded_at_the_rate_of_its_arithmetic(tiny
     estimate = job.estimate
     assert estimate.level_arithmetic == ("", "fast")
     assert estimate.level_seconds == pytest.approx([f / r for f, r in zip(estimate.level_flops, (1e9, 4e9))])
-    assert estimate.seconds == pytest.approx(sum(level.iterations * s for level, s in
+    start = LEVEL_START_ITERATIONS  # each level's start, in its own iterations
+    assert estimate.seconds == pytest.approx(sum((level.iterations + start) * s for level, s in
                                                  zip(job.plan.levels, estimate.level_seconds)))
     job.run(lambda event: None)
     recorded = json.loads((tmp_path / "cache" / "speed.json").read_text())

@@ -21,12 +21,12 @@ REFERENCE = Path(__file__).parent / "data" / "same_output.npz"
 IMAGES = Path(__file__).parent.parent / "examples" / "images"
 
 RUNS = {
-    # level_iterations: the split the reference was written with (halving, 6:2), not today's default
+    # level_iterations and ratio: what the reference was written with (halving, 6:2; 1e4), not today's defaults
     "levels_noise_lbfgs_tv": dict(style=["the_scream.jpg"], length=64, scales=2, iterations=8, level_iterations=[6, 2],
-                                  losses=["gram", "tv"], init="noise", seed=1),
+                                  losses=["gram", "tv"], init="noise", seed=1, ratio=1e4),
     "blend_adam_colors": dict(style=["the_scream.jpg", "shipwreck.jpg"], style_weights=[3, 1], length=56,
                               scales=1, iterations=6, optimizer="adam", options={"adam": {"lr": 5.0}},
-                              preserve_colors=True, style_scale=0.75),
+                              preserve_colors=True, style_scale=0.75, ratio=1e4),
     "photo_preset": dict(style=["shipwreck.jpg"], length=48, scales=1, iterations=4, preset="photo"),
 }
 

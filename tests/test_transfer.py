@@ -76,7 +76,7 @@ def test_pink_noise_is_seeded_and_in_range():
 def test_style_transfer_end_to_end(vgg19_weights, photos, painting):
     """Style loss falls 10x from the content start; content stays far closer than the painting's."""
     content = resize(photos["astronaut"], fit_long_side(photos["astronaut"].shape[:2], 128))
-    settings = Settings(length=128, iterations=30)
+    settings = Settings(length=128, iterations=30, ratio=1e4)
     losses = build_losses(settings, VGG19)
     assert [t.name for t in losses] == ["content", "gram"]  # content joins `--loss gram`
     backend = make_backend(settings, losses)

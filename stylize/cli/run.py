@@ -55,8 +55,9 @@ DEFAULTS = Settings()
                    "transfer (gram + affine losses, content init, ratio 1e3).")
 @click.option("--quality", type=click.Choice(list(QUALITIES)), default=None,
               help="How long to work on the picture; fills in -n (and other options you did not give). "
-                   f"draft: a preview in about a tenth of normal's time (-n {DRAFT_ITERATIONS}); normal: the "
-                   f"defaults; best: -n {BEST_ITERATIONS}, about 1.5x normal's time for finer style. README "
+                   f"draft: a preview in about a seventh of normal's time (-n {DRAFT_ITERATIONS}); normal: the "
+                   f"defaults; best: -n {BEST_ITERATIONS}, about 1.8x normal's time, for more style and "
+                   f"less content error. README "
                    "\"Quality presets\" has each one's measured time and scores.")
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Output image, .png, .jpg or .tif; folders are created, written atomically.")
@@ -77,8 +78,8 @@ DEFAULTS = Settings()
               help="Optimizer plugin.")
 @click.option("-r", "--ratio", type=float, default=DEFAULTS.ratio, show_default=True,
               help="Style-to-content weight ratio; larger means more style. Means what the "
-                   "reference's -r meant at 512x512, at every --length (content weight scales "
-                   "with 512^2/area).")
+                   "reference's -r meant at 512x512 (its default was 1e4), at every --length "
+                   "(content weight scales with 512^2/area).")
 @click.option("-n", "--iterations", type=int, default=DEFAULTS.iterations, show_default=True,
               help="Optimizer iterations in total over all scales, halving from the coarsest and the "
                    "finest as many as the one before (2:1:1: 320 -> 160 at 128 px, 80 at 256, 80 at 512). "

@@ -7,8 +7,11 @@ pixels; the seconds per unit of that weight are measured on the run itself. A pl
 ETA, taken during the cheap coarse levels, would promise a fraction of the
 real time left.
 
-Before the run has measured much, its own rate is noisy (the first
-iterations also pay for the line search's extra evaluations and warm-up),
+Starting a level costs about LEVEL_START_ITERATIONS of its iterations,
+whatever its length, so it is charged once per level: what a short run
+(``--quality draft``: 6 iterations at 512 px) spends mostly goes there.
+
+Before the run has measured much, its own rate is noisy,
 so the machine's recorded rate (``expected_seconds``, from
 ``stylize.core.speed``) counts as PRIOR_ITERATIONS iterations of the first
 level already measured: the first ETAs are the plan's, later ones the run's.
@@ -22,6 +25,22 @@ from .plan import Plan
 
 #: How many first-level iterations the recorded rate weighs against the run's own.
 PRIOR_ITERATIONS = 5
+#: What starting a level costs, in its own iterations: its targets (the content and style
+#: images through the network at its size), L-BFGS's first iteration (a line search of
+#: several evaluations) and the first calls' warm-up. bench/quality.py's drafts (6
+#: iterations at 256 and 512 px) against its default runs (80) put it at 5.4-6.9
+#: iterations there (6-10 at 128 px); uncharged, a draft was told half its time.
+LEVEL_START_ITERATIONS = 6
+
+
+def plan_cost(plan: Plan, unit: Sequence[float], start: int, end: int) -> float:
+    """Cost of the iterations after ``start`` up to ``end``, each level's start charged where it lies ahead."""
+    total = 0.0
+    for level, cost in zip(plan.levels, unit):
+        overlap = min(end, level.last_step) - max(start, level.first_step)
+        if overlap > 0:
+            total += (overlap + (LEVEL_START_ITERATIONS if start <= level.first_step else 0)) * cost
+    return total
 
 
 class Clock:
@@ -53,12 +72,7 @@ class Clock:
 
     def cost(self, start: int, end: int) -> float:
         """Cost of the iterations after ``start`` up to ``end`` (counted over the whole run)."""
-        total = 0.0
-        for level, unit in zip(self.plan.levels, self.unit):
-            overlap = min(end, level.last_step) - max(start, level.first_step)
-            if overlap > 0:
-                total += overlap * unit
-        return total
+        return plan_cost(self.plan, self.unit, start, end)
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started

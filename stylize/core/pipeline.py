@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import memory, plugins, speed, tile_plan
+from . import eta, memory, plugins, speed, tile_plan
 from .contracts import Backend, Callback, Optimizer
 from .errors import ResourceError
 from .events import Estimate
@@ -90,7 +90,7 @@ class Pipeline:
                               for f, a in zip(flops, arithmetic))
         seconds = None
         if all(s is not None for s in per_iteration):
-            seconds = sum(level.iterations * s for level, s in zip(self.plan.levels, per_iteration))
+            seconds = eta.plan_cost(self.plan, per_iteration, 0, self.plan.iterations)
         return Estimate(memory_bytes=needed, memory_limit=None if limit is None else limit[0],
                         memory_source=None if limit is None else limit[1], level_flops=flops, seconds=seconds,
                         tiles=tuple(None if t is None else t.grid(level.shape).describe()
