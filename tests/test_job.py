@@ -153,6 +153,7 @@ def test_eta_weights_each_level_by_its_cost_and_charges_each_levels_start():
     # Each level's own iterations and seconds, for the rate of its arithmetic: 8 s before the first
     # level's 4, nearly nothing before the second's one.
     assert clock.level_iterations == [4, 1, 0] and clock.level_elapsed[0] >= 8.0 > 1.0 > clock.level_elapsed[1]
+    assert clock.level_charged == [4 + S, 1, 0]  # the second level's start (step 5) was never counted
     unknown = Clock(plan, level_costs=[None, None, None])  # pixels instead: 1 : 4 : 16 here too
     assert unknown.cost(0, 7) == (4 + S) * 128 * 128 + (2 + S) * 256 * 256 + (1 + S) * 512 * 512
 

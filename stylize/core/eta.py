@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
-from .plan import Plan
+from .plan import Level, Plan
 
 #: How many first-level iterations the recorded rate weighs against the run's own.
 PRIOR_ITERATIONS = 5
@@ -33,14 +33,17 @@ PRIOR_ITERATIONS = 5
 LEVEL_START_ITERATIONS = 6
 
 
+def charged_iterations(level: Level, start: int, end: int) -> int:
+    """The level's iterations after ``start`` up to ``end``, plus its start where that lies ahead."""
+    overlap = min(end, level.last_step) - max(start, level.first_step)
+    if overlap <= 0:
+        return 0
+    return overlap + (LEVEL_START_ITERATIONS if start <= level.first_step else 0)
+
+
 def plan_cost(plan: Plan, unit: Sequence[float], start: int, end: int) -> float:
-    """Cost of the iterations after ``start`` up to ``end``, each level's start charged where it lies ahead."""
-    total = 0.0
-    for level, cost in zip(plan.levels, unit):
-        overlap = min(end, level.last_step) - max(start, level.first_step)
-        if overlap > 0:
-            total += (overlap + (LEVEL_START_ITERATIONS if start <= level.first_step else 0)) * cost
-    return total
+    """Cost of the iterations after ``start`` up to ``end``, at ``unit`` per charged iteration of each level."""
+    return sum(charged_iterations(level, start, end) * cost for level, cost in zip(plan.levels, unit))
 
 
 class Clock:
@@ -59,9 +62,11 @@ class Clock:
         self.work = 0.0
         #: Iterations counted so far.
         self.iterations = 0
-        #: Per level: iterations counted and the seconds up to each one's end since the one before
+        #: Per level: iterations counted, the same with the level's start charged
+        #: (``charged_iterations``), and the seconds up to each one's end since the one before
         #: (a level's first also carries its setup): each arithmetic's rate is recorded from them.
         self.level_iterations = [0] * len(plan.levels)
+        self.level_charged = [0] * len(plan.levels)
         self.level_elapsed = [0.0] * len(plan.levels)
         #: The recorded rate as pseudo-measurements: (seconds, cost), or nothing.
         self.prior = (0.0, 0.0)
@@ -84,6 +89,7 @@ class Clock:
         index = next((i for i, level in enumerate(self.plan.levels) if step <= level.last_step), -1)
         now = time.monotonic()
         self.level_iterations[index] += 1
+        self.level_charged[index] += charged_iterations(self.plan.levels[index], step - 1, step)
         self.level_elapsed[index] += now - (self.started if self._mark is None else self._mark)
         self._mark = now
         return self.eta(step)

@@ -27,7 +27,7 @@ from . import checkpoint as checkpoints
 from . import events, speed
 from .contracts import StepResult
 from .errors import INTERNAL_ERROR_EXIT, NumericalError, StylizeError, UsageError, one_line
-from .eta import LEVEL_START_ITERATIONS, Clock
+from .eta import Clock
 from .images import check_output_path, save_image
 from .initial import NAMED as NAMED_INITS
 from .inputs import Source, load_inputs, one_or_many
@@ -233,12 +233,10 @@ class _Run:
     def record_speed(self, estimate: events.Estimate) -> None:
         """The rate this run achieved in each arithmetic its levels ran in, for the next estimate."""
         clock, arithmetic = self.clock, estimate.level_arithmetic or ("",) * len(estimate.level_flops)
-        # Each level's start is charged as the ETA charges it (``eta.LEVEL_START_ITERATIONS``).
-        charged = [n + LEVEL_START_ITERATIONS if n else 0 for n in clock.level_iterations]
-        for kind in set(arithmetic):
+        for kind in set(arithmetic):  # each level's start charged as the ETA charges it
             levels = [i for i, a in enumerate(arithmetic) if a == kind]
             speed.record(self.job.settings.backend, self.job.settings.threads,
-                         sum(charged[i] * estimate.level_flops[i] for i in levels),
+                         sum(clock.level_charged[i] * estimate.level_flops[i] for i in levels),
                          sum(clock.level_elapsed[i] for i in levels),
                          sum(clock.level_iterations[i] for i in levels), kind)
 
