@@ -95,7 +95,8 @@ def test_histogram_loss_brings_the_style_colours(example_installed, vgg19_weight
     for losses in (["gram"], ["gram", "histogram"]):
         values.clear()
         results[len(losses)] = stylize.stylize(photos["chelsea"], painting, losses=losses, length=48,
-                                               iterations=12, seed=0, ratio=1e4, callback=lambda r: values.append(r.value))
+                                               iterations=12, seed=0, ratio=1e4,
+                                               callback=lambda r: values.append(r.value))
     assert values[-1] < 0.5 * values[0]  # the objective with the histogram term fell
     start = distance(resize(photos["chelsea"], results[2].shape[:2]))
     gram_only, with_histogram = distance(results[1]), distance(results[2])

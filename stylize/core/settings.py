@@ -35,7 +35,7 @@ class Settings:
     #: Weight of style terms relative to content terms (Gatys' beta/alpha) for a
     #: 512x512 image; see ``objective.content_weight``. 2e4, twice the reference
     #: tool's: on the independent network it gave every measured pair more style
-    #: (2.5-8% lower error) for about the content error the reference's own
+    #: (2.4-7.9% lower error) for about the content error the reference's own
     #: result shows over 1e4 (+5.5-6.6%; README "Quality presets").
     ratio: float = 2e4
     #: Total optimizer iterations, over all scales (split 2:1:1 coarse to fine, ``schedule.split_iterations``).
