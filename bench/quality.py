@@ -309,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rerun", nargs="*", default=None, metavar="NAME",
                         help="run these configurations again even if finished (no names: all)")
     parser.add_argument("--no-plots", action="store_true", help="tables and JSON only (no matplotlib)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="the times the tables compare: wall seconds, or the runs' CPU seconds (user + system, "
+                             "all threads: what a run cost while other work shared the machine; use with --threads 1)")
     args = parser.parse_args(argv)
 
     try:
@@ -364,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from quality_report import report
     report(work, list(pairs), configs, reference, runs, machine(), vars(args),
-           curves=[c.name for c in configs if c.name not in swept], plots=not args.no_plots)
+           curves=[c.name for c in configs if c.name not in swept], plots=not args.no_plots, clock=args.clock)
     if failed:
         print(f"\nquality: failed: {', '.join(failed)} (see above); a rerun retries them", file=sys.stderr)
     return 1 if failed else 0

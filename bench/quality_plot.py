@@ -48,7 +48,7 @@ def curves(path: Path, pair: str, records: dict, reference: str) -> Path | None:
         for column, kind in enumerate(SCORES):
             ax = axes[row][column]
             ax.set_title(f"{LABELS[network]}: {kind} error", fontsize=10)
-            ax.set_xlabel("wall time, s (keeping images excluded)")
+            ax.set_xlabel("time, s (--clock: wall or CPU; keeping images excluded)")
             ax.set_ylabel(f"relative {kind} error (lower is better)")
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)

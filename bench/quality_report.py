@@ -18,12 +18,23 @@ from quality import NETWORKS, SCORES, meets, run_folder, time_to_reach, without
 LABELS = {"vgg": "VGG19 max", "effnet": "EffNet-Lite0"}
 
 
-def load_run(folder: Path) -> dict | None:
-    """run.json with each kept image's scores (``checkpoints[i]["scores"][network]``), or None if unfinished."""
+def load_run(folder: Path, clock: str = "wall") -> dict | None:
+    """run.json with each kept image's scores (``checkpoints[i]["scores"][network]``), or None if unfinished.
+
+    ``clock="cpu"``: every time (``t``, ``seconds``) is the run's CPU seconds instead of its wall seconds, so
+    that runs made while the machine was busy compare by the work they did; a run recorded before CPU
+    seconds were kept has none and is left out.
+    """
     try:
         record = json.loads((folder / "run.json").read_text())
     except (OSError, ValueError):
         return None
+    if clock == "cpu":
+        if "cpu_seconds" not in record:
+            return None
+        record["seconds"] = record["cpu_seconds"]
+        for point in record["checkpoints"]:
+            point["t"] = point["cpu"]
     for network in NETWORKS:
         try:
             scores = json.loads((folder / f"scores-{network}.json").read_text())
@@ -54,7 +65,7 @@ def checkpoint_table(pair: str, name: str, record: dict) -> None:
           f"{[level['iterations'] for level in record['levels']]}; {record['seconds']:.1f} s; load average "
           f"{record['load'][0][0]:.1f} before, {record['load'][1][0]:.1f} after")
     head = " | ".join(f"{LABELS[n]} {kind}" for n in NETWORKS for kind in SCORES)
-    print(f"| step | level | wall s | {head} |")
+    print(f"| step | level | s | {head} |")
     print("|---" * (3 + 2 * len(NETWORKS)) + "|")
     for point in record["checkpoints"]:
         values = " | ".join(cell(point["scores"].get(n, {}).get(kind)) for n in NETWORKS for kind in SCORES)
@@ -73,7 +84,7 @@ def summary(pair: str, records: dict, reference: str) -> dict:
           f"to {reference}'s {ref_seconds:.0f} s)")
     head = " | ".join(f"{LABELS[n]} {kind}" for n in NETWORKS for kind in SCORES)
     reach = " | ".join(f"reaches on {LABELS[n]}" for n in NETWORKS)
-    print(f"| configuration | wall s | x {reference} | {head} | {reach} | reaches on both | "
+    print(f"| configuration | s | x {reference} | {head} | {reach} | reaches on both | "
           f"final no worse, both networks | time told at the start (x wall) |")
     print("|---" * (4 + 3 * len(NETWORKS) + 2) + "|")
     found = {}
@@ -126,16 +137,20 @@ def worst_told(rows: list[dict]) -> str:
 
 
 def report(work: Path, pairs: list[str], configs: list, reference: str, runs: dict, machine: dict,
-           args: dict, curves: list[str], plots: bool = True) -> dict:
-    """Print the tables, write ``work/quality.json`` and (``plots``) the PNGs; returns what was written."""
-    print(f"\n## Quality against time: {machine['cpu']}, {machine['cores']} cores, {machine['date']}")
+           args: dict, curves: list[str], plots: bool = True, clock: str = "wall") -> dict:
+    """Print the tables, write ``work/quality.json`` and (``plots``) the PNGs; returns what was written.
+
+    Times are ``clock`` seconds (``load_run``): "wall" or "cpu".
+    """
+    print(f"\n## Quality against time ({clock} seconds): {machine['cpu']}, {machine['cores']} cores, "
+          f"{machine['date']}")
     result = {"machine": machine, "args": {k: str(v) for k, v in args.items()}, "reference": reference,
               "pairs": {}}
     per_pair = {}
     for pair in pairs:
         records = {}
         for config in configs:
-            record = load_run(run_folder(work, pair, config))
+            record = load_run(run_folder(work, pair, config), clock)
             if record is not None and record["key"] == runs[pair, config.name]["key"]:
                 records[config.name] = record
         print(f"\n## {pair}")

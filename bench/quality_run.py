@@ -19,11 +19,19 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sys
 import time
 from pathlib import Path
 
 from speed import peak_rss_bytes
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process, all its threads: what a run costs whatever else the machine
+    runs (``quality.py --clock cpu``; with --threads 1 it is close to the run's wall time on an idle core)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def checkpoints(levels, every: int) -> set[int]:
@@ -43,18 +51,21 @@ def main(folder: Path) -> None:
     key = spec["key"]
     settings = dict(key["settings"], length=key["length"], threads=key["threads"])
     load_before = os.getloadavg()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), cpu_seconds()
     job = Job(spec["content"], spec["style"], output=folder / "final.png", level_iterations=key["levels"],
               **settings)
     kept_steps = checkpoints(job.plan.levels, key["every"])
-    saving = 0.0  # seconds spent keeping images, taken off every later time
+    saving = cpu_saving = 0.0  # seconds (wall, CPU) spent keeping images, taken off every later time
     steps, kept, level_starts, final, expected = [], [], [], {}, {}
 
     def now() -> float:
         return time.perf_counter() - start - saving
 
+    def cpu() -> float:
+        return cpu_seconds() - cpu_start - cpu_saving
+
     def on_event(event) -> None:
-        nonlocal saving
+        nonlocal saving, cpu_saving
         if isinstance(event, events.Started):  # what the user is told at the start: the ETA check
             expected.update(t=now(), seconds=event.estimate.seconds if event.estimate else None)
         elif isinstance(event, events.LevelStarted):
@@ -62,21 +73,25 @@ def main(folder: Path) -> None:
             print(f"   level {event.level.index + 1}/{event.levels}: {event.level.length} px, "
                   f"{event.level.iterations} iterations (t = {now():.0f} s)", flush=True)
         elif isinstance(event, events.Step):
-            t = now()
-            steps.append({"step": event.step, "level": event.level, "t": t, "loss": event.loss, "eta": event.eta})
+            t, c = now(), cpu()
+            steps.append({"step": event.step, "level": event.level, "t": t, "cpu": c, "loss": event.loss,
+                          "eta": event.eta})
             last = event.step == job.plan.iterations
             if (event.step in kept_steps or event.converged) and not last:  # the last is final.png
-                begin = time.perf_counter()
+                begin, cpu_begin = time.perf_counter(), cpu_seconds()
                 path = save_image(event.result.image, folder / f"step-{event.step:04d}.png")
                 saving += time.perf_counter() - begin
-                kept.append({"step": event.step, "level": event.level, "t": t, "image": path.name})
+                cpu_saving += cpu_seconds() - cpu_begin
+                kept.append({"step": event.step, "level": event.level, "t": t, "cpu": c, "image": path.name})
         elif isinstance(event, events.Finished):
-            final.update(t=now(), step=steps[-1]["step"] if steps else 0)
+            final.update(t=now(), cpu=cpu(), step=steps[-1]["step"] if steps else 0)
 
     job.run(on_event)
-    kept.append({"step": final["step"], "level": len(job.plan.levels) - 1, "t": final["t"], "image": "final.png",
+    kept.append({"step": final["step"], "level": len(job.plan.levels) - 1, "t": final["t"], "cpu": final["cpu"],
+                 "image": "final.png",
                  "final": True})
-    record = {**spec, "finished": True, "seconds": final["t"], "saving_seconds": saving,
+    record = {**spec, "finished": True, "seconds": final["t"], "cpu_seconds": final["cpu"],
+              "saving_seconds": saving,
               "levels": [{"length": level.length, "shape": list(level.shape), "iterations": level.iterations,
                           "first_step": level.first_step} for level in job.plan.levels],
               "expected": expected, "level_starts": level_starts, "checkpoints": kept, "steps": steps,
