@@ -2,8 +2,10 @@
 
 The package's folders are its architecture: ``core`` (contracts, images,
 plugin loading, settings, the run plan, the pipeline and the Job),
-``backends``, ``losses``, ``optimizers`` (the built-in plugins) and ``cli``
-(the command line, a thin layer over the Job).
+``backends``, ``losses``, ``optimizers`` (the built-in plugins), and the
+drivers, each a thin layer over the Job: ``cli`` (the command line),
+``serve`` (the web app), ``batch`` (many runs on Dask) and ``video`` (frames
+with temporal consistency).
 
 ``stylize(content, style, **settings)`` runs what ``stylize run`` runs and
 returns the image; ``Job`` drives the same run step by step, with events

@@ -143,7 +143,7 @@ class Loss(abc.ABC):
     - ``"image"``: the output image itself, HxWx3 RGB in [0, 1], under the
       key ``IMAGE``; its target is the content image under the same key.
       ``self.layers`` is empty. Its weight is ``default_weight`` per
-      512x512 pixels (see ``stylize.core.pipeline.content_weight``).
+      512x512 pixels (see ``stylize.core.objective.content_weight``).
     """
 
     role: ClassVar[str] = "content"
