@@ -178,7 +178,8 @@ function buildForm(catalogue) {
   }
   const losses = $("losses");
   for (const loss of catalogue.losses) {
-    if (loss.name === "content") continue;
+    // content joins by itself; temporal needs the previous frame warped along the flow: only video feeds it
+    if (loss.name === "content" || loss.name === "temporal") continue;
     const box = el("input", { type: "checkbox", id: `loss-${loss.name}`, value: loss.name });
     box.addEventListener("change", renderPluginOptions);
     losses.append(el("label", { title: loss.doc }, box, loss.name));
@@ -384,6 +385,7 @@ function attach(id) {
   if (state.source) state.source.close();
   state.job = id;
   state.points = [];
+  $("live").classList.remove("idle");
   if (MODE === "full") localStorage.setItem("stylize-job", id);
   $("preview").removeAttribute("src");
   $("preview").dataset.count = "0";
@@ -565,7 +567,7 @@ function renderQueue() {
     }
     return item;
   }));
-  if (!shown.length) list.append(el("li", { text: "no jobs yet" }));
+  list.hidden = $("queue-title").hidden = !shown.length;  // no "1. no jobs yet": nothing to show
 }
 
 async function cancel(id) {
