@@ -195,9 +195,9 @@ class Job:
     def _metadata(self, step: int) -> dict[str, str]:
         return {**self.metadata, "stylize:step": str(step)}
 
-    def _checkpoint(self, result: StepResult) -> Path:
+    def _checkpoint(self, result: StepResult) -> Path | None:
         return checkpoints.Checkpoint(result.step, result.level, result.levels, result.state,
-                                      self.fingerprint).save(self.checkpoint_path)
+                                      self.fingerprint).write(self.checkpoint_path)
 
     def _remove_checkpoint(self) -> None:
         if self.checkpoint_path is not None and (self.checkpoint_every or self.resumed is not None):
@@ -256,7 +256,9 @@ class _Run:
                               bit_depth=job.settings.bit_depth)
             written.append(events.SnapshotWritten(result.step, path))
         if job.checkpoint_path is not None and job.checkpoint_every and result.step % job.checkpoint_every == 0:
-            written.append(events.CheckpointWritten(result.step, job._checkpoint(result)))
+            path = job._checkpoint(result)  # None: not written (a warning said why); the run goes on
+            if path is not None:
+                written.append(events.CheckpointWritten(result.step, path))
         preview = None
         if self.preview_every is not None and time.monotonic() >= self.next_preview:
             preview = result.image
@@ -272,6 +274,8 @@ class _Run:
         if self.latest is None or job.checkpoint_path is None or not job.checkpoint_every:
             return job.checkpoint_path if job.resumed is not None else None
         path = job._checkpoint(self.latest)
+        if path is None:  # not written (a warning said why): an earlier one may still be there
+            return job.checkpoint_path if job.checkpoint_path.exists() else None
         self.emit(events.CheckpointWritten(self.latest.step, path))
         return path
 
