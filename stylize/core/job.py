@@ -30,8 +30,9 @@ from .errors import INTERNAL_ERROR_EXIT, NumericalError, StylizeError, UsageErro
 from .eta import Clock
 from .images import check_output_path, save_image
 from .initial import NAMED as NAMED_INITS
+from .initial import start_image
 from .inputs import Source, load_inputs, one_or_many
-from .levels import Start
+from .levels import Start, Views
 from .objective import Objective
 from .pipeline import Pipeline
 from .plan import Level, check_working_sizes, make_plan
@@ -217,10 +218,10 @@ class _Run:
         job = self.job
         if job._cancel.is_set():
             raise _CancelRequested
+        start = self.start()
         estimate = job.estimate
         self.clock = Clock(job.plan, estimate.level_costs(), job.first_step, estimate.seconds)
         self.emit(events.Started(job.plan, estimate, job.first_step))
-        start = None if job.resumed is None else Start(job.resumed.step, job.resumed.image)
         image = job.pipeline.run(job.inputs, self.on_step, start, self.on_level)
         if job.output is not None:
             save_image(image, job.output, metadata=job.metadata, bit_depth=job.settings.bit_depth)
@@ -229,6 +230,18 @@ class _Run:
             self.record_speed(estimate)
         self.emit(events.Finished(job.output, self.clock.elapsed(), image))
         return image
+
+    def start(self) -> Start:
+        """Where the optimization begins: the checkpoint's image, or the start's picture (``--init``) at the
+        first level that runs, emitted as ``FirstImage`` before the network loads."""
+        job = self.job
+        if job.resumed is not None:
+            return Start(job.resumed.step, job.resumed.image)
+        level = job.plan.remaining(0)[0][0]
+        views = Views(job.inputs, job.settings)
+        image = views.seen(start_image(job.settings, views.content, views.styles, level.shape))
+        self.emit(events.FirstImage(level, views.shown(image)))
+        return Start(0, image)
 
     def record_speed(self, estimate: events.Estimate) -> None:
         """The rate this run achieved in each arithmetic its levels ran in, for the next estimate."""

@@ -18,8 +18,7 @@ from .contracts import Backend, Optimizer, StepResult
 from .convergence import Stall
 from .errors import NumericalError
 from .images import resize
-from .initial import NAMED as NAMED_INITS
-from .initial import initial_image
+from .initial import start_image
 from .inputs import Inputs
 from .masks import resize_regions, split_regions
 from .objective import Objective, WeightedLoss, make_objective
@@ -118,9 +117,7 @@ def run_level(pipeline: Plugins, level: Level, levels: int, views: Views, on_ste
         style_regions=None if views.style_regions is None else [
             resize_regions(r, s.shape[:2]) for r, s in zip(views.style_regions, styles)])
     if image is None:
-        image = initial_image(settings.init, content, styles[0], settings.seed)
-        if settings.init not in NAMED_INITS:
-            image = views.seen(image)
+        image = views.seen(start_image(settings, views.content, views.styles, shape))
     x = backend.preprocess(resize(image, shape))
     last_good = x
     stalled = Stall(settings.tol)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from .errors import ImageError, UsageError
 from .images import check_working_size, fit_long_side
+from .initial import first_level
 from .schedule import scale_lengths, split_iterations
 
 if TYPE_CHECKING:
@@ -83,10 +84,13 @@ def make_plan(settings: "Settings", content_shape: Sequence[int], style_shapes: 
     Style images are scaled to ``settings.style_scale`` times each level's
     long side, from their working size (as ``inputs.load_inputs`` made it).
     ``level_iterations`` (coarse first) replaces the automatic split of
-    ``settings.iterations``.
+    ``settings.iterations``, in which the levels before the start's
+    (``StartImage.first_level``) have none.
     """
     lengths = scale_lengths(max(content_shape[:2]), settings.scales)
     budgets = split_iterations(settings.iterations, len(lengths))
+    skipped = first_level(settings, len(lengths))  # a start with the coarse structure skips coarse levels
+    budgets = [0] * skipped + budgets[skipped:]
     if level_iterations is not None:
         if len(level_iterations) != len(lengths) or any(n < 0 for n in level_iterations):
             raise UsageError(f"{len(level_iterations)} iteration counts for {len(lengths)} levels; "
