@@ -47,9 +47,10 @@ def test_events_in_order_with_their_content(tiny, pictures, tmp_path):
     seen = []
     image = job.run(seen.append, preview_every=0.0)
     assert kinds(seen) == [
-        "Started", "LevelStarted", "Step", "Step", "CheckpointWritten", "Step", "SnapshotWritten", "Step",
-        "CheckpointWritten", "LevelStarted", "Step", "Step", "SnapshotWritten", "CheckpointWritten", "Finished"]
-    started, finished = seen[0], seen[-1]
+        "FirstImage", "Started", "LevelStarted", "Step", "Step", "CheckpointWritten", "Step", "SnapshotWritten",
+        "Step", "CheckpointWritten", "LevelStarted", "Step", "Step", "SnapshotWritten", "CheckpointWritten", "Finished"]
+    first, started, finished = seen[0], seen[1], seen[-1]
+    assert first.level.index == 0 and first.image.shape == (*first.level.shape, 3)
     assert started.plan is job.plan and started.first_step == 0
     assert started.estimate.memory_bytes > 0 and all(f > 0 for f in started.estimate.level_flops)
     assert started.estimate.level_flops[1] > 3 * started.estimate.level_flops[0]  # 4x the pixels

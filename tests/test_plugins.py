@@ -20,7 +20,7 @@ from stevedore import _cache, extension
 
 from stylize.cli.main import cli
 from stylize.core import plugins
-from stylize.core.contracts import Backend, Loss, Optimizer
+from stylize.core.contracts import Backend, Loss, Optimizer, StartImage
 from stylize.core.errors import PluginError
 
 SETUP_CFG = Path(__file__).resolve().parent.parent / "setup.cfg"
@@ -91,6 +91,7 @@ def test_setup_cfg_declares_the_expected_builtins():
                                                  "caffe-caffenet"}
     assert set(BUILTINS["stylize.losses"]) == {"content", "gram", "tv", "affine", "temporal"}
     assert set(BUILTINS["stylize.optimizers"]) == {"lbfgs", "adam"}
+    assert {"content", "style", "noise", "file"} <= set(BUILTINS["stylize.starts"])  # colour transfers join them
 
 
 @pytest.mark.parametrize("group", sorted(BUILTINS))
@@ -116,9 +117,9 @@ def test_load_returns_the_class_implementing_the_contract(group, name):
     assert issubclass(cls, plugins.GROUPS[group])
 
 
-def test_groups_map_to_the_three_contracts():
+def test_groups_map_to_the_four_contracts():
     assert plugins.GROUPS == {"stylize.backends": Backend, "stylize.losses": Loss,
-                              "stylize.optimizers": Optimizer}
+                              "stylize.optimizers": Optimizer, "stylize.starts": StartImage}
 
 
 def test_loss_roles_cover_content_and_style():

@@ -39,11 +39,11 @@ def test_lists_every_builtin_with_package_version_and_docstring():
     result = invoke()
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
-    listed = rows(result.stdout)
     for group, entries in BUILTINS.items():
         heading = {"stylize.backends": "backends", "stylize.losses": "losses",
-                   "stylize.optimizers": "optimizers"}[group]
+                   "stylize.optimizers": "optimizers", "stylize.starts": "starts"}[group]
         assert f"{heading} ({group}):" in result.stdout
+        listed = rows(result.stdout.split(f"({group}):\n", 1)[1].split("):\n", 1)[0])  # this group's rows
         for name in entries:
             assert listed[name][1:3] == ["stylize", __version__], listed[name]
             doc = plugins.load(group, name).__doc__.strip().splitlines()[0].strip()
@@ -53,9 +53,9 @@ def test_lists_every_builtin_with_package_version_and_docstring():
 def test_groups_appear_in_order_and_names_sorted():
     out = invoke().stdout
     positions = [out.index(f"({group}):") for group in ("stylize.backends", "stylize.losses",
-                                                          "stylize.optimizers")]
+                                                          "stylize.optimizers", "stylize.starts")]
     assert positions == sorted(positions)
-    section = out[positions[2]:]
+    section = out[positions[2]:positions[3]]
     names = list(rows(section))
     assert names == sorted(names) and {"lbfgs", "adam"} <= set(names)
 

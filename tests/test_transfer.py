@@ -5,7 +5,7 @@ import scipy.optimize
 
 from stylize.backends.vgg import VGG19
 from stylize.core.images import fit_long_side, resize
-from stylize.core.initial import pink_noise
+from stylize.starts.noise import pink_noise
 from stylize.core.objective import build_losses, content_weight, make_backend, make_objective
 from stylize.core.pipeline import transfer
 from stylize.core.schedule import scale_lengths, split_iterations

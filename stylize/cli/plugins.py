@@ -1,4 +1,4 @@
-"""``stylize plugins``: every installed backend, loss and optimizer, without importing them.
+"""``stylize plugins``: every installed backend, loss, optimizer and start, without importing them.
 
 Listing reads only metadata: entry points and distributions from the
 installed packages' metadata, and each description (the first line of the
@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-HEADINGS = {"backend": "backends", "loss": "losses", "optimizer": "optimizers"}
+HEADINGS = {"backend": "backends", "loss": "losses", "optimizer": "optimizers", "start": "starts"}
 
 
 @click.command("plugins")
@@ -28,9 +28,9 @@ HEADINGS = {"backend": "backends", "loss": "losses", "optimizer": "optimizers"}
               help="Also list the options each plugin declares (name, type, default, help), "
                    "as --set NAME.KEY=VALUE takes them; imports every plugin, as --check does.")
 def plugins_command(check: bool, show_options: bool) -> None:
-    """List installed backends, losses and optimizers: name, package, version, description.
+    """List installed backends, losses, optimizers and starts: name, package, version, description.
 
-    Names are what `stylize run --backend/--loss/--optimizer` take. Plugins
+    Names are what `stylize run --backend/--loss/--optimizer/--init` take. Plugins
     are not imported unless --check or --options is given.
     """
     from stylize.core import plugins

@@ -1,17 +1,18 @@
 """The core: plugin contracts, images, plugin loading and the pipeline.
 
 This package's top level is the face plugins use: everything a backend,
-loss or optimizer needs from stylize is importable from ``stylize.core``
+loss, optimizer or start needs from stylize is importable from ``stylize.core``
 (the built-in plugins import nothing else of stylize), so that what the
 core keeps behind it can change without breaking a plugin.
 """
 from .arrays import squared_norm
 from .config import stylize_home
-from .contracts import (IMAGE, Backend, Callback, Features, Images, Loss, Objective, Optimizer, StepResult,
-                        StyleTarget, TiledLoss, Tiling, Window, Windows)
+from .contracts import (IMAGE, Backend, Callback, Features, Images, Loss, Objective, Optimizer, StartImage,
+                        StepResult, StyleTarget, TiledLoss, Tiling, Window, Windows)
 from .errors import (ImageError, ModelError, NumericalError, PluginError, ResourceError, StylizeError,
                      UsageError, one_line)
 from .files import atomic_write, file_digest, move_into_place, staging_folder
+from .images import load_image, resize
 from .masks import resize_regions
 from .memory import LENGTH_STEP, resident_bytes
 from .options import Option
@@ -19,11 +20,11 @@ from .options import Option
 __all__ = [
     # contracts
     "IMAGE", "Backend", "Callback", "Features", "Images", "Loss", "Objective", "Optimizer", "Option",
-    "StepResult", "StyleTarget", "TiledLoss", "Tiling", "Window", "Windows",
+    "StartImage", "StepResult", "StyleTarget", "TiledLoss", "Tiling", "Window", "Windows",
     # errors a plugin raises (each is one line for the user, with its own exit code)
     "ImageError", "ModelError", "NumericalError", "PluginError", "ResourceError", "StylizeError", "UsageError",
     "one_line",
     # helpers
-    "LENGTH_STEP", "atomic_write", "file_digest", "move_into_place", "resident_bytes", "resize_regions",
-    "squared_norm", "staging_folder", "stylize_home",
+    "LENGTH_STEP", "atomic_write", "file_digest", "load_image", "move_into_place", "resident_bytes", "resize",
+    "resize_regions", "squared_norm", "staging_folder", "stylize_home",
 ]

@@ -3,6 +3,7 @@
 A driver (the CLI's progress bar, a web page, a batch runner) passes one
 function to ``Job.run`` and receives these, in this order::
 
+    FirstImage    (the picture the run starts from, before the network loads; not on a resume)
     Started
     LevelStarted  (once per level still to run)
         Step ...  (once per optimizer iteration)
@@ -49,6 +50,20 @@ class Estimate:
     level_arithmetic: tuple[str, ...] = ()
     level_seconds: tuple[float | None, ...] = ()
 
+    #: The complete plan these figures are the sum of (None: a stand-in that made no plan).
+    plan: Plan | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, plan: Plan) -> "Estimate":
+        """The plan's sum: its memory and seconds, and each level's FLOPs, evaluation, optimizer and arithmetic."""
+        levels = plan.levels
+        return cls(memory_bytes=plan.memory_bytes, memory_limit=plan.memory_limit, memory_source=plan.memory_source,
+                   level_flops=tuple(level.flops for level in levels), seconds=plan.seconds,
+                   tiles=tuple(None if level.tiles is None else level.evaluation for level in levels),
+                   optimizer_notes=tuple(level.optimizer_note for level in levels),
+                   level_arithmetic=tuple(level.arithmetic for level in levels),
+                   level_seconds=tuple(level.iteration_seconds for level in levels), plan=plan)
+
     def level_costs(self) -> tuple:
         """What an iteration at each level costs, for an ETA: its expected seconds where every level
         has them, else its FLOPs (None where unknown)."""
@@ -60,6 +75,16 @@ class Estimate:
 @dataclass(frozen=True)
 class Event:
     """Base class of every event."""
+
+
+@dataclass(frozen=True)
+class FirstImage(Event):
+    """The image the optimization starts from (``--init``: the content, or a feed-forward picture), as the
+    user sees it, at the size of the first level that runs: made before the network loads, so a driver
+    can show a picture at once. Not emitted when resuming (the checkpoint's image is the start)."""
+
+    level: Level
+    image: np.ndarray = field(repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -1,45 +1,79 @@
-"""Starting images: the content, the style, seeded pink noise, or a file."""
+"""Starting images, the core's side: which ``stylize.starts`` plugin ``--init`` names, and its picture checked.
+
+The starts themselves are plugins (``stylize/starts``); ``--init`` takes a
+start's name or, as always, the path of an image (the ``file`` start).
+"""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from .errors import UsageError
-from .images import load_image, resize
+from . import plugins
+from .contracts import Images, StartImage
+from .errors import PluginError, UsageError
 
-#: The values ``--init`` accepts besides an image path.
-NAMED = ("content", "style", "noise")
+if TYPE_CHECKING:
+    from .settings import Settings
 
-
-def pink_noise(shape: tuple[int, int], exponent: float, rng: np.random.Generator) -> np.ndarray:
-    """HxWx3 noise with a 1/f^exponent spectrum, scaled into [0, 1] (the reference's init)."""
-    h, w = shape
-    fy = np.fft.fftfreq(h)[:, None]
-    fx = np.fft.rfftfreq(w)[None, :]
-    f = np.sqrt(fx ** 2 + fy ** 2)
-    f[0, 0] = 1.0
-    channels = []
-    for _ in range(3):
-        spectrum = np.fft.rfft2(rng.standard_normal((h, w))) / f ** exponent
-        c = np.fft.irfft2(spectrum, s=(h, w))
-        channels.append((c - c.min()) / (np.ptp(c) or 1.0))
-    return np.stack(channels, axis=-1).astype(np.float32)
+GROUP = "stylize.starts"
+#: The start an image path names (``--init photo.png`` is ``--init file --set file.path=photo.png``).
+FILE = "file"
 
 
-def initial_image(init: str, content: np.ndarray, style: np.ndarray, seed: int | None) -> np.ndarray:
-    """The first image of the coarsest level, at the content's size.
+def named() -> tuple[str, ...]:
+    """The starts ``--init`` takes by name alone (every registered one but ``file``, which needs a path)."""
+    return tuple(name for name in plugins.names(GROUP) if name != FILE)
 
-    Noise without a seed draws a fresh one; with ``seed`` the same noise (and
-    so, on the same machine and thread count, the same output) every run.
-    """
-    if init == "content":
-        return content
-    if init == "style":
-        return resize(style, content.shape[:2])
-    if init == "noise":
-        return pink_noise(content.shape[:2], 1.0, np.random.default_rng(seed))
-    path = Path(init)
-    if not path.exists():
-        raise UsageError(f"--init {init!r}: not {', '.join(NAMED)} or an existing image")
-    return resize(load_image(path), content.shape[:2])
+
+def __getattr__(name: str) -> Any:
+    if name == "NAMED":  # read when asked, so a start installed later is offered too
+        return named()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def chosen(init: str) -> tuple[str, dict[str, Any]]:
+    """The start plugin ``init`` names and the options it implies: a start's name, or an image path."""
+    if init in plugins.names(GROUP):
+        return init, {}
+    return FILE, {"path": init}
+
+
+def check(settings: "Settings") -> tuple[str, type]:
+    """``settings.init`` names a start or an existing image file: its (name, class), loaded and checked."""
+    name, implied = chosen(settings.init)
+    if implied and not Path(settings.init).is_file():
+        raise UsageError(f"--init {settings.init!r}: not {', '.join(named())} or an existing image file")
+    return name, plugins.load(GROUP, name)
+
+
+def check_options(settings: "Settings", name: str, cls: type) -> None:
+    """The start's own check of its options (a file that exists, an extra that is installed)."""
+    cls.check_options({**chosen(settings.init)[1], **settings.options_for(name)})
+
+
+def make_start(settings: "Settings") -> StartImage:
+    """The start plugin of ``settings``, constructed with its options (cheap: models load in ``image``)."""
+    name, implied = chosen(settings.init)
+    return plugins.load(GROUP, name)(**{**implied, **settings.options_for(name)})
+
+
+def first_level(settings: "Settings", levels: int) -> int:
+    """The level the start begins at, of ``levels`` (``StartImage.first_level``; -1 the finest), within 0..levels-1."""
+    first = int(make_start(settings).first_level(levels))
+    return min(max(first + levels if first < 0 else first, 0), levels - 1)
+
+
+def start_image(settings: "Settings", content: np.ndarray, styles: Sequence[np.ndarray],
+                shape: tuple[int, int]) -> np.ndarray:
+    """The start's picture at ``shape`` from the images as the network sees them, checked and in [0, 1]."""
+    from .objective import blend_weights  # objective imports settings, which imports this module
+    image = make_start(settings).image(Images(content, list(styles), blend_weights(settings.style_weights,
+                                                                                   len(styles))),
+                                       tuple(shape), settings.seed)
+    image = np.asarray(image)
+    if image.shape != (*shape, 3) or not np.issubdtype(image.dtype, np.floating):
+        raise PluginError(f"start {chosen(settings.init)[0]!r} made a {image.dtype} image of shape "
+                          f"{image.shape}; expected float RGB of shape {(*shape, 3)}")
+    return np.clip(np.nan_to_num(image, nan=0.5), 0.0, 1.0).astype(np.float32)

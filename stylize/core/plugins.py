@@ -1,6 +1,6 @@
 """Finding and loading plugins: the only module that imports stevedore.
 
-Built-in backends, losses and optimizers register in stylize's own setup.cfg
+Built-in backends, losses, optimizers and starts register in stylize's own setup.cfg
 exactly as a third-party package would, so everything goes through here.
 A driver is loaded with ``DriverManager``, which fails loudly: an unknown
 name, a name registered twice or a plugin that fails to import each become a
@@ -23,7 +23,7 @@ from typing import Sequence
 
 from stevedore import driver, exception, extension
 
-from .contracts import Backend, Loss, Optimizer
+from .contracts import Backend, Loss, Optimizer, StartImage
 from .errors import PluginError
 
 #: Entry-point group -> the contract its plugins implement.
@@ -31,8 +31,10 @@ GROUPS = {
     "stylize.backends": Backend,
     "stylize.losses": Loss,
     "stylize.optimizers": Optimizer,
+    "stylize.starts": StartImage,
 }
-KIND = {"stylize.backends": "backend", "stylize.losses": "loss", "stylize.optimizers": "optimizer"}
+KIND = {"stylize.backends": "backend", "stylize.losses": "loss", "stylize.optimizers": "optimizer",
+        "stylize.starts": "start"}
 
 
 def entry_points(group: str) -> list:

@@ -11,16 +11,15 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from . import initial
 from . import options as plugin_options
 from . import plugins
 from .errors import UsageError
 from .image_formats import BIT_DEPTHS
-from .initial import NAMED as NAMED_INITS
 from .masks import TOLERANCE
 from .presets import preset, quality
 
@@ -61,7 +60,7 @@ class Settings:
     #: improved its scores while its objective fell 1.3-5% per 20 iterations, and no level of them fell
     #: by under 0.27%: 0.1% stops none of them, only a level (or a long -n) that has stopped changing.
     tol: float = 1e-3
-    #: "content", "style", "noise", or the path of an image.
+    #: The start (``stylize.starts``: "content", "style", "noise", ...; ``stylize plugins``), or the path of an image.
     init: str = "content"
     seed: int | None = None
     gpu: int = -1
@@ -92,8 +91,7 @@ class Settings:
             raise UsageError(f"tol must be at least 0 (off) and below 1, got {self.tol}")
         if self.scales is not None and self.scales < 1:
             raise UsageError(f"scales must be at least 1, got {self.scales}")
-        if self.init not in NAMED_INITS and not Path(self.init).is_file():
-            raise UsageError(f"--init {self.init!r}: not {', '.join(NAMED_INITS)} or an existing image file")
+        start = initial.check(self)
         for name in ("ratio", "style_scale"):
             if not getattr(self, name) > 0 or not np.isfinite(getattr(self, name)):
                 raise UsageError(f"{name} must be a positive number, got {getattr(self, name)}")
@@ -106,9 +104,9 @@ class Settings:
                              "(bits per channel of the output)")
         if self.gpu < -1:
             raise UsageError(f"--gpu {self.gpu}: give -1 for the CPU (GPU ids start at 0)")
-        self._validate_plugins()
+        self._validate_plugins(start)
 
-    def _validate_plugins(self) -> None:
+    def _validate_plugins(self, start: tuple[str, type]) -> None:
         """Every plugin exists, and every option given to one is an option it declares."""
         backend = plugins.load("stylize.backends", self.backend)
         backend.check_device(self.gpu)
@@ -116,6 +114,7 @@ class Settings:
                 self.optimizer: ("optimizer", plugins.load("stylize.optimizers", self.optimizer), ())}
         for name in dict.fromkeys(["content", *self.losses]):
             used[name] = ("loss", plugins.load("stylize.losses", name), plugin_options.LOSS_OPTIONS)
+        used.setdefault(start[0], ("start", start[1], ()))  # a start named like another plugin shares its options
         stray = sorted(set(self.options) - set(used))
         if stray:
             raise UsageError(f"options given for {', '.join(stray)}, which this run does not use "
@@ -124,6 +123,7 @@ class Settings:
         self.options = {name: plugin_options.check(used[name][0], name, used[name][1], given, used[name][2])
                         for name, given in self.options.items()}
         backend.check_options(self.options_for(self.backend))
+        initial.check_options(self, *start)
 
     @classmethod
     def from_preset(cls, name: str | None, quality_name: str | None = None, **given: Any) -> "Settings":
