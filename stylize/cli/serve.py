@@ -38,8 +38,13 @@ DEFAULT_PORT = 8765  # stylize.serve.config.DEFAULT_PORT, repeated to keep --hel
               help="Largest --length a page may ask for.")
 @click.option("--max-iterations", type=click.IntRange(min=1), default=10_000, show_default=True,
               help="Most iterations a page may ask for.")
+@click.option("--max-storage", default=None, metavar="SIZE",
+              help="Most the work folder may hold: 500M, 2G, 1.5GiB, or a share of the free disk space "
+                   "such as 30% (default: 50%, i.e. half of its free space plus what it holds). The oldest "
+                   "uploads and ended jobs that no queued or running job needs are deleted to stay under "
+                   "it; the page shows the limit and the usage.")
 def serve(host, port, token, open_browser, work, settings_, threads, preview_every, max_upload_mb, max_length,
-          max_iterations):
+          max_iterations, max_storage):
     """Start the web app: upload images, run jobs with a live preview, browse and compare results.
 
     Prints the page's URL and serves until Ctrl-C, which cancels a running
@@ -68,12 +73,16 @@ def serve(host, port, token, open_browser, work, settings_, threads, preview_eve
                          max_iterations=max_iterations)
     if work is not None:
         config.work = Path(work)
+    if max_storage is not None:
+        from stylize.serve.storage import parse_size
+        config.max_storage_bytes = parse_size(max_storage, config.work)
     stop = threading.Event()  # set by Ctrl-C or SIGTERM, from before the URL is printed
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     server = Server(config).start()
     click.echo(f"stylize serve: {server.url}")
-    click.echo(f"work folder: {server.web.work.root}; Ctrl-C stops (a running job is cancelled and keeps "
+    click.echo(f"work folder: {server.web.work.root} (at most {server.web.storage.limit / 2**20:,.0f} MiB); "
+               "Ctrl-C stops (a running job is cancelled and keeps "
                "its checkpoint)", err=True)
     if not is_loopback(host):
         click.echo("listening beyond this machine: from another one, use this machine's address in the URL; "

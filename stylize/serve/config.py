@@ -47,6 +47,9 @@ class ServeConfig:
     max_length: int = 2048
     max_iterations: int = 10_000
     max_styles: int = 8
+    #: Most bytes the work folder may hold (None: ``storage.default_limit``, half of what the disk could give);
+    #: the oldest uploads and ended jobs no queued or running job needs are deleted to stay under it.
+    max_storage_bytes: int | None = None
 
     def check(self) -> None:
         """Refuse a configuration that would be unsafe or cannot work, before binding."""
@@ -62,8 +65,8 @@ class ServeConfig:
         if self.preview_every < 0:
             raise UsageError(f"preview_every must be 0 or more seconds, got {self.preview_every}")
         for name in ("max_upload_bytes", "max_json_bytes", "max_pixels", "max_length", "max_iterations",
-                     "max_styles"):
-            if getattr(self, name) < 1:
+                     "max_styles", "max_storage_bytes"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise UsageError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     @property

@@ -46,8 +46,8 @@ def option_json(option: Option, fixed: dict[str, Any], generic: bool = False) ->
     found = {"name": option.name, "type": _TYPE_NAMES.get(option.type, "str"), "default": _plain(option.default),
              "help": option.help, "choices": None if option.choices is None else list(option.choices),
              "path": option.path, "generic": generic}
-    if option.name in fixed:
-        found["fixed"] = _plain(fixed[option.name])
+    if option.name in fixed:  # a file the server fixed is shown by its name, not its path on the server
+        found["fixed"] = Path(str(fixed[option.name])).name if option.path else _plain(fixed[option.name])
     return found
 
 

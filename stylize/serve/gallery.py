@@ -2,9 +2,10 @@
 
 Each result carries what made it in its PNG text (written by the Job):
 ``stylize:settings`` (the ``Settings`` repr, read here with ``ast``, never
-evaluated), ``stylize:content`` and ``stylize:style`` (paths of uploads in
-this work folder, mapped back to upload ids when those still exist). That
-is enough to show the settings, to compare two results and to run one again.
+evaluated), ``stylize:content`` and ``stylize:style`` (upload ids, or paths
+of uploads in this work folder for results of earlier versions, mapped back
+to upload ids when those still exist). That is enough to show the settings,
+to compare two results and to run one again.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from PIL import Image
 
 from .forms import form_of, parse_settings_repr
 from .uploads import UploadStore
-from .work import JOB_ID, WorkFolder
+from .work import JOB_ID, UPLOAD_ID, WorkFolder, regular
 
 
 class Gallery:
@@ -32,7 +33,7 @@ class Gallery:
         """Every result in the work folder, newest first."""
         found = []
         for path in self.work.results.glob("*.png"):
-            if not JOB_ID.fullmatch(path.stem):
+            if not JOB_ID.fullmatch(path.stem) or not regular(path):
                 continue
             item = self.item(path)
             if item is not None:
@@ -81,14 +82,17 @@ class Gallery:
 
     def _input(self, path_text: str) -> dict[str, Any]:
         """An input named in the metadata: its upload id and label if it is an upload still here."""
-        upload_id = self.work.upload_id_of(Path(path_text)) if path_text else None
+        path = self.work.uploads / path_text if UPLOAD_ID.fullmatch(path_text) else Path(path_text)
+        upload_id = self.work.upload_id_of(path) if path_text else None
         if upload_id is None:
             return {"upload": None, "name": Path(path_text).name or "?"}
         upload = self.uploads.get(upload_id)
         return {"upload": upload_id, "name": upload.name, "thumb": upload.to_json()["thumb"]}
 
     def _split_styles(self, text: str) -> list[str]:
-        """``stylize:style`` is the style paths joined by ", ": split where an upload path starts."""
+        """``stylize:style`` is the style ids (or, before, paths) joined by ", ": split where one starts."""
+        if os.sep not in text:
+            return [part for part in text.split(", ") if part]
         prefix = re.escape(f"{self.work.uploads}{os.sep}")
         return [part for part in re.split(f", (?={prefix})", text) if part]
 

@@ -30,8 +30,9 @@ from stylize.core.errors import StylizeError, one_line
 from stylize.core.files import atomic_write
 from stylize.core.job import Cancelled, Job
 
+from .privacy import public_metadata
 from .uploads import encode_jpeg
-from .work import JOB_ID, Refused, WorkFolder, new_job_id
+from .work import JOB_ID, UPLOAD_ID, Refused, WorkFolder, new_job_id, regular
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +237,8 @@ class JobQueue:
         self._cond = threading.Condition()
         self._stopping = False
         self._worker: threading.Thread | None = None
+        #: Called on the worker thread after each job ends (the server prunes the work folder there).
+        self.after_job: Callable[[JobRecord], None] = lambda record: None
 
     # -- life ------------------------------------------------------------------------------
     def start(self) -> "JobQueue":
@@ -261,7 +264,7 @@ class JobQueue:
     def _load(self) -> None:
         """Jobs of an earlier server on this folder; those that had not finished are interrupted now."""
         for path in sorted(self.work.jobs.glob("*.json")):
-            if not JOB_ID.fullmatch(path.stem):
+            if not JOB_ID.fullmatch(path.stem) or not regular(path):
                 continue
             try:
                 record = JobRecord.from_saved(json.loads(path.read_text()))
@@ -269,10 +272,12 @@ class JobQueue:
                 log.warning("skipping unreadable job record %s", path)
                 continue
             if record.state in (QUEUED, RUNNING):
-                record.state = INTERRUPTED
-                record.checkpoint = checkpoints.path_for(self.work.result(record.id)).exists()
+                # The record was saved when the job started; its checkpoint says how far it got.
+                step = checkpoints.step_of(checkpoints.path_for(self.work.result(record.id)))
+                record.state, record.checkpoint = INTERRUPTED, step is not None
+                record.step = step if step is not None else record.step
                 record.message = "the server stopped before this job finished" + (
-                    f"; its checkpoint at iteration {record.step} is kept" if record.checkpoint else "")
+                    f"; its checkpoint at iteration {step} is kept" if step is not None else "")
                 self._save(record)
             self._records[record.id] = record
         ordered = sorted(self._records.values(), key=lambda r: r.created)
@@ -346,6 +351,26 @@ class JobQueue:
                 raise Refused(409, f"job {job_id} is already {record.state}")
         return record
 
+    def forget(self, job_id: str) -> JobRecord:
+        """Drop an ended job's record (its files are the caller's to delete); 409 for a queued or running one."""
+        with self._cond:
+            record = self.get(job_id)
+            if not record.terminal:
+                raise Refused(409, f"job {job_id} is {record.state}: cancel it before deleting it")
+            del self._records[job_id]
+        record.close_subscribers()
+        return record
+
+    def ended_ids(self) -> list[str]:
+        with self._cond:
+            return [record.id for record in self._records.values() if record.terminal]
+
+    def needed_uploads(self) -> set[str]:
+        """Uploads a queued or running job reads (never pruned or deleted)."""
+        with self._cond:
+            return {upload for record in self._records.values() if not record.terminal
+                    for upload in uploads_of(record.request)}
+
     def _positions(self) -> None:
         """Tell each waiting job its place (1: next); call with the lock held."""
         for position, record in enumerate(self._waiting, 1):
@@ -376,6 +401,10 @@ class JobQueue:
                     self._save(record)
                     self._compact_old()
                     self._cond.notify_all()
+                try:
+                    self.after_job(record)
+                except Exception:  # housekeeping must never stop the queue
+                    log.exception("after job %s", record.id)
 
     def _compact_old(self) -> None:
         over = [record for record in self._records.values() if record.terminal]
@@ -400,7 +429,7 @@ class JobQueue:
         except Exception as e:  # Job.run emitted Failed for it already; keep the worker alive
             log.exception("job %s failed", record.id)
             if not record.terminal:
-                record.message = f"internal error: {type(e).__name__}: {one_line(e)}"
+                record.message = record.clean(f"internal error: {type(e).__name__}: {one_line(e)}")
                 record.set_state(FAILED, message=record.message)
         if not record.terminal:  # cannot happen with Job.run's contract; never leave a job "running"
             record.message = record.message or "the run ended without a result"
@@ -408,7 +437,24 @@ class JobQueue:
 
 
 def job_for(arguments: dict[str, Any], output: Path, *, resume: bool = False) -> Job:
-    """The ``Job`` of a request's checked arguments (``forms.job_arguments``), writing ``output``."""
-    return Job(arguments["content"], arguments["style"], arguments["settings"], output=output,
-               content_mask=arguments.get("content_mask"), style_masks=arguments.get("style_masks"),
-               checkpoint_every=checkpoints.EVERY, resume=resume)
+    """The ``Job`` of a request's checked arguments (``forms.job_arguments``), writing ``output``.
+
+    Its result's PNG text names the uploads by id and no server path (``privacy``).
+    """
+    job = Job(arguments["content"], arguments["style"], arguments["settings"], output=output,
+              content_mask=arguments.get("content_mask"), style_masks=arguments.get("style_masks"),
+              checkpoint_every=checkpoints.EVERY, resume=resume)
+    job.metadata = public_metadata(job.metadata, job.settings, arguments["content"], list(arguments["style"]))
+    return job
+
+
+def uploads_of(request: Any) -> set[str]:
+    """The upload ids a job request names (content, styles, masks, init image)."""
+    if not isinstance(request, dict):
+        return set()
+    styles = request.get("styles") if isinstance(request.get("styles"), list) else []
+    masks = request.get("style_masks") if isinstance(request.get("style_masks"), list) else []
+    settings = request.get("settings") if isinstance(request.get("settings"), dict) else {}
+    named = [request.get("content"), request.get("content_mask"), settings.get("init"), *masks,
+             *(style.get("upload") for style in styles if isinstance(style, dict))]
+    return {name for name in named if isinstance(name, str) and UPLOAD_ID.fullmatch(name)}

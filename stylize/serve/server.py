@@ -7,6 +7,8 @@ Endpoints (all JSON unless said; errors are ``{"error": message}`` with a 4xx st
     GET  /api/plugins                   installed plugins and their declared options, presets, defaults, limits
     GET  /api/uploads                   the uploads;  POST: upload one image (multipart, field "file")
     GET  /api/uploads/<id>/thumb.jpg    an upload's thumbnail (encoded by the server)
+    DELETE /api/uploads/<id>            delete an upload (409 while a queued or running job reads it)
+    GET  /api/storage                   the work folder's limit and usage (bytes)
     GET  /api/jobs                      every job with its state and queue position
     POST /api/jobs                      start a job (queued; one runs at a time)
     GET  /api/jobs/<id>                 one job
@@ -15,6 +17,7 @@ Endpoints (all JSON unless said; errors are ``{"error": message}`` with a 4xx st
     GET  /api/jobs/<id>/result          its result (PNG with its settings); ?download=1 as an attachment
     POST /api/jobs/<id>/cancel          cancel it (a queued job leaves the queue)
     POST /api/jobs/<id>/resume          resume a cancelled or interrupted job from its checkpoint
+    DELETE /api/jobs/<id>               delete an ended job: its result, checkpoint and record
     GET  /api/gallery                   finished results with the settings read from their PNG metadata
 
 Every request: the Host header must name this server when it listens on
@@ -25,7 +28,8 @@ Every POST: the page's per-server CSRF value in ``X-Stylize-CSRF``, and no
 foreign ``Origin`` or ``Sec-Fetch-Site``. Bodies: at most
 ``max_upload_bytes`` for an upload, ``max_json_bytes`` for anything else,
 refused from the declared length before reading, and counted while
-streaming when none is declared.
+streaming when none is declared. No response names a server path
+(``privacy``); the work folder stays under its limit (``storage``).
 """
 from __future__ import annotations
 
@@ -51,8 +55,10 @@ from . import forms
 from .config import ServeConfig
 from .gallery import Gallery
 from .jobs import CLOSE, PREVIEW, FINISHED, JobQueue, JobRecord, job_for
+from .privacy import Scrubber
+from .storage import Storage, default_limit, remove_files as storage_remove
 from .uploads import UploadStore, label as _label
-from .work import Refused, WorkFolder, check_job_id
+from .work import Refused, WorkFolder, check_job_id, regular
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +112,16 @@ class WebApp:
         self.port = config.port
         self.streams: set[asyncio.Queue] = set()
         if single is not None:
-            self.work = self.uploads = self.gallery = None
+            self.work = self.uploads = self.gallery = self.storage = self.scrubber = None
             self.queue: JobQueue | SingleJob = SingleJob(single)
         else:
             self.work = WorkFolder(config.work)
             self.uploads = UploadStore(self.work, config.max_pixels)
             self.gallery = Gallery(self.work, self.uploads)
             self.queue = JobQueue(self.work, config.preview_every)
+            self.queue.after_job = lambda record: self.prune(0)
+            self.storage = Storage(self.work, config.max_storage_bytes or default_limit(self.work.root))
+            self.scrubber = Scrubber(self.work, self.uploads.label_of)
         self._result_of = result_of or (lambda record: None)
         self._catalogue: dict | None = None
         self._index = (STATIC / "index.html").read_text(encoding="utf-8")
@@ -142,6 +151,9 @@ class WebApp:
             post("/api/jobs/{job}/cancel", self.cancel)
             post("/api/jobs/{job}/resume", self.resume)
             get("/api/gallery", self.list_gallery)
+            get("/api/storage", self.storage_report)
+            app.router.add_delete("/api/uploads/{upload}", self.delete_upload)
+            app.router.add_delete("/api/jobs/{job}", self.delete_job)
         return app
 
     @staticmethod
@@ -159,7 +171,7 @@ class WebApp:
         try:
             return await handler(request)
         except Refused as e:
-            return _error(e.status, e.message)
+            return _error(e.status, self.clean(e.message))
         except web.HTTPRequestEntityTooLarge:
             return _error(413, f"request body too large: this server takes at most "
                                f"{self.config.max_json_bytes:,} bytes here")
@@ -168,6 +180,11 @@ class WebApp:
                 raise
             return _error(e.status, {404: "not found", 405: f"method {request.method} not allowed here"}.get(
                 e.status, e.reason))
+        except (asyncio.CancelledError, ConnectionResetError):
+            raise
+        except Exception as e:  # a bug: logged here, one line without a traceback or a path for the client
+            log.exception("%s %s failed", request.method, request.path[:200])
+            return _error(500, self.clean(f"internal error, please report it: {type(e).__name__}"))
 
     @web.middleware
     async def _guard(self, request: web.Request, handler) -> web.StreamResponse:
@@ -248,28 +265,66 @@ class WebApp:
         if request.content_type != "multipart/form-data":
             raise Refused(415, "send the image as multipart/form-data, in a field named \"file\"")
         limit = self.config.max_upload_bytes
+        await _in_thread(self._make_room, min(request.content_length or limit, limit))
         try:
             reader = await request.multipart()
             part = await reader.next()
-        except (ValueError, AssertionError) as e:
-            raise Refused(400, f"malformed multipart body ({one_line(e)})") from None
+            name = part.filename if isinstance(part, BodyPartReader) else None
+        except Exception as e:  # aiohttp's parser: a header line too long, a NUL or ESC in one, bad framing
+            raise Refused(400, f"malformed multipart body ({one_line(e)[:160]})") from None
         if not isinstance(part, BodyPartReader) or part.name != "file":
             raise Refused(400, "no image in the request: send it in a multipart field named \"file\"")
         with self.uploads.receiving() as path:
             size = 0
             with open(path, "wb") as f:
-                while chunk := await part.read_chunk(1 << 16):
+                while chunk := await _chunk(part):
                     size += len(chunk)
                     if size > limit:
-                        raise Refused(413, f"{_label(part.filename)}: more than {limit:,} bytes, the largest "
+                        raise Refused(413, f"{_label(name)}: more than {limit:,} bytes, the largest "
                                            "upload this server takes (stylize serve --max-upload-mb)")
                     f.write(chunk)
-            upload = await _in_thread(self.uploads.accept, path, part.filename)
+            upload = await _in_thread(self.uploads.accept, path, name)
         return web.json_response(upload.to_json(), status=201)
+
+    async def delete_upload(self, request: web.Request) -> web.Response:
+        upload_id = request.match_info["upload"]
+        self.work.upload(upload_id)  # 400/404 for anything but an existing upload
+        if upload_id in self.queue.needed_uploads():
+            raise Refused(409, "a queued or running job uses this upload: cancel it first")
+        await _in_thread(storage_remove, self.storage.upload_files(upload_id))
+        return web.json_response({"deleted": upload_id, "storage": await _in_thread(self.storage.report)})
+
+    # -- storage ---------------------------------------------------------------------------
+    async def storage_report(self, request: web.Request) -> web.Response:
+        return web.json_response(await _in_thread(self.storage.report))
+
+    def prune(self, need: int) -> list:
+        """Delete the oldest uploads and ended jobs no queued or running job needs until ``need`` more bytes fit."""
+        deleted = self.storage.prune(need, self._ended(), self.queue.needed_uploads(), self._forget)
+        for item in deleted:
+            log.info("work folder over its limit: deleted %s %s (%d bytes)", item.kind, item.id, item.bytes)
+        return deleted
+
+    def _make_room(self, need: int) -> None:
+        self.prune(need)
+        if self.storage.usage() + need > self.storage.limit:
+            raise Refused(507, f"the work folder is full: {self.storage.limit / 2**20:,.0f} MiB allowed "
+                               "(stylize serve --max-storage), all of it held by queued or running jobs' "
+                               "images; wait for them to end or delete some")
+
+    def _ended(self) -> list[str]:
+        """Jobs that may be deleted: ended ones, and results on disk of jobs no record lists."""
+        known = {record.id for record in self.queue.list()}
+        orphans = [path.stem for path in self.work.results.glob("*.png") if path.stem not in known]
+        return self.queue.ended_ids() + orphans
+
+    def _forget(self, job_id: str) -> None:
+        with contextlib.suppress(Refused):
+            self.queue.forget(job_id)
 
     async def thumbnail(self, request: web.Request) -> web.StreamResponse:
         path = self.uploads.thumbnail(request.match_info["upload"])
-        if not path.is_file():
+        if not regular(path):
             raise Refused(404, "no thumbnail for this upload")
         return web.FileResponse(path, headers={"Content-Type": "image/jpeg"})
 
@@ -306,16 +361,23 @@ class WebApp:
         return f"{name(body['content'])} \u00d7 {styles}"
 
     def clean(self, message: str) -> str:
-        """A message with the server's upload paths replaced by the uploads' labels."""
-        if self.work is None:
-            return message
-        folder = re.escape(f"{self.work.uploads}/")
-        return re.sub(f"{folder}([0-9a-f]{{32}}\\.[a-z]+)",
-                      lambda m: self.uploads.label_of(self.work.uploads / m.group(1)), message)
+        """A message for the page: upload paths become their labels, no other server path is named."""
+        return message if self.scrubber is None else self.scrubber.text(message)
 
     async def cancel(self, request: web.Request) -> web.Response:
         record = self.queue.cancel(check_job_id(request.match_info["job"]))
         return web.json_response(record.summary())
+
+    async def delete_job(self, request: web.Request) -> web.Response:
+        """An ended job, with its result, checkpoint and record (a queued or running one: 409)."""
+        job_id = check_job_id(request.match_info["job"])
+        known = any(record.id == job_id for record in self.queue.list())
+        if known:
+            self.queue.forget(job_id)
+        elif not regular(self.work.result(job_id)):
+            raise Refused(404, "no such job")
+        await _in_thread(storage_remove, self.storage.job_files(job_id))
+        return web.json_response({"deleted": job_id, "storage": await _in_thread(self.storage.report)})
 
     async def resume(self, request: web.Request) -> web.Response:
         record = self._record(request)
@@ -341,6 +403,7 @@ class WebApp:
             path = self._result_of(record) if record.state == FINISHED else None
         else:
             path = self.work.result(job_id)
+            path = path if regular(path) else None  # a link planted in the folder is not followed
         if path is None or not path.is_file():
             raise Refused(404, "no result for this job (yet)")
         headers = {"Content-Type": RESULT_TYPES.get(path.suffix.lower(), "image/jpeg")}
@@ -448,6 +511,18 @@ async def _json_body(request: web.Request) -> Any:
         return json.loads(raw)
     except ValueError as e:
         raise Refused(400, f"the request body is not valid JSON ({one_line(e)})") from None
+    except RecursionError:
+        raise Refused(400, "the request body is JSON nested too deeply") from None
+
+
+async def _chunk(part: BodyPartReader) -> bytes:
+    """The next chunk of an upload's body; a malformed body is a 400, whatever aiohttp's parser raises."""
+    try:
+        return await part.read_chunk(1 << 16)
+    except (asyncio.CancelledError, ConnectionResetError):
+        raise
+    except Exception as e:
+        raise Refused(400, f"malformed multipart body ({one_line(e)[:160]})") from None
 
 
 async def _in_thread(function, *args):

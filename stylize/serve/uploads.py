@@ -27,7 +27,7 @@ from stylize.core.errors import StylizeError, one_line
 from stylize.core.files import atomic_write
 from stylize.core.images import fit_long_side, load_image, resize, to_uint8
 
-from .work import UPLOAD_ID, Refused, WorkFolder, new_upload_stem
+from .work import UPLOAD_ID, Refused, WorkFolder, new_upload_stem, regular
 
 #: Pillow's format name -> the extension an upload is stored with (others: ``img``).
 EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "MPO": "jpg", "GIF": "gif", "BMP": "bmp", "TIFF": "tif",
@@ -129,7 +129,7 @@ class UploadStore:
     def list(self) -> list[Upload]:
         """Every upload, newest first."""
         found = [self._read(path) for path in self.work.uploads.iterdir()
-                 if UPLOAD_ID.fullmatch(path.name) and path.is_file()]
+                 if UPLOAD_ID.fullmatch(path.name) and regular(path)]
         return sorted(found, key=lambda upload: -upload.created)
 
     def label_of(self, path: Path) -> str:

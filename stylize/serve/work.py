@@ -8,13 +8,17 @@
     work/results/<16 hex>.png          a job's result (its settings in PNG text), and its checkpoint
 
 A client names files only by these identifiers, matched against fixed
-patterns before any path is built, so no request can reach a file outside
-the folder or one the server did not write.
+patterns before any path is built, and only regular files are served or
+listed (``regular``: a symbolic link planted in the folder is not followed),
+so no request can reach a file outside the folder or one the server did not
+write.
 """
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import stat
 from pathlib import Path
 
 UPLOAD_ID = re.compile(r"[0-9a-f]{32}\.(?:png|jpg|gif|bmp|tif|webp|ppm|img)")
@@ -56,14 +60,14 @@ class WorkFolder:
         if not isinstance(upload_id, str) or not UPLOAD_ID.fullmatch(upload_id):
             raise Refused(400, f"{str(upload_id)[:80]!r} is not an upload id; upload the image first")
         path = self.uploads / upload_id
-        if not path.is_file():
+        if not regular(path):
             raise Refused(404, f"no upload {upload_id}; upload the image again")
         return path
 
     def upload_id_of(self, path: str | Path) -> str | None:
         """The upload id of a path in the uploads folder (as PNG metadata records it), if it still exists."""
         path = Path(path)
-        if path.parent != self.uploads or not UPLOAD_ID.fullmatch(path.name) or not path.is_file():
+        if path.parent != self.uploads or not UPLOAD_ID.fullmatch(path.name) or not regular(path):
             return None
         return path.name
 
@@ -74,6 +78,14 @@ class WorkFolder:
     def record(self, job_id: str) -> Path:
         check_job_id(job_id)
         return self.jobs / f"{job_id}.json"
+
+
+def regular(path: Path) -> bool:
+    """Whether ``path`` itself is a regular file: a symbolic link (to anything) is not."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def check_job_id(job_id: object) -> str:
