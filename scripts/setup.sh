@@ -34,7 +34,7 @@ wanted=$( (cat setup.cfg pyproject.toml scripts/install_pycaffe*.py scripts/caff
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     "$VENV/bin/python" -m pip install -q numpy
     "$VENV/bin/python" scripts/install_pycaffe.py $PYCAFFE_FLAGS
-    "$VENV/bin/python" -m pip install -q -e '.[test]'
+    "$VENV/bin/python" -m pip install -q -e '.[test,fast]'  # fast: --init fast's network (tested)
     scripts/forget-entry-points.sh
     echo "$wanted" > "$stamp"
 fi
