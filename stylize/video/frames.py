@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,10 +119,23 @@ def read_frames(clip: Clip, stop: int | None = None) -> Iterator[np.ndarray]:
                 break
             yield np.frombuffer(raw, np.uint8).reshape(height, width, 3).astype(np.float32) / 255.0
     except (OSError, RuntimeError, StopIteration) as e:
-        raise ImageError(f"{clip.path}: cannot decode the video ({' '.join(str(e).split())[:200]})") from None
+        raise ImageError(f"{clip.path}: cannot decode the video ({decode_reason(e)})") from None
     finally:
         with contextlib.suppress(Exception):
             reader.close()
+
+
+def decode_reason(error: BaseException) -> str:
+    """Why imageio-ffmpeg could not decode, in a few words: its own line and FFmpeg's first log message,
+    never FFmpeg's banner (version, build configuration) that it appends."""
+    head, _, log = str(error).partition("=== stderr ===")
+    messages = [re.sub(r"^(\[[^\]]*\]\s*)+", "", line).strip() for line in log.splitlines() if line.startswith("[")]
+    if any("partial file" in m or "moov atom not found" in m for m in messages):
+        detail = "the file is cut short"
+    else:
+        detail = messages[0] if messages else ""
+    head = " ".join(head.split()) or type(error).__name__
+    return f"{head}: {detail}"[:200] if detail else head[:200]
 
 
 def check_video_output(path: str | os.PathLike) -> Path:

@@ -116,8 +116,14 @@ class VideoJob:
         """
         emit = on_event or (lambda event: None)
         started = time.monotonic()
+        fresh = not self.work.root.exists()
         self.work.claim(self.key(), self.force)
-        last = self._extract()
+        try:
+            last = self._extract()
+        except BaseException:
+            if fresh:  # nothing of this run is worth keeping: no run.key or half a folder left behind
+                self.work.remove()
+            raise
         first = self.first
         if first > last:
             raise UsageError(f"--frames starts at {first}, but the video has {last} frames")
