@@ -115,7 +115,7 @@ def test_a_failure_is_the_last_event_with_its_one_line_message_and_exit_code(tin
     with pytest.raises(Exception) as caught:
         job.run(seen.append)
     failed = seen[-1]
-    assert kinds(seen) == ["Failed"] and failed.error is caught.value
+    assert kinds(seen) == ["FirstImage", "Failed"] and failed.error is caught.value  # the start needs no network
     assert failed.exit_code == 4 and "missing.caffemodel" in failed.message and "\n" not in failed.message
 
 

@@ -201,7 +201,9 @@ def test_plugins_lists_every_installed_plugin_with_its_declared_options(client, 
     assert list(qualities) == ["draft", "normal", "best"] and qualities["normal"]["iterations"] == Settings.iterations
     assert qualities["draft"]["iterations"] < Settings.iterations < qualities["best"]["iterations"]
     assert {len(values) for values in qualities.values()} == {len(qualities["draft"])}
-    assert catalogue["inits"] == ["content", "style", "noise"] and catalogue["limits"]["max_length"] == 2048
+    assert {"content", "style", "noise", "fast"} <= set(catalogue["inits"]) and "file" not in catalogue["inits"]
+    assert [p["name"] for p in catalogue["starts"] if p["options"]] == ["fast", "file", "noise"]  # each offered
+    assert catalogue["limits"]["max_length"] == 2048
 
 
 # -- uploads ----------------------------------------------------------------------------------
@@ -629,7 +631,7 @@ def test_preview_server_serves_the_page_of_one_cli_run(tiny_net, tmp_path):
         job.run(page.watch(received.append), preview_every=page.every)
         watcher.join(30)
         assert requests.get(f"{base}/api/jobs/{job_id}/result", timeout=10).content == output.read_bytes()
-    assert [type(e).__name__ for e in received][:2] == ["Started", "LevelStarted"]  # the CLI's handler got all
+    assert [type(e).__name__ for e in received][:3] == ["FirstImage", "Started", "LevelStarted"]  # the CLI's got all
     assert isinstance(received[-1], events.Finished)
     kinds = [entry["type"] for entry in streamed]
     assert "started" in kinds and kinds.count("step") == 40 and kinds.count("preview") >= 2

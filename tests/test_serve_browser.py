@@ -105,18 +105,22 @@ def test_the_page_runs_a_job_with_a_live_preview_in_chromium(browser, server, tm
     for field, value in (("#set-length", "160"), ("#set-iterations", "8"), ("#set-scales", "1"), ("#set-tol", "0.5")):
         find(field).clear()
         find(field).send_keys(value)
+    Select(find("#set-init")).select_by_value("fast")  # the feed-forward start, with its own option
+    assert find("#opt-fast-level").get_attribute("value") == "0"
     find("#start").click()
 
-    seen = []  # the preview's distinct images, in order
+    seen, captions = [], []  # the preview's distinct images and their captions, in order
 
     def finished():
         source = find("#preview").get_attribute("src") or ""
         if source.startswith("data:image/jpeg") and (not seen or seen[-1] != source):
             seen.append(source)
+            captions.append(find("#preview-caption").text)
         return find("#job-state").get_attribute("data-state") in ("finished", "failed", "cancelled")
     wait(browser, finished, timeout=240, what="the job to finish")
     assert find("#job-state").get_attribute("data-state") == "finished", find("#job-state").text
     assert len(seen) >= 3, f"the preview changed {len(seen) - 1} times"  # at least twice while it ran
+    assert captions[0] == "start (160x160)" and captions[1].startswith("iteration")  # the picture at once
     assert int(find("#preview").get_attribute("data-count")) >= 3
     assert find("#stat-step").text == "8/8" and find("#legend").text.split() == ["total", "content", "gram"]
 

@@ -28,7 +28,8 @@ from stylize.core.settings import Settings, settings_from
 from .config import ServeConfig
 from .work import UPLOAD_ID, Refused, WorkFolder
 
-GROUPS = {"backends": "stylize.backends", "losses": "stylize.losses", "optimizers": "stylize.optimizers"}
+GROUPS = {"backends": "stylize.backends", "losses": "stylize.losses", "optimizers": "stylize.optimizers",
+          "starts": "stylize.starts"}
 _TYPE_NAMES = {float: "float", int: "int", bool: "bool", str: "str"}
 
 #: Settings a page may set, with the JSON type each takes (``None`` allowed where the default is None).
@@ -262,6 +263,8 @@ def _group_of(name: str, fields: dict[str, Any]) -> str | None:
         return "stylize.optimizers"
     if name == "content" or name in fields.get("losses", defaults.losses):
         return "stylize.losses"
+    if name == fields.get("init", defaults.init):
+        return "stylize.starts"
     return None
 
 

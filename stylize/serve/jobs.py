@@ -137,12 +137,13 @@ class JobRecord:
             self.ended = time.time()
         self.publish({"type": "state", "state": state, "position": self.position, **extra})
 
-    def set_preview(self, step: int, image) -> None:
+    def set_preview(self, step: int, image, start: bool = False) -> None:
+        """The latest picture, as JPEG; ``start``: the run's start (``FirstImage``), before its first iteration."""
         jpeg = encode_jpeg(image, PREVIEW_LENGTH)
         with self._lock:
             seq = (self._preview or {"seq": 0})["seq"] + 1
             self._preview = {"type": "preview", "job": self.id, "seq": seq, "step": step,
-                             "width": image.shape[1], "height": image.shape[0],
+                             "width": image.shape[1], "height": image.shape[0], "start": start,
                              "jpeg": base64.b64encode(jpeg).decode("ascii")}
         self._notify(PREVIEW)
 
@@ -171,6 +172,8 @@ class JobRecord:
                                       "iterations": lv.iterations, "first_step": lv.first_step}
                                      for lv in event.plan.levels],
                           "memory_bytes": estimate.memory_bytes, "seconds": estimate.seconds})
+        elif isinstance(event, events.FirstImage):  # before the network loads: a picture at once
+            self.set_preview(self.step, event.image, start=True)
         elif isinstance(event, events.LevelStarted):
             level = event.level
             self.publish({"type": "level", "level": level.index, "levels": event.levels,

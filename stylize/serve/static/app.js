@@ -10,7 +10,7 @@ const MODE = meta("stylize-mode");
 const FIXED_JOB = meta("stylize-job");
 const COLORS = ["#22262b", "#b4441f", "#2f6db4", "#2f7d32", "#8e44ad", "#c99a06", "#0e8a8a", "#7a5230"];
 const FINAL = new Set(["finished", "failed", "cancelled", "interrupted"]);
-const KINDS = { backends: "backend", losses: "loss", optimizers: "optimizer" };
+const KINDS = { backends: "backend", losses: "loss", optimizers: "optimizer", starts: "start" };
 
 const state = {
   catalogue: null,
@@ -169,7 +169,11 @@ function buildForm(catalogue) {
   quality.addEventListener("change", () => {
     for (const [name, value] of Object.entries(catalogue.qualities[quality.value])) setField(name, value);
   });
-  for (const init of catalogue.inits) $("set-init").append(el("option", { value: init, text: init }));
+  for (const init of catalogue.inits) {
+    const start = (catalogue.starts || []).find((plugin) => plugin.name === init);
+    $("set-init").append(el("option", { value: init, text: init, title: start ? start.doc : "" }));
+  }
+  $("set-init").addEventListener("change", renderPluginOptions);
   for (const backend of catalogue.backends) {
     $("set-backend").append(el("option", { value: backend.name, text: backend.name, title: backend.doc }));
   }
@@ -220,7 +224,8 @@ function pluginEntry(kind, name) {
 function renderPluginOptions() {
   const kept = currentOptionValues();
   const used = [["backends", $("set-backend").value], ["losses", "content"],
-    ...chosenLosses().map((name) => ["losses", name]), ["optimizers", $("set-optimizer").value]];
+    ...chosenLosses().map((name) => ["losses", name]), ["optimizers", $("set-optimizer").value],
+    ["starts", $("set-init").value]];
   const box = $("plugin-options");
   box.replaceChildren();
   for (const [kind, name] of used) {
@@ -464,7 +469,8 @@ function handle(entry) {
       img.dataset.count = String(Number(img.dataset.count) + 1);
       img.dataset.step = String(entry.step);
       if ($("job-state").dataset.state !== "finished") {
-        $("preview-caption").textContent = `iteration ${entry.step} (${entry.width}x${entry.height})`;
+        const what = entry.start ? "start" : `iteration ${entry.step}`;  // the start's picture, before iteration 1
+        $("preview-caption").textContent = `${what} (${entry.width}x${entry.height})`;
       }
       break;
     }
