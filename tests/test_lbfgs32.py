@@ -199,7 +199,7 @@ def test_auto_takes_float32_exactly_when_float64_does_not_fit(tiny, tiny_net, pi
             job, planned = estimate(tiny, tiny_net, pictures, "auto", tile_size=tile_size)
             assert planned.optimizer_notes == (expected,) and planned.tiles == (None,)
             assert planned.memory_bytes == pytest.approx(wide if expected is None else narrow, abs=gap / 8)
-            assert job.pipeline.optimizers[-1].precision == ("float32" if expected else "auto")
+            assert job.plan.final.optimizer.precision == ("float32" if expected else "auto")
     monkeypatch.setenv(memory.LIMIT_VARIABLE, str(narrow - gap // 4))
     with pytest.raises(ResourceError, match="not enough memory"):
         estimate(tiny, tiny_net, pictures, "auto", tile_size="off")

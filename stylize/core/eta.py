@@ -19,9 +19,10 @@ level already measured: the first ETAs are the plan's, later ones the run's.
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from .plan import Level, Plan
+if TYPE_CHECKING:
+    from .plan import Level, Plan
 
 #: How many first-level iterations the recorded rate weighs against the run's own.
 PRIOR_ITERATIONS = 5

@@ -147,8 +147,11 @@ class Job:
 
     @functools.cached_property
     def estimate(self) -> events.Estimate:
-        """Memory and time expected; ResourceError if the run cannot fit in memory. Loads the network."""
-        return self.pipeline.estimate()
+        """Memory and time expected; ResourceError if the run cannot fit in memory. Loads the network.
+        ``plan`` becomes the complete plan (each level's evaluation, optimizer and costs) it sums."""
+        estimate = self.pipeline.estimate()
+        self.plan = estimate.plan or self.plan
+        return estimate
 
     def snapshot_path(self, step: int) -> Path:
         """``out-0050.png``, next to the output or in ``save_dir``."""

@@ -9,31 +9,25 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from . import colors
-from .contracts import Backend, Optimizer, StepResult
+from .contracts import StepResult
 from .convergence import Stall
 from .errors import NumericalError
 from .images import resize
 from .initial import start_image
 from .inputs import Inputs
 from .masks import resize_regions, split_regions
-from .objective import Objective, WeightedLoss, make_objective
+from .objective import Objective, make_objective
 from .plan import Level, Plan
 from .settings import Settings
 from .tiled_objective import make_tiled_objective
 
-
-class Plugins(Protocol):
-    """What the loop runs with (``pipeline.Pipeline`` is one): the settings and the loaded plugins."""
-
-    settings: Settings
-    backend: Backend
-    losses: Sequence[WeightedLoss]
-    optimizer: Optimizer
+if TYPE_CHECKING:
+    from .pipeline import Pipeline
 
 
 @dataclass
@@ -82,7 +76,7 @@ class Views:
 StepHook = Callable[[StepResult, Objective], None]
 
 
-def run_levels(pipeline: Plugins, plan: Plan, views: Views, on_step: StepHook, start: Start | None = None,
+def run_levels(pipeline: "Pipeline", plan: Plan, views: Views, on_step: StepHook, start: Start | None = None,
                on_level: Callable[[Level], None] | None = None) -> np.ndarray:
     """Optimize every level of ``plan`` not finished at ``start``; return the image as the user sees it."""
     image = None if start is None else start.image  # the working image, as the network saw it
@@ -94,7 +88,7 @@ def run_levels(pipeline: Plugins, plan: Plan, views: Views, on_step: StepHook, s
     return views.shown(image)
 
 
-def run_level(pipeline: Plugins, level: Level, levels: int, views: Views, on_step: StepHook,
+def run_level(pipeline: "Pipeline", level: Level, levels: int, views: Views, on_step: StepHook,
               image: np.ndarray | None, done: int = 0) -> np.ndarray:
     """One level: targets at its size, a start from ``image`` (or the initial image), the optimizer's run.
 
@@ -106,11 +100,7 @@ def run_level(pipeline: Plugins, level: Level, levels: int, views: Views, on_ste
     shape = level.shape
     content = resize(views.content, shape)
     styles = [resize(s, size) for s, size in zip(views.styles, level.style_shapes)]
-    tiles = getattr(pipeline, "tiles", None)  # a Pipeline's choice (``tile_plan``); other drivers run whole
-    tiles = None if tiles is None else tiles[level.index]
-    make = make_objective if tiles is None else functools.partial(make_tiled_objective, tiles=tiles)
-    optimizers = getattr(pipeline, "optimizers", None)  # a Pipeline's choice per level, likewise
-    optimizer = pipeline.optimizer if optimizers is None else optimizers[level.index]
+    make = make_objective if level.tiles is None else functools.partial(make_tiled_objective, tiles=level.tiles)
     objective = make(
         backend, pipeline.losses, content, styles, style_weights=settings.style_weights,
         regions=None if views.regions is None else resize_regions(views.regions, shape),
@@ -136,7 +126,7 @@ def run_level(pipeline: Plugins, level: Level, levels: int, views: Views, on_ste
 
     if level.iterations - done > 0:
         try:
-            x = optimizer.minimize(objective, x, backend.input_bounds(x.shape), level.iterations - done, report)
+            x = level.optimizer.minimize(objective, x, backend.input_bounds(x.shape), level.iterations - done, report)
         except NumericalError as e:
             raise NumericalError(str(e), image=views.shown(backend.deprocess(last_good))) from None
     return backend.deprocess(x)

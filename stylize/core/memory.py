@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .errors import ImageError, ResourceError, StylizeError, UsageError
-from .plan import sizes_at
+from .schedule import sizes_at
 
 #: Environment variable that sets the memory a run may use ("off": no check).
 LIMIT_VARIABLE = "STYLIZE_MEMORY_LIMIT"
@@ -158,12 +158,11 @@ def check_terms_fit(losses: Sequence, content_shape: Sequence[int], style_shapes
         return
     limit, source = limit
 
-    def fits(length: int) -> bool:
-        return terms_bytes(heavy, sizes_at(length, content_shape, style_shapes, style_scale)[0]) <= limit
-
-    low = last_fitting(fits, 0, (max(content_shape[:2]) - 1) // LENGTH_STEP) * LENGTH_STEP
+    low = largest_length(lambda length: terms_bytes(heavy, sizes_at(length, content_shape, style_shapes,
+                                                                     style_scale)[0]),
+                         limit, max(content_shape[:2]) - 1)
     names = " and ".join(f"the {getattr(t, 'name', type(t).__name__)} term" for t in heavy)
-    advice = (f"it can be built up to --length {low}: lower --length" if low >= MIN_LENGTH
+    advice = (f"it can be built up to --length {low}: lower --length" if low is not None
               else f"it cannot be built even at --length {MIN_LENGTH}")
     h, w = content_shape[:2]
     raise ResourceError(f"not enough memory for {names}: a {w}x{h} px output needs about "
@@ -174,42 +173,44 @@ def check_terms_fit(losses: Sequence, content_shape: Sequence[int], style_shapes
 
 
 def last_fitting(fits: Callable[[int], bool], low: int, high: int) -> int:
-    """The largest ``k`` in ``low..high`` whose length ``k * LENGTH_STEP`` ``fits`` (``low`` if none above it).
-
-    Memory grows with the length, so this bisects: a few dozen estimates at most.
-    """
+    """The largest ``k`` in ``low..high`` that ``fits`` (``low`` if none above it), for ``fits`` true up
+    to some ``k`` and false above: memory grows with a length or a tile, so this bisects (a few dozen
+    estimates at most). Every "what fits" question of a plan is asked through it."""
     while low < high:
         middle = (low + high + 1) // 2
-        if fits(middle * LENGTH_STEP):
+        if fits(middle):
             low = middle
         else:
             high = middle - 1
     return low
 
 
-def largest_length(backend, optimizer, content_shape: Sequence[int], style_shapes: Sequence[Sequence[int]],
-                   limit: int, style_scale: float = 1.0, losses: Sequence = (),
-                   iterations: int | None = None) -> int | None:
-    """The largest multiple of LENGTH_STEP (>= MIN_LENGTH) below the current long side whose run fits, or None.
+def within(needed: Callable[[], int | None], limit: int) -> bool:
+    """``needed()`` is known and at most ``limit``; an estimate that refuses (a size too large for
+    Caffe, too small for the network) does not fit."""
+    try:
+        value = needed()
+    except StylizeError:
+        return False
+    return value is not None and value <= limit
 
-    Style images scale with the output (``style_scale`` times its long side), as ``--length`` does.
-    """
 
-    def needed(length: int) -> int | None:
-        shapes = sizes_at(length, content_shape, style_shapes, style_scale)
-        return estimate_run_bytes(backend, optimizer, *shapes, losses, iterations)
+def largest_length(needed: Callable[[int], int | None], limit: int, top: int) -> int | None:
+    """The largest multiple of LENGTH_STEP from MIN_LENGTH up to ``top`` whose ``needed(length)`` bytes fit
+    ``limit``, or None. A length too small for the network (ImageError) takes no memory worth the
+    name while searching, but is no answer."""
 
-    def fits(length: int) -> bool:
+    def fits(steps: int) -> bool:
         try:
-            bytes_needed = needed(length)
-        except ImageError:  # too small for the network: memory is no concern down there
+            bytes_needed = needed(steps * LENGTH_STEP)
+        except ImageError:
             return True
         except StylizeError:  # e.g. too large for Caffe
             return False
         return bytes_needed is not None and bytes_needed <= limit
 
     first = -(-MIN_LENGTH // LENGTH_STEP)  # in steps of LENGTH_STEP; first - 1 = nothing fits
-    low = last_fitting(fits, first - 1, (max(content_shape[:2]) - 1) // LENGTH_STEP)
+    low = last_fitting(fits, first - 1, top // LENGTH_STEP)
     if low < first:
         return None
     try:  # below the network's smallest input nothing fits
@@ -217,6 +218,14 @@ def largest_length(backend, optimizer, content_shape: Sequence[int], style_shape
     except StylizeError:
         return None
     return low * LENGTH_STEP
+
+
+def refusal(what: str, needed: int, note: str, limit: tuple[int, str], advice: str) -> ResourceError:
+    """The one-line refusal of a run over the limit: what needs how much (``note``: of which the terms),
+    what the machine gives, what would fit."""
+    return ResourceError(f"not enough memory: {what} needs about {format_bytes(needed)} (estimated{note}), "
+                         f"{format_bytes(limit[0])} is {limit[1]}; {advice} (or set {LIMIT_VARIABLE}=off "
+                         "to try anyway)")
 
 
 def check_fits(backend, settings, content_shape: Sequence[int],
@@ -234,19 +243,18 @@ def check_fits(backend, settings, content_shape: Sequence[int],
     limit = memory_limit()
     if limit is None:
         return None
-    limit, source = limit
     if optimizer is None:
         from . import plugins
         optimizer = plugins.load("stylize.optimizers", settings.optimizer)(**settings.options_for(settings.optimizer))
-    needed = estimate_run_bytes(backend, optimizer, *sizes_at(max(content_shape[:2]), content_shape,
-                                                              style_shapes, settings.style_scale), losses,
-                                iterations)
-    if needed is None or needed <= limit:
-        return needed
-    fitting = largest_length(backend, optimizer, content_shape, style_shapes, limit, settings.style_scale, losses,
-                             iterations)
+
+    def needed(length: int) -> int | None:
+        return estimate_run_bytes(backend, optimizer, *sizes_at(length, content_shape, style_shapes,
+                                                                settings.style_scale), losses, iterations)
+
+    estimate = needed(max(content_shape[:2]))
+    if estimate is None or estimate <= limit[0]:
+        return estimate
+    fitting = largest_length(needed, limit[0], max(content_shape[:2]) - 1)
     advice = f"--length {fitting} would fit" if fitting else f"no --length from {MIN_LENGTH} px up would fit"
     h, w = content_shape[:2]
-    raise ResourceError(f"not enough memory: a {w}x{h} px run needs about {format_bytes(needed)} "
-                        f"(estimated{terms_note(losses, content_shape)}), {format_bytes(limit)} is {source}; {advice} "
-                        f"(or set {LIMIT_VARIABLE}=off to try anyway)")
+    raise refusal(f"a {w}x{h} px run", estimate, terms_note(losses, content_shape), limit, advice)

@@ -17,17 +17,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import eta, memory, plugins, speed, tile_plan
+from . import plugins
 from .contracts import Backend, Callback, Optimizer
-from .errors import ResourceError
 from .events import Estimate
 from .inputs import Inputs, one_or_many
 from .levels import Start, StepHook, Views, run_levels
 from .objective import Objective, WeightedLoss, build_losses, make_backend
-from .plan import Level, Plan, check_network_sizes, make_plan
+from .plan import Level, Plan, check_network_sizes, complete, make_plan
 from .settings import Settings
 from .threads import run_threads
-from .tiling import Tiles
 
 @dataclass
 class Pipeline:
@@ -50,60 +48,21 @@ class Pipeline:
         return cls(settings, plan, backend, losses, optimizer)
 
     @functools.cached_property
-    def choices(self) -> tuple[tile_plan.Choice, ...]:
-        """Each level's tiling and optimizer, chosen against the memory limit (``tile_plan``)."""
-        return tile_plan.plan_levels(self.backend, self.optimizer, self.settings, self.losses, self.plan)
-
-    @property
-    def tiles(self) -> tuple[Tiles | None, ...]:
-        """Each level's tiled evaluation, or None where it runs whole."""
-        return tuple(choice.tiles for choice in self.choices)
-
-    @property
-    def optimizers(self) -> tuple[Optimizer, ...]:
-        """Each level's optimizer: ``optimizer``, or its smaller variant where only that fits."""
-        return tuple(choice.optimizer for choice in self.choices)
+    def planned(self) -> Plan:
+        """The complete plan (``plan.complete``): each level's evaluation, optimizer and costs, made once.
+        Raises ResourceError when the run cannot fit in memory, UsageError for a tiling it cannot use."""
+        return complete(self.plan, self.settings, self.backend, self.losses, self.optimizer)
 
     def estimate(self) -> Estimate:
-        """Memory and time the run is expected to take; ResourceError if it cannot fit in memory."""
-        # First: no tiling shrinks what a term keeps for the whole image (the affine term's Laplacian).
-        memory.check_terms_fit(self.losses, self.plan.final.shape, self.plan.final.style_shapes,
-                               self.settings.style_scale)
-        final, tiles, optimizer = self.plan.final, self.tiles, self.optimizers[-1]
-        if tiles[-1] is not None:
-            needed = tile_plan.check_tiled_fits(self.backend, optimizer, self.settings, self.losses,
-                                                tiles[-1], final.shape, final.style_shapes, iterations=final.iterations)
-        else:
-            try:
-                needed = memory.check_fits(self.backend, self.settings, final.shape, final.style_shapes, optimizer,
-                                           losses=self.losses, iterations=final.iterations)
-            except ResourceError:
-                if self.settings.tile_size == "auto":  # nothing fits whole or tiled: say what would, tiled
-                    tile_plan.refuse_untileable_fit(self.backend, optimizer, self.settings, self.losses, self.plan)
-                raise
-        limit = memory.memory_limit()
-        flops = tuple(self.backend.estimate_flops(level.shape) if t is None else
-                      tile_plan.tiled_flops(self.backend, t, level.shape)
-                      for level, t in zip(self.plan.levels, tiles))
-        arithmetic = tuple(self.backend.arithmetic(level.shape) for level in self.plan.levels)
-        per_iteration = tuple(None if f is None else f / speed.rate(self.settings.backend, self.settings.threads, a)
-                              for f, a in zip(flops, arithmetic))
-        seconds = None
-        if all(s is not None for s in per_iteration):
-            seconds = eta.plan_cost(self.plan, per_iteration, 0, self.plan.iterations)
-        return Estimate(memory_bytes=needed, memory_limit=None if limit is None else limit[0],
-                        memory_source=None if limit is None else limit[1], level_flops=flops, seconds=seconds,
-                        tiles=tuple(None if t is None else t.grid(level.shape).describe()
-                                    for level, t in zip(self.plan.levels, tiles)),
-                        optimizer_notes=tuple(choice.note for choice in self.choices),
-                        level_arithmetic=arithmetic, level_seconds=per_iteration)
+        """Memory and time the run is expected to take: the complete plan's sum."""
+        return Estimate.of(self.planned)
 
     def run(self, inputs: Inputs, on_step: StepHook, start: Start | None = None,
             on_level: Callable[[Level], None] | None = None) -> np.ndarray:
         """Optimize level by level; return the image as the user sees it."""
         # After the backend loaded its BLAS, so that the limit reaches Caffe's too.
         with run_threads(self.settings.threads):
-            return run_levels(self, self.plan, Views(inputs, self.settings), on_step, start, on_level)
+            return run_levels(self, self.planned, Views(inputs, self.settings), on_step, start, on_level)
 
 
 def transfer(content: np.ndarray, style: np.ndarray | Sequence[np.ndarray], settings: Settings,

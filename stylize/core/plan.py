@@ -1,22 +1,33 @@
-"""The run plan: every size and iteration count of a run, worked out once from the inputs and settings.
+"""The run plan: every level's size, iterations, evaluation, optimizer and costs, worked out once.
 
-Everything that needs a size reads it here: the pre-run checks, the memory
-estimate, the level loop, the ETA and the drivers that show a plan before
-running it. A level is one optimization at one resolution (coarse to fine),
-starting from the previous level's result scaled up.
+Everything that needs one reads it here: the pre-run checks, the memory
+check, the level loop, the ETA and the drivers that show a plan before
+running it (one text for all: ``stylize.core.plan_text``). A level is one
+optimization at one resolution (coarse to fine), starting from the previous
+level's result scaled up. ``make_plan`` gives the sizes (no network needed:
+what a Job refuses before loading one); ``complete`` adds, from the loaded
+plugins and the memory limit, how each level is evaluated (whole or in
+tiles), which optimizer runs it, and its bytes, FLOPs and seconds.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
-from .errors import ImageError, UsageError
-from .images import check_working_size, fit_long_side
+from . import eta, memory, speed, tile_plan
+from .errors import ImageError, ResourceError, StylizeError, UsageError
+from .images import check_working_size
 from .initial import first_level
-from .schedule import scale_lengths, split_iterations
+from .schedule import scale_lengths, sizes_at, split_iterations
+from .tiling import Tiles, make_tiles
 
 if TYPE_CHECKING:
+    from .contracts import Backend, Optimizer
+    from .objective import WeightedLoss
     from .settings import Settings
+
+__all__ = ["Level", "Plan", "make_plan", "complete", "sizes_at", "check_working_sizes", "check_network_sizes"]
 
 Shape = tuple[int, int]
 
@@ -38,9 +49,24 @@ class Level:
     iterations: int
     #: Iterations of the whole run done before this level starts.
     first_step: int
-    #: How the objective is evaluated: ``WHOLE`` here; whether a level is tiled needs the
-    #: network and the memory limit, so ``Pipeline.tiles`` decides it (``Estimate.tiles`` says it).
-    evaluation: str = WHOLE
+    #: How the objective is evaluated: None, the whole image in one pass, or these tiles (``--tile-size``).
+    tiles: Tiles | None = None
+    #: The optimizer that runs this level: the settings' one, or its smaller variant where only that fits
+    #: the memory limit (``Optimizer.smaller``), with what the plan says of it then (``optimizer_note``).
+    optimizer: "Optimizer | None" = None
+    optimizer_note: str | None = None
+    #: The arithmetic its evaluations run in ("" the backend's ordinary, or e.g. "bf16": ``Backend.arithmetic``).
+    arithmetic: str = ""
+    #: Expected peak resident bytes of the process, FLOPs of one evaluation, seconds of one iteration
+    #: (at the machine's recorded rate, ``stylize.core.speed``); None where unknown.
+    bytes: int | None = None
+    flops: int | None = None
+    iteration_seconds: float | None = None
+
+    @property
+    def evaluation(self) -> str:
+        """``whole``, or its tiling, e.g. ``tiled 3x2, 512x512 px tiles (80 px halo)``."""
+        return WHOLE if self.tiles is None else self.tiles.grid(self.shape).describe()
 
     @property
     def last_step(self) -> int:
@@ -54,6 +80,12 @@ class Level:
 @dataclass(frozen=True)
 class Plan:
     levels: tuple[Level, ...]
+    #: Peak resident bytes the run is expected to need (its last level's), the limit it was checked
+    #: against and where that figure comes from (None: not checked); the whole run's expected seconds.
+    memory_bytes: int | None = None
+    memory_limit: int | None = None
+    memory_source: str | None = None
+    seconds: float | None = None
 
     @property
     def iterations(self) -> int:
@@ -104,14 +136,6 @@ def make_plan(settings: "Settings", content_shape: Sequence[int], style_shapes: 
     return Plan(tuple(levels))
 
 
-def sizes_at(length: int, content_shape: Sequence[int], style_shapes: Sequence[Sequence[int]],
-             style_scale: float) -> tuple[Shape, tuple[Shape, ...]]:
-    """(output shape, style shapes) when the output's long side is ``length``: the one rule for both."""
-    style_length = max(1, round(length * style_scale))
-    return (fit_long_side(tuple(content_shape[:2]), length),
-            tuple(fit_long_side(tuple(s[:2]), style_length) for s in style_shapes))
-
-
 def check_working_sizes(plan: Plan, content_shape: Sequence[int], style_shapes: Sequence[Sequence[int]],
                         content_name: str, style_names: Sequence[str]) -> None:
     """Every image keeps a short side stylize can work on, at the output's size and the coarsest level.
@@ -135,3 +159,90 @@ def check_network_sizes(plan: Plan, smallest: tuple[int, int], backend: str) -> 
             fix = "use fewer --scales or a larger --length" if several else "use a larger --length"
             raise ImageError(f"the {name} would be {w}x{h} px {where}, but backend {backend!r} "
                              f"needs at least {low_w}x{low_h}: {fix}")
+
+
+def complete(plan: Plan, settings: "Settings", backend: "Backend", losses: Sequence["WeightedLoss"],
+             optimizer: "Optimizer") -> Plan:
+    """The whole plan: ``plan``'s sizes, and for each level how it is evaluated, which optimizer runs
+    it, its arithmetic, bytes, FLOPs and seconds; the run's memory and seconds are its sum.
+
+    Under the memory limit each level takes, in this order: the whole image
+    with ``optimizer``; the whole image with its smaller variant (float32
+    L-BFGS: no more evaluations nor time per iteration, bench/lbfgs_precision.py);
+    else (``--tile-size auto``) the tiling of least ``tile_plan.work`` over
+    both, ``optimizer`` on equal work, since tiling costs more per evaluation
+    (bench/tiling.py). A number N tiles every level larger than N; ``off`` never.
+    Raises UsageError for a ``tile_size`` this run cannot use, ResourceError
+    when the run cannot fit (naming the largest length that would).
+    """
+    # First: no tiling shrinks what a term keeps for the whole image (the affine term's Laplacian).
+    memory.check_terms_fit(losses, plan.final.shape, plan.final.style_shapes, settings.style_scale)
+    setting, fixed = settings.tile_size, None
+    if isinstance(setting, int):
+        from .tiled_objective import check_tileable
+        check_tileable(losses)  # first: a loss without the interface makes the tiling None too
+        tiling = tile_plan.tiling_of(backend, losses)
+        if tiling is None:
+            raise UsageError(f"backend {settings.backend!r} cannot be evaluated in tiles (its network mixes "
+                             "all positions, or it does not say how); use --tile-size off")
+        fixed = make_tiles(tiling, setting)
+    else:
+        tiling = None if setting == "off" else tile_plan.tiling_of(backend, losses)
+    limit = memory.memory_limit()
+    smaller = getattr(optimizer, "smaller", None)  # optional in the Optimizer contract
+    variants = [(optimizer, None), *filter(None, [smaller() if smaller is not None else None])]
+    levels = []
+    for level in plan.levels:
+        tiles = fixed if fixed is not None and max(level.shape + sum(level.style_shapes, ())) > setting else None
+
+        def needed(opt, tiles=tiles, level=level) -> int | None:
+            if tiles is None:
+                return memory.estimate_run_bytes(backend, opt, level.shape, level.style_shapes, losses,
+                                                 level.iterations)
+            return tile_plan.tiled_bytes(backend, opt, losses, tiles, level.shape, level.style_shapes,
+                                         level.iterations)
+
+        choices = [(tiles, opt, note) for opt, note in variants]
+        if limit is not None:
+            fitting = [c for c in choices if memory.within(lambda: needed(c[1]), limit[0])]
+            if not fitting and setting == "auto" and tiling is not None:
+                fitting = sorted(((t, opt, note) for opt, note in variants
+                                  for t in [tile_plan.cheapest(backend, opt, losses, tiling, level.shape,
+                                                               level.style_shapes, limit[0], level.iterations)]
+                                  if t is not None),
+                                 key=lambda choice: tile_plan.work(choice[0], level.shape))  # stable: float64 on ties
+            # Where nothing fits, the smallest variant: the refusal names the largest length that fits with it.
+            choices = fitting or choices[-1:]
+        tiles, opt, note = choices[0]
+        try:
+            bytes_needed = needed(opt, tiles)
+        except StylizeError:  # a size Caffe refuses: the check of the last level says so, else the run
+            bytes_needed = None
+        flops = backend.estimate_flops(level.shape) if tiles is None else tile_plan.tiled_flops(backend, tiles,
+                                                                                                level.shape)
+        arithmetic = backend.arithmetic(level.shape)
+        seconds = None if flops is None else flops / speed.rate(settings.backend, settings.threads, arithmetic)
+        levels.append(dataclasses.replace(level, tiles=tiles, optimizer=opt, optimizer_note=note,
+                                          arithmetic=arithmetic, bytes=bytes_needed, flops=flops,
+                                          iteration_seconds=seconds))
+    final = levels[-1]
+    if final.tiles is not None:
+        tile_plan.check_tiled_fits(backend, final.optimizer, settings.style_scale, losses, final.tiles, final.shape,
+                                   final.style_shapes, final.iterations)
+    else:
+        try:
+            memory.check_fits(backend, settings, final.shape, final.style_shapes, final.optimizer, losses=losses,
+                              iterations=final.iterations)
+        except ResourceError:
+            if limit is not None and setting == "auto" and tiling is not None:  # say what would fit, tiled
+                small = make_tiles(tiling, max(tile_plan.SMALL_CORE, tiling.stride))
+                tile_plan.check_tiled_fits(backend, final.optimizer, settings.style_scale, losses, small,
+                                           final.shape, final.style_shapes, final.iterations)
+            raise
+    per_iteration = [level.iteration_seconds for level in levels]
+    seconds = None
+    if all(s is not None for s in per_iteration):
+        seconds = eta.plan_cost(plan, per_iteration, 0, plan.iterations)
+    return Plan(tuple(levels), memory_bytes=final.bytes if limit is not None else None,
+                memory_limit=None if limit is None else limit[0], memory_source=None if limit is None else limit[1],
+                seconds=seconds)

@@ -6,6 +6,12 @@ finest level then refines detail. These two functions decide that split.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
+from .images import fit_long_side
+
+Shape = tuple[int, int]
+
 #: Smallest long side for an automatic coarse level.
 MIN_SCALE_LENGTH = 128
 
@@ -41,3 +47,11 @@ def split_iterations(total: int, levels: int) -> list[int]:
     counts = [int(total * share / sum(shares)) for share in shares]
     counts[0] += total - sum(counts)
     return counts
+
+
+def sizes_at(length: int, content_shape: Sequence[int], style_shapes: Sequence[Sequence[int]],
+             style_scale: float) -> tuple[Shape, tuple[Shape, ...]]:
+    """(output shape, style shapes) when the output's long side is ``length``: the one rule for both."""
+    style_length = max(1, round(length * style_scale))
+    return (fit_long_side(tuple(content_shape[:2]), length),
+            tuple(fit_long_side(tuple(s[:2]), style_length) for s in style_shapes))
