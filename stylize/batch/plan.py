@@ -119,6 +119,8 @@ class Layout:
     threads: int
     #: Why, in a few words (shown with the cluster).
     reason: str
+    #: Bytes each worker advertises as its ``memory`` resource (the machine's share); None: unknown.
+    memory: int | None = None
 
 
 def local_layout(planned: Sequence[Planned], *, cores: int | None = None, memory: int | None = None,
@@ -129,7 +131,9 @@ def local_layout(planned: Sequence[Planned], *, cores: int | None = None, memory
     threads a job asks for with --threads); ``cores`` and ``memory``
     (bytes) default to this machine's. Each worker
     runs one job at a time, so two jobs never share cores or oversubscribe
-    BLAS, and together they fit in memory by their estimates.
+    BLAS, and together they fit in memory by their estimates; each
+    advertises its share of the memory (``Layout.memory``), which a job
+    larger than it cannot be given.
     """
     cores = cores or available_cores()
     threads = threads or asked_threads(planned)
@@ -139,14 +143,14 @@ def local_layout(planned: Sequence[Planned], *, cores: int | None = None, memory
     running = [p for p in planned if p.runs] or list(planned)
     need = max((p.memory_bytes for p in running if p.memory_bytes), default=None)
     if workers is not None:
-        return Layout(workers, threads or max(1, cores // workers), "as asked")
+        return Layout(workers, threads or max(1, cores // workers), "as asked", memory and memory // workers)
     count = max(1, min(len(running), cores // (threads or 1)))
     reason = f"{cores} cores, {len(running)} job{'s' if len(running) != 1 else ''}"
     if need and memory:
         fit = max(1, memory // need)
         if fit < count:
             count, reason = fit, f"{reason}, memory for {fit} at once"
-    return Layout(count, threads or max(1, cores // count), reason)
+    return Layout(count, threads or max(1, cores // count), reason, memory and memory // count)
 
 
 def asked_threads(planned: Sequence[Planned]) -> int | None:

@@ -2,7 +2,11 @@
 
 Dask does the scheduling: one task per job (``worker.run``), resource
 constraints so that jobs never share cores (each worker declares its
-``cores``; each task holds its job's BLAS threads of them), and its retries
+``cores``; each task holds its job's BLAS threads of them) nor together
+need more memory than a worker has (each worker declares its ``memory`` in
+bytes; each task holds its plan's peak, and a job larger than every
+worker is refused before it is sent, with the largest worker's figure),
+and its retries
 of tasks whose worker died (the scheduler's ``allowed-failures``). Progress
 comes back as Dask worker events under a topic of the batch's own; Ctrl-C
 sets a Dask ``Event`` on which every task cancels its job, keeping a
@@ -21,7 +25,8 @@ import uuid
 from typing import Callable, Sequence
 
 from stylize.core import checkpoint as checkpoints
-from stylize.core.errors import INTERNAL_ERROR_EXIT, StylizeError, one_line
+from stylize.core.errors import INTERNAL_ERROR_EXIT, ResourceError, StylizeError, one_line
+from stylize.core.memory import format_bytes
 
 from . import worker as tasks
 from .events import (CANCELLED, FAILED, SKIPPED, BatchEvent, BatchInterrupted, JobEnded, JobProgress, JobResult,
@@ -65,6 +70,10 @@ class Batch:
         #: Jobs that can run at once, and the largest ``cores`` a worker declares.
         self.slots = 1
         self.most_cores = 0
+        #: Whether every worker declares ``memory`` (tasks then hold their jobs' peak bytes of it), and the
+        #: most bytes a worker offers (its declared ``memory``, else Dask's ``--memory-limit``; 0: unknown).
+        self.memory_constrained = False
+        self.most_memory = 0
         self.id = uuid.uuid4().hex[:12]
 
     @property
@@ -101,8 +110,9 @@ class Batch:
             return
         self.layout = local_layout(self.planned, workers=self.workers)
         with dask.config.set({"distributed.scheduler.allowed-failures": self.retries}), _terminal_sigint_ignored():
+            memory = {"memory": self.layout.memory} if self.layout.memory else {}
             self.cluster = LocalCluster(n_workers=self.layout.workers, threads_per_worker=1, processes=True,
-                                        resources={"cores": self.layout.threads}, memory_limit=0,
+                                        resources={"cores": self.layout.threads, **memory}, memory_limit=0,
                                         dashboard_address=self.dashboard, silence_logs=logging.ERROR)
         self.client = Client(self.cluster)
 
@@ -124,6 +134,10 @@ class Batch:
             self.slots = sum(min(w["nthreads"], int(w["resources"]["cores"]) // threads) for w in workers) or 1
         else:
             self.slots = sum(w["nthreads"] for w in workers)
+        memory = [w.get("resources", {}).get("memory") for w in workers]
+        self.memory_constrained = all(memory)
+        limits = memory if self.memory_constrained else [w.get("memory_limit") or 0 for w in workers]
+        self.most_memory = int(max(limits)) if all(limits) else 0
 
     @property
     def dashboard_link(self) -> str | None:
@@ -229,11 +243,20 @@ class _Run:
                                error=f"it asks for {threads} threads, but no worker declares more than "
                                      f"{batch.most_cores} cores (dask worker --resources cores=N)"))
             return
+        need = planned.memory_bytes
+        if need and batch.most_memory and need > batch.most_memory:
+            self.end(JobResult(planned.number, job, FAILED, exit_code=ResourceError.exit_code,
+                               error=f"it needs about {format_bytes(need)} at its peak, more than the largest "
+                                     f"worker offers ({format_bytes(batch.most_memory)}: dask worker --resources "
+                                     "memory=BYTES); give it a smaller --length or --tile-size, or a larger worker"))
+            return
         if batch.force:
             checkpoints.remove(job.checkpoint)  # starting over: a retry must not resume an older run
         task = tasks.Task(planned.number, job, threads, batch.force, self.topic, self.cancel_event)
+        resources = {**({"cores": threads} if batch.constrained else {}),
+                     **({"memory": need} if batch.memory_constrained and need else {})}
         future = batch.client.submit(tasks.run, task, key=f"stylize-{batch.id}-job-{planned.number}", pure=False,
-                                     resources={"cores": threads} if batch.constrained else None)
+                                     resources=resources or None)
         self.futures[future.key] = (planned, future)
         future.add_done_callback(lambda f: self.events.put(("done", f.key)))
 
