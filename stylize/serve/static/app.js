@@ -144,8 +144,33 @@ async function loadUploads() {
         onclick: () => { state.content = item; renderInputs(); } }),
       " ",
       el("button", { type: "button", class: "small", text: "+ style",
-        onclick: () => { state.styles.push({ upload: item, weight: 1, mask: null }); renderInputs(); } }))])));
+        onclick: () => { state.styles.push({ upload: item, weight: 1, mask: null }); renderInputs(); } }),
+      " ",
+      el("button", { type: "button", class: "small", text: "delete", title: "delete this upload from the server",
+        onclick: () => remove(`/api/uploads/${item.id}`, item.name) }))])));
   } catch (error) { say(error.message); }
+  loadStorage();
+}
+
+// -- the work folder's limit, and deleting what it holds ---------------------------------------
+const mib = (bytes) => `${(bytes / 1048576).toLocaleString("en", { maximumFractionDigits: 1 })} MiB`;
+
+async function loadStorage() {
+  if (MODE !== "full") return;
+  try {
+    const { used, limit } = await api("/api/storage");
+    $("storage").textContent = `Server storage: ${mib(used)} of ${mib(limit)} used; the oldest uploads and ` +
+      "results no queued or running job needs are deleted to stay under it.";
+  } catch (error) { $("storage").textContent = ""; }
+}
+
+async function remove(path, name) {
+  if (!confirm(`Delete ${name} from the server?`)) return;
+  try {
+    await api(path, { method: "DELETE" });
+    say(`${name}: deleted`, "info");
+  } catch (error) { say(`not deleted: ${error.message}`); }
+  await Promise.all([loadUploads(), loadGallery(), refreshJobs()]);
 }
 
 // -- the settings form, generated from the installed plugins ------------------------------
@@ -621,10 +646,13 @@ async function loadGallery() {
         el("div", { class: "title", title, text: title }),
         el("div", { class: "settings", text: summary(item.settings) }),
         el("div", { class: "row" }, el("label", {}, tick, " compare"), again,
-          el("a", { href: `${item.url}?download=1`, download: "", text: "download" }))));
+          el("a", { href: `${item.url}?download=1`, download: "", text: "download" }),
+          el("button", { type: "button", class: "small", text: "delete", title: "delete this result from the server",
+            onclick: () => remove(`/api/jobs/${item.id}`, `result ${title}`) }))));
   }));
   if (!state.gallery.length) box.append(el("p", { class: "hint", text: "no results yet" }));
   renderCompare();
+  loadStorage();
 }
 
 function toggleCompare(id, on) {
