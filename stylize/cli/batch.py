@@ -19,6 +19,7 @@ from stylize.batch.plan import FAILED as REFUSED
 from stylize.batch.plan import FINISHED, RESUME, local_layout, plan
 from stylize.batch.report import REPORT_NAME, Tracker, report_path, summary_rows, table, totals, write_report
 from stylize.batch.runner import RETRIES, Batch
+from stylize.core import plan_text
 from stylize.core.errors import StylizeError, UsageError
 from stylize.core.memory import format_bytes
 
@@ -158,6 +159,9 @@ def _dry_run(planned, scheduler, workers) -> None:
                  REFUSED: f"error: {p.error}"}.get(p.state, "runs")
         rows.append((f"{p.number} {p.job.name}", p.job.output, size, iterations, memory, seconds, state))
     click.echo(table(("job", "output", "size", "iterations", "memory", "time", "state"), rows))
+    for p in planned:  # each plan as `stylize run` says it (plan_text), below the table
+        if p.runs and p.estimate is not None and p.estimate.plan is not None:
+            click.echo(f"{p.number} {p.job.name}: {plan_text.summary(p.estimate.plan, p.first_step)}", err=True)
     if not any(p.runs for p in planned):
         click.echo("nothing to run", err=True)
     elif scheduler is not None:

@@ -14,9 +14,8 @@ import sys
 
 import click
 
-from stylize.core import events
-from stylize.core.eta import Clock
-from stylize.core.memory import format_bytes
+from stylize.core import events, plan_text
+from stylize.core.plan_text import duration
 
 
 def describe(step: events.Step) -> str:
@@ -30,37 +29,7 @@ def describe(step: events.Step) -> str:
 
 def plan_line(started: events.Started) -> str:
     """``planned: 3 scales (128, 256, 512 px), 512 iterations; expected about 9 min 10 s, memory about 1.3 GiB``."""
-    levels = started.plan.levels
-    sizes = ", ".join(str(level.length) for level in levels)
-    scales = f"{len(levels)} scales ({sizes} px)" if len(levels) > 1 else f"one scale ({sizes} px)"
-    left = started.plan.iterations - started.first_step
-    estimate = started.estimate
-    fit = f" to fit {format_bytes(estimate.memory_limit)}" if estimate.memory_limit else ""
-    tiled = []  # what the plan chose to fit memory, per level: tiles, a smaller optimizer
-    for level, tiles, note in zip(levels, estimate.tiles or (None,) * len(levels),
-                                  estimate.optimizer_notes or (None,) * len(levels)):
-        said = ([tiles] if tiles else []) + ([note + fit] if note else [])
-        if said:
-            tiled.append(f"{level.length} px {', '.join(said)}")
-    parts = [f"planned: {scales}, {left} iterations{''.join(f', {t}' for t in tiled)}"]
-    if estimate.seconds is not None:
-        cost = Clock(started.plan, estimate.level_costs()).cost  # a resumed run has only the rest to do
-        left_share = cost(started.first_step, started.plan.iterations) / cost(0, started.plan.iterations)
-        parts.append(f"expected about {duration(estimate.seconds * left_share)}")
-    if estimate.memory_bytes is not None:
-        parts.append(f"memory about {format_bytes(estimate.memory_bytes)}")
-    return "; ".join(parts[:1] + [", ".join(parts[1:])]) if len(parts) > 1 else parts[0]
-
-
-def duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    return plan_text.summary(started.plan, started.first_step)
 
 
 class Progress:

@@ -136,13 +136,18 @@ DEFAULTS = Settings()
                    "Gram matrices are summed over tiles; each evaluation costs more). auto: tile only a "
                    "scale whose whole image would not fit the memory limit, with the cheapest tiles that "
                    "fit; N: tiles of at most N x N px; off: never (a run that does not fit is refused).")
+@click.option("--dry-run", is_flag=True,
+              help="Print the run's plan and exit without running: each scale's size, iterations, evaluation "
+                   "(whole or its tiles), optimizer, arithmetic, expected memory, GFLOP per evaluation and "
+                   "seconds per iteration, and the whole run's time and memory (loads the network; a run that "
+                   "cannot fit is refused as it would be).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--preview", is_flag=True,
               help="Serve a live preview page of this run on 127.0.0.1 (its URL is printed): the picture "
                    "as it forms, the loss per term, the scale and the ETA.")
 @click.pass_context
 def run(ctx, content, styles, output, content_mask, style_masks, save_every, save_dir, checkpoint_every,
-        resume, quiet, preview, force, **given):
+        resume, quiet, preview, force, dry_run, **given):
     """Stylize CONTENT with STYLE and write OUTPUT.
 
     Ctrl-C stops the run and writes the image reached so far to OUTPUT, and a
@@ -156,11 +161,17 @@ def run(ctx, content, styles, output, content_mask, style_masks, save_every, sav
 
     backend_given = {name: given.pop(name) for name in list(given) if name in BACKEND_OPTIONS}
     check_conflicts(output, [content, *styles, content_mask, *style_masks, given["init"]])
-    check_output(output, force=force, resume=resume, save_every=save_every, save_dir=save_dir)
+    if not dry_run:  # a plan writes nothing: an existing output is no reason to refuse it
+        check_output(output, force=force, resume=resume, save_every=save_every, save_dir=save_dir)
     settings = settings_from_options(ctx, given, backend_given)
     job = Job(content, styles, settings, output=output, content_mask=content_mask,
               style_masks=style_masks or None, save_every=save_every, save_dir=save_dir,
               checkpoint_every=checkpoint_every, resume=resume)
+    if dry_run:
+        from stylize.core import plan_text
+        job.estimate  # the complete plan: loads the network, refuses what cannot fit
+        click.echo("\n".join([plan_text.summary(job.plan, job.first_step), *plan_text.table(job.plan)]))
+        return
     iterations = settings.iterations
     if not quiet:
         if job.resumed is not None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from stylize.core import checkpoint as checkpoints
-from stylize.core import events
+from stylize.core import events, plan_text
 from stylize.core.errors import StylizeError, one_line
 from stylize.core.files import atomic_write
 from stylize.core.job import Cancelled, Job
@@ -171,7 +171,9 @@ class JobRecord:
                           "levels": [{"index": lv.index, "length": lv.length, "shape": list(lv.shape),
                                       "iterations": lv.iterations, "first_step": lv.first_step}
                                      for lv in event.plan.levels],
-                          "memory_bytes": estimate.memory_bytes, "seconds": estimate.seconds})
+                          "memory_bytes": estimate.memory_bytes, "seconds": estimate.seconds,
+                          "plan": plan_text.summary(event.plan, event.first_step),
+                          "plan_table": plan_text.table(event.plan)})
         elif isinstance(event, events.FirstImage):  # before the network loads: a picture at once
             self.set_preview(self.step, event.image, start=True)
         elif isinstance(event, events.LevelStarted):

@@ -475,6 +475,8 @@ function handle(entry) {
       $("stat-step").textContent = `${entry.first_step}/${entry.total}`;
       $("stat-eta").textContent = seconds(entry.seconds);
       $("stat-level").textContent = `0/${entry.levels.length}`;
+      $("plan-line").textContent = entry.plan || "";
+      $("plan-line").title = (entry.plan_table || []).join("\n");
       break;
     case "level":
       $("stat-level").textContent = `${entry.level + 1}/${entry.levels} (${entry.shape[1]}x${entry.shape[0]})`;

@@ -1,0 +1,69 @@
+"""The run plan as text, one formatter for every driver: the run's plan line, ``--dry-run``, the web page, batch."""
+from __future__ import annotations
+
+from .eta import Clock
+from .events import Estimate
+from .memory import format_bytes
+from .plan import Plan
+
+#: Columns of ``table``: one row per level.
+COLUMNS = ("scale", "size", "iterations", "evaluation", "optimizer", "arithmetic", "memory", "GFLOP/eval",
+           "s/iteration")
+
+
+def duration(seconds: float) -> str:
+    """``45 s``, ``3 min 05 s``, ``1 h 02 min``."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def summary(plan: Plan, first_step: int = 0) -> str:
+    """``planned: 3 scales (128, 256, 512 px), 320 iterations; expected about 5 min 10 s, memory about 1.3 GiB``.
+
+    Names what the plan changed to fit the memory limit (a level's tiles, a smaller optimizer); a
+    resumed run (``first_step``) is told the time of what it has left.
+    """
+    levels = plan.levels
+    sizes = ", ".join(str(level.length) for level in levels)
+    scales = f"{len(levels)} scales ({sizes} px)" if len(levels) > 1 else f"one scale ({sizes} px)"
+    fit = f" to fit {format_bytes(plan.memory_limit)}" if plan.memory_limit else ""
+    changed = []
+    for level in levels:
+        said = ([level.evaluation] if level.tiles is not None else []) + \
+               ([level.optimizer_note + fit] if level.optimizer_note else [])
+        if said:
+            changed.append(f"{level.length} px {', '.join(said)}")
+    parts = [f"planned: {scales}, {plan.iterations - first_step} iterations{''.join(f', {c}' for c in changed)}"]
+    if plan.seconds is not None:
+        cost = Clock(plan, Estimate.of(plan).level_costs()).cost  # a resumed run has only the rest to do
+        parts.append(f"expected about {duration(plan.seconds * cost(first_step, plan.iterations) / cost(0, plan.iterations))}")
+    if plan.memory_bytes is not None:
+        parts.append(f"memory about {format_bytes(plan.memory_bytes)}")
+    return "; ".join(parts[:1] + [", ".join(parts[1:])]) if len(parts) > 1 else parts[0]
+
+
+def rows(plan: Plan) -> list[tuple[str, ...]]:
+    """Each level as the cells of ``COLUMNS`` ("?" where the plan does not know)."""
+    out = []
+    for level in plan.levels:
+        out.append((f"{level.index + 1}/{len(plan.levels)}", f"{level.shape[1]}x{level.shape[0]}",
+                    str(level.iterations), level.evaluation,
+                    level.optimizer_note or ("?" if level.optimizer is None else "as set"),
+                    level.arithmetic or "fp32",
+                    "?" if level.bytes is None else format_bytes(level.bytes),
+                    "?" if level.flops is None else f"{level.flops / 1e9:.1f}",
+                    "?" if level.iteration_seconds is None else f"{level.iteration_seconds:.2f}"))
+    return out
+
+
+def table(plan: Plan) -> list[str]:
+    """``COLUMNS`` and ``rows`` aligned, one line each: what ``--dry-run`` prints under the summary."""
+    lines = [COLUMNS, *rows(plan)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
+    return ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
