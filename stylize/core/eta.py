@@ -28,9 +28,7 @@ if TYPE_CHECKING:
 PRIOR_ITERATIONS = 5
 #: What starting a level costs, in its own iterations: its targets (the content and style
 #: images through the network at its size), L-BFGS's first iteration (a line search of
-#: several evaluations) and the first calls' warm-up. bench/quality.py's drafts (6
-#: iterations at 256 and 512 px) against its default runs (80) put it at 5.4-6.9
-#: iterations there (6-10 at 128 px); uncharged, a draft was told half its time.
+#: several evaluations) and the first calls' warm-up. Chosen by bench/quality.py's drafts.
 LEVEL_START_ITERATIONS = 6
 
 

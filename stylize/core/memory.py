@@ -125,7 +125,7 @@ def estimate_run_bytes(backend, optimizer, content_shape: Sequence[int],
 def optimizer_bytes(optimizer, size: int, iterations: int | None = None) -> int:
     """The state ``optimizer`` holds for ``size`` variables (``Optimizer.memory_bytes``), over at most
     ``iterations`` iterations where it takes them: the float32 L-BFGS fills one history pair per
-    iteration, so a short run holds less (a 3-iteration run at 4096 px: 1.9 GiB less)."""
+    iteration, so a short run holds less."""
     memory_bytes = getattr(optimizer, "memory_bytes", None)
     if memory_bytes is None:
         return 0

@@ -36,10 +36,7 @@ def split_iterations(total: int, levels: int) -> list[int]:
 
     Coarse levels settle the layout and the large strokes where an iteration is cheap, but the
     picture is made at full size, and every score still improves at the end of the finest level.
-    bench/quality.py (README "Quality presets") measured the former 4:2:1 split (512 iterations,
-    73 at full size) against 320 split 160:80:80, both at ratio 1e4: the latter took 0.70-0.72x its
-    time at about the same scores on the independent network; giving the coarse levels fewer
-    (60:30:80) lost 6-7% of its style score on two pairs of three.
+    Chosen by bench/quality.py (bench/README.md, "Figures behind the constants").
     """
     if levels <= 1:
         return [total] * levels

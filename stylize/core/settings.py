@@ -33,13 +33,10 @@ class Settings:
     optimizer: str = "lbfgs"
     #: Weight of style terms relative to content terms (Gatys' beta/alpha) for a
     #: 512x512 image; see ``objective.content_weight``. 2e4, twice the reference
-    #: tool's: on the independent network it gave every measured pair more style
-    #: (2.4-7.9% lower error) for about the content error the reference's own
-    #: result shows over 1e4 (+5.5-6.6%; README "Quality presets").
+    #: tool's: chosen by bench/quality.py (bench/README.md, "Figures behind the constants").
     ratio: float = 2e4
     #: Total optimizer iterations, over all scales (split 2:1:1 coarse to fine, ``schedule.split_iterations``).
-    #: 320 at 512 px: 0.7x the time of the former 512 split 4:2:1, at a lower style error on the
-    #: independent network (README "Quality presets", bench/quality.py).
+    #: Chosen by bench/quality.py (bench/README.md, "Figures behind the constants").
     iterations: int = 320
     #: Long side of the output in pixels; style images are scaled to match.
     length: int = 512
@@ -56,9 +53,8 @@ class Settings:
     #: Coarse-to-fine levels; None picks them from ``length`` (see ``schedule.scale_lengths``).
     scales: int | None = None
     #: Stop a level once its objective fell by less than this fraction over the last
-    #: ``convergence.WINDOW`` iterations; 0 runs every iteration. Every bench/quality.py run still
-    #: improved its scores while its objective fell 1.3-5% per 20 iterations, and no level of them fell
-    #: by under 0.27%: 0.1% stops none of them, only a level (or a long -n) that has stopped changing.
+    #: ``convergence.WINDOW`` iterations; 0 runs every iteration. Chosen by bench/quality.py to stop only
+    #: a level that has stopped changing (bench/README.md, "Figures behind the constants").
     tol: float = 1e-3
     #: The start (``stylize.starts``: "content", "style", "noise", ...; ``stylize plugins``), or the path of an image.
     init: str = "content"

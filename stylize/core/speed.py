@@ -20,8 +20,7 @@ from pathlib import Path
 from .config import stylize_home
 from .files import atomic_write
 
-#: FLOP/s assumed before this machine has recorded a rate: VGG19's at 512 px on
-#: the 2-core development machine (bench/README.md).
+#: FLOP/s assumed before this machine has recorded a rate: VGG19's at 512 px by bench/speed.py.
 ASSUMED_RATE = 90e9
 #: Runs shorter than this (seconds), or with fewer iterations, are not recorded.
 MIN_SECONDS = 20.0

@@ -18,15 +18,14 @@ class Adam(Optimizer):
     Options (``--set adam.KEY=VALUE``):
 
     - ``lr`` (default 10): step size in input units; the first steps move each
-      pixel by about ``lr``. 10 was among the best rates measured on VGG19
-      at 96 and 128 px (bench/README.md, "Adam's step size").
+      pixel by about ``lr``. Chosen by the runs in bench/README.md,
+      "Adam's step size".
     - ``beta1`` (0.9), ``beta2`` (0.999), ``eps`` (1e-8): Kingma & Ba's moment
       decay rates and denominator guard.
     - ``decay`` (1.0): the step size falls geometrically over each
       ``minimize`` call, from ``lr`` at the first update to ``lr * decay`` at
       the last (so the schedule does not depend on the iteration count).
-      In the same measurements (up to 300 steps) any decay < 1 ended slightly
-      worse than constant steps, hence the default; it can help long runs
+      Constant steps by default (the same runs); a decay can help long runs
       settle.
 
     After every step the image is clipped into the bounds (projected

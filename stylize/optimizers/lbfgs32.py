@@ -1,8 +1,8 @@
 """Bounded L-BFGS in float32: the history that fits when scipy's float64 one does not.
 
 scipy's L-BFGS-B (``lbfgs.py``) keeps its correction pairs and workspace in
-float64: 320 bytes per variable with 10 pairs, 10.4 GiB for a 4096x2822
-image on its own, more than a tiled evaluation of the network. This one
+float64: 320 bytes per variable with 10 pairs, more at print sizes than a
+tiled evaluation of the network. This one
 keeps everything in float32, the objective's own precision: ``2 m + 5``
 image-sized float32 arrays (m pairs, the iterate, its gradient, the
 direction, the best point, the snapshot handed to the callback), 100 bytes
