@@ -49,6 +49,20 @@ def photos() -> dict[str, np.ndarray]:
             for name in ("astronaut", "chelsea", "coffee")}
 
 
+@pytest.fixture
+def pictures(photos):
+    """(content, style) of a Job: the coffee photo (400x600) and the astronaut (512x512)."""
+    return photos["coffee"], photos["astronaut"]
+
+
+@pytest.fixture
+def tiny(tiny_net):
+    """The Settings fields of a run on the tiny network, on one thread (a module may override it)."""
+    prototxt, weights = tiny_net
+    return dict(backend="caffe", content_layers=["conv2"], style_layers=["conv1", "conv2"],
+                options={"caffe": {"prototxt": prototxt, "weights": weights}}, threads=1)
+
+
 @pytest.fixture(scope="session")
 def painting():
     """A real public-domain painting shipped with the repository, at 128 px."""

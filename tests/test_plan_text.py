@@ -14,18 +14,6 @@ from stylize.core.job import Job
 
 
 @pytest.fixture
-def tiny(tiny_net):
-    prototxt, weights = tiny_net
-    return dict(backend="caffe", content_layers=["conv2"], style_layers=["conv1", "conv2"],
-                options={"caffe": {"prototxt": prototxt, "weights": weights}}, threads=1)
-
-
-@pytest.fixture
-def pictures(photos):
-    return photos["coffee"], photos["astronaut"]
-
-
-@pytest.fixture
 def files(pictures, tmp_path):
     paths = {}
     for name, array in zip(("content", "style"), pictures):
