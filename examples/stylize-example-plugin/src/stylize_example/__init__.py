@@ -1,4 +1,4 @@
-"""stylize-example-plugin: two losses (``meanstd``, ``histogram``) and an optimizer (``spg``) for stylize.
+"""stylize-example-plugin: two losses (``meanstd``, ``histogram``), an optimizer (``spg``) and a start (``blurred``).
 
 Installing the distribution registers them through entry points (see
 setup.cfg); stylize finds them by name, nothing imports this package directly.
