@@ -88,7 +88,9 @@ DEFAULTS = Settings()
               help="Long side of the output in pixels (aspect kept); the style image is "
                    "scaled to the same long side.")
 @click.option("-i", "--init", default=DEFAULTS.init, show_default=True,
-              help="Starting image: content, style, noise (pink noise, see --seed) or an image path.")
+              help="Starting image: a start's name (content, style, noise: pink, see --seed; fast: a feed-forward "
+                   "picture, pip install 'stylize[fast]'; `stylize plugins` lists all) or an image path. "
+                   "Options: --set NAME.KEY=VALUE (fast.level=-1 starts at the finest level).")
 @click.option("--seed", type=click.IntRange(min=0), default=None,
               help="Random seed for --init noise (same seed, same output).")
 @click.option("--scales", type=int, default=None,

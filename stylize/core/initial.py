@@ -6,18 +6,27 @@ start's name or, as always, the path of an image (the ``file`` start).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from . import plugins
 from .contracts import Images, StartImage
 from .errors import PluginError, UsageError
-
-if TYPE_CHECKING:
-    from .settings import Settings
+from .inputs import blend_weights
 
 GROUP = "stylize.starts"
+
+
+class Settings(Protocol):
+    """What of ``stylize.core.settings.Settings`` a start needs (settings.py imports this module)."""
+
+    init: str
+    seed: int | None
+    style_weights: Sequence[float] | None
+
+    def options_for(self, name: str) -> Mapping[str, Any]: ...
+
 #: The start an image path names (``--init photo.png`` is ``--init file --set file.path=photo.png``).
 FILE = "file"
 
@@ -40,7 +49,7 @@ def chosen(init: str) -> tuple[str, dict[str, Any]]:
     return FILE, {"path": init}
 
 
-def check(settings: "Settings") -> tuple[str, type]:
+def check(settings: Settings) -> tuple[str, type]:
     """``settings.init`` names a start or an existing image file: its (name, class), loaded and checked."""
     name, implied = chosen(settings.init)
     if implied and not Path(settings.init).is_file():
@@ -48,27 +57,26 @@ def check(settings: "Settings") -> tuple[str, type]:
     return name, plugins.load(GROUP, name)
 
 
-def check_options(settings: "Settings", name: str, cls: type) -> None:
+def check_options(settings: Settings, name: str, cls: type) -> None:
     """The start's own check of its options (a file that exists, an extra that is installed)."""
     cls.check_options({**chosen(settings.init)[1], **settings.options_for(name)})
 
 
-def make_start(settings: "Settings") -> StartImage:
+def make_start(settings: Settings) -> StartImage:
     """The start plugin of ``settings``, constructed with its options (cheap: models load in ``image``)."""
     name, implied = chosen(settings.init)
     return plugins.load(GROUP, name)(**{**implied, **settings.options_for(name)})
 
 
-def first_level(settings: "Settings", levels: int) -> int:
+def first_level(settings: Settings, levels: int) -> int:
     """The level the start begins at, of ``levels`` (``StartImage.first_level``; -1 the finest), within 0..levels-1."""
     first = int(make_start(settings).first_level(levels))
     return min(max(first + levels if first < 0 else first, 0), levels - 1)
 
 
-def start_image(settings: "Settings", content: np.ndarray, styles: Sequence[np.ndarray],
+def start_image(settings: Settings, content: np.ndarray, styles: Sequence[np.ndarray],
                 shape: tuple[int, int]) -> np.ndarray:
     """The start's picture at ``shape`` from the images as the network sees them, checked and in [0, 1]."""
-    from .objective import blend_weights  # objective imports settings, which imports this module
     image = make_start(settings).image(Images(content, list(styles), blend_weights(settings.style_weights,
                                                                                    len(styles))),
                                        tuple(shape), settings.seed)

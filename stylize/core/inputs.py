@@ -25,6 +25,12 @@ def one_or_many(images) -> list:
     return [images] if isinstance(images, (str, os.PathLike, np.ndarray)) else list(images)
 
 
+def blend_weights(weights: Sequence[float] | None, count: int) -> list[float]:
+    """Style blend weights normalized to sum 1 (equal when not given)."""
+    weights = [1.0] * count if weights is None else [float(w) for w in weights]
+    return [w / sum(weights) for w in weights]
+
+
 @dataclass
 class Inputs:
     """HxWx3 RGB images in [0, 1]: the content at output size, styles at their working size."""

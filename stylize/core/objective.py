@@ -14,7 +14,7 @@ import numpy as np
 from . import plugins
 from .contracts import IMAGE, Backend, Images, Loss, StyleTarget
 from .errors import NumericalError, UsageError
-from .inputs import one_or_many
+from .inputs import blend_weights, one_or_many
 from .settings import Settings
 
 
@@ -132,12 +132,6 @@ def build_losses(settings: Settings, backend_cls: type[Backend]) -> list[Weighte
                              f"name them with --{cls.role}-layers")
         terms.append(WeightedLoss(name, cls(term_layers, **options), weight))
     return terms
-
-
-def blend_weights(weights: Sequence[float] | None, count: int) -> list[float]:
-    """Style blend weights normalized to sum 1 (equal when not given)."""
-    weights = [1.0] * count if weights is None else [float(w) for w in weights]
-    return [w / sum(weights) for w in weights]
 
 
 def make_objective(backend: Backend, losses: Sequence[WeightedLoss], content: np.ndarray,
