@@ -16,16 +16,12 @@ from stylize.starts import magenta
 from stylize.starts.fast import Fast
 from stylize.testing import StartContract
 
+from .test_job import tiny  # noqa: F401 (a fixture)
+
 
 class TestFast(StartContract):
+    """The real ONNX networks, on small images."""
     start_class = Fast
-
-
-@pytest.fixture
-def tiny(tiny_net):
-    prototxt, weights = tiny_net
-    return dict(backend="caffe", content_layers=["conv2"], style_layers=["conv1", "conv2"],
-                options={"caffe": {"prototxt": prototxt, "weights": weights}}, threads=1)
 
 
 @pytest.fixture

@@ -18,18 +18,13 @@ from stylize.starts.noise import Noise
 from stylize.starts.simple import Content, Style
 from stylize.testing import StartContract
 
-
-class TestContent(StartContract):
-    start_class = Content
+from .test_job import pictures, tiny  # noqa: F401 (fixtures)
 
 
-class TestStyle(StartContract):
-    start_class = Style
-
-
-class TestNoise(StartContract):
-    start_class = Noise
-    random = True
+# The built-ins' contract tests, one class each (noise is drawn from the seed: another seed, other noise).
+TestContent, TestStyle, TestNoise = (type(f"Test{start.__name__}", (StartContract,),
+                                          {"start_class": start, "random": start is Noise})
+                                     for start in (Content, Style, Noise))
 
 
 def _written_picture() -> str:
@@ -40,20 +35,9 @@ def _written_picture() -> str:
 
 
 class TestFile(StartContract):
+    """--init PATH."""
     start_class = File
     options = {"path": _written_picture()}
-
-
-@pytest.fixture
-def tiny(tiny_net):
-    prototxt, weights = tiny_net
-    return dict(backend="caffe", content_layers=["conv2"], style_layers=["conv1", "conv2"],
-                options={"caffe": {"prototxt": prototxt, "weights": weights}}, threads=1)
-
-
-@pytest.fixture
-def pictures(photos):
-    return photos["coffee"], photos["astronaut"]
 
 
 def test_the_builtins_are_registered_and_named_by_init():
