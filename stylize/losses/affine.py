@@ -10,13 +10,18 @@ float32: 100 bytes per pixel, no index arrays) and built in blocks of window
 rows, so the build's peak is the matrix plus one block's temporaries.
 Measured against the former COO build and pymatting's ``cf_laplacian``:
 bench/affine.py, README "The affine term at large sizes".
+
+The same matrix also finishes a result in closed form (``smooth``, Li et al.
+2018): the output is replaced by the image closest to it that is locally
+affine in the content, a sparse solve instead of more iterations, which
+removes the painted texture the optimization leaves (bench/photoreal.py).
 """
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse
 
-from stylize.core import IMAGE, Features, Loss, Option
+from stylize.core import IMAGE, Features, Loss, Option, UsageError
 
 WINDOW = 3  # Levin et al.'s window side; the paper's code uses the same
 #: Pixels of a window (|w| in Levin et al.).
@@ -125,6 +130,52 @@ def build_bytes(shape) -> int:
     return BLOCK_BYTES_PER_WINDOW * windows
 
 
+#: ``smooth``'s conjugate gradient stops when the residual falls below this share of the right-hand side
+#: (0.1%: a tenth of a grey level on a mid-grey image), or after SMOOTH_ITERATIONS.
+SMOOTH_TOLERANCE, SMOOTH_ITERATIONS = 1e-3, 2000
+#: Bytes per pixel ``smooth`` adds: eight float64 HxWx3 arrays (the image, the right-hand side, the solution,
+#: the residual, its preconditioned copy, the direction, its product with the matrix and L x inside it).
+SMOOTH_BYTES_PER_PIXEL = 8 * 3 * 8
+
+
+def smooth(image: np.ndarray, laplacian: scipy.sparse.spmatrix, strength: float) -> tuple[np.ndarray, int]:
+    """Li et al. 2018's photorealistic smoothing of ``image`` (HxWx3) by the content's matting ``laplacian``.
+
+    R = argmin  R^T L R / AREA + strength |R - Y|^2: the linear system (strength I + L / AREA) R =
+    strength Y, symmetric positive definite, solved for the three channels at once by conjugate
+    gradients with a Jacobi preconditioner, from Y. Li et al. normalize L by the affinity's row sums
+    (D^-1/2 L D^-1/2); AREA is those sums inside the image, and the plain L keeps every locally affine
+    image exactly as it is (a global colour transfer came out of their form 3.5x further from locally
+    affine, and with 17x the residual in flat regions: bench/photoreal.py's scores at 256 px). Their
+    lambda is ``strength`` (1e-4; larger keeps more of Y's texture). Returns the image, clipped into
+    [0, 1], and the iterations run.
+    """
+    target = np.asarray(image, np.float64).reshape(-1, 3)
+
+    def apply(x: np.ndarray) -> np.ndarray:
+        return strength * x + (laplacian @ x) / AREA
+
+    diagonal = strength + laplacian.diagonal() / AREA
+    rhs = strength * target
+    x = target.copy()
+    residual = rhs - apply(x)
+    z = residual / diagonal[:, None]
+    direction = z.copy()
+    rz = np.einsum("ic,ic->c", residual, z)
+    stop = SMOOTH_TOLERANCE * np.linalg.norm(rhs, axis=0)
+    for iteration in range(1, SMOOTH_ITERATIONS + 1):
+        product = apply(direction)
+        step = rz / np.maximum(np.einsum("ic,ic->c", direction, product), 1e-300)
+        x += step * direction
+        residual -= step * product
+        if np.all(np.linalg.norm(residual, axis=0) <= stop):
+            break
+        z = residual / diagonal[:, None]
+        rz, previous = np.einsum("ic,ic->c", residual, z), rz
+        direction = z + (rz / np.maximum(previous, 1e-300)) * direction
+    return np.clip(x, 0.0, 1.0).reshape(image.shape).astype(np.float32), iteration
+
+
 class AffineLoss(Loss):
     """E = sum over colour channels c of V_c^T L V_c, V_c the output channel in [0, 1].
 
@@ -146,19 +197,25 @@ class AffineLoss(Loss):
     role = "image"
     default_weight = 1e6
     options = (Option("epsilon", float, 1e-7,
-                      "Regularizes the colour covariance of flat windows (Levin et al.)."),)
+                      "Regularizes the colour covariance of flat windows (Levin et al.)."),
+               Option("smooth", float, 0.0,
+                      "After the last level, smooth the result in closed form to be locally affine in the "
+                      "content (Li et al. 2018): the strength, their lambda (1e-4); 0: off."))
 
-    def __init__(self, layers=(), epsilon: float = 1e-7, **options):
+    def __init__(self, layers=(), epsilon: float = 1e-7, smooth: float = 0.0, **options):
         super().__init__(layers, **options)
-        self.epsilon = float(epsilon)
+        if not smooth >= 0:
+            raise UsageError(f"affine.smooth must be 0 (off) or a positive strength, got {smooth}")
+        self.epsilon, self.strength = float(epsilon), float(smooth)
         self.laplacian = None
 
     def memory_bytes(self, shape) -> int:
         """Peak bytes this term holds for an output of ``shape`` (height, width): the matrix, and
-        beside it the build's temporaries or, later, an evaluation's float32 arrays."""
+        beside it the build's temporaries, an evaluation's float32 arrays or ``smooth``'s vectors."""
         pixels = int(shape[0]) * int(shape[1])
         return MATRIX_BYTES_PER_PIXEL * pixels + max(build_bytes(shape),
-                                                     EVALUATION_BYTES_PER_PIXEL * pixels + EVALUATION_BYTES)
+                                                     EVALUATION_BYTES_PER_PIXEL * pixels + EVALUATION_BYTES,
+                                                     SMOOTH_BYTES_PER_PIXEL * pixels if self.strength else 0)
 
     def set_target(self, features: Features) -> None:
         self.laplacian = None  # the previous level's matrix is not needed to build the next
@@ -171,3 +228,9 @@ class AffineLoss(Loss):
         value = float(np.einsum("ic,ic->", flat, product, dtype=np.float64))
         product *= 2.0
         return value, {IMAGE: product.reshape(image.shape)}
+
+    def finish(self, image: np.ndarray) -> np.ndarray:
+        """The run's result after its last level: smoothed by the last level's matrix when ``smooth`` is on."""
+        if not self.strength or self.laplacian is None or self.laplacian.shape[0] != image.shape[0] * image.shape[1]:
+            return image
+        return smooth(image, self.laplacian, self.strength)[0]

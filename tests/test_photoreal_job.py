@@ -1,0 +1,53 @@
+"""The photo preset's pieces in a Job on the tiny network: the colour-transfer start, the affine term's smoothing."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stylize import Job
+from stylize.core.errors import UsageError
+from stylize.starts.colour import reinhard
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+from photoreal_scores import residual  # noqa: E402
+
+
+def photo_job(tiny, pictures, **given):
+    content, style = pictures
+    settings = {**tiny, "length": 48, "iterations": 12, "scales": 1, "losses": ("gram", "affine"), "ratio": 1e5,
+                **given}
+    settings["options"] = {**tiny["options"], **given.get("options", {})}
+    return Job(content, style, checkpoint_every=0, **settings)
+
+
+def test_the_reinhard_start_is_the_first_image(tiny, pictures):
+    job = photo_job(tiny, pictures, init="reinhard", iterations=1)
+    steps = []
+    job.run(lambda event: steps.append(event))
+    content = job.inputs.content
+    first = reinhard(content, job.inputs.styles)
+    assert job.settings.init == "reinhard"
+    # One iteration from the start stays near it, far from the content's colours.
+    result = steps[-1].image
+    assert np.abs(result - first).mean() < 0.5 * np.abs(result - content).mean()
+
+
+def test_affine_smooth_finishes_the_result_locally_affine(tiny, pictures):
+    # From noise with a weak affine term: a result far from locally affine in the content.
+    given = dict(init="noise", seed=1)
+    plain = photo_job(tiny, pictures, **given, options={"affine": {"weight": 1.0}}).run()
+    smoothed = photo_job(tiny, pictures, **given, options={"affine": {"weight": 1.0, "smooth": 1e-3}}).run()
+    content = photo_job(tiny, pictures).inputs.content
+    assert residual(smoothed, content) < 0.5 * residual(plain, content), (residual(smoothed, content),
+                                                                         residual(plain, content))
+    # The smoothing keeps the result's colours: it moves texture, not tone.
+    assert np.abs(smoothed.mean(axis=(0, 1)) - plain.mean(axis=(0, 1))).max() < 0.02
+
+
+def test_a_negative_smoothing_strength_is_refused(tiny, pictures):
+    with pytest.raises(UsageError, match="affine.smooth"):
+        photo_job(tiny, pictures, options={"affine": {"smooth": -1.0}}).run()
