@@ -79,6 +79,11 @@ def test_bad_starts_are_refused_by_validate(init, options, message):
         Settings(init=init, options=options).validate()
 
 
+def test_a_misspelt_start_suggests_the_name():
+    with pytest.raises(UsageError, match=r"--init 'fsat': not .* or an existing image file; did you mean 'fast'\?"):
+        Settings(init="fsat").validate()
+
+
 def test_a_start_s_options_are_checked_and_converted():
     settings = Settings(init="noise", options={"noise": {"exponent": "2"}})
     settings.validate()

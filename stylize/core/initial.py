@@ -5,6 +5,7 @@ start's name or, as always, the path of an image (the ``file`` start).
 """
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, Mapping, Protocol, Sequence
 
@@ -53,7 +54,9 @@ def check(settings: Settings) -> tuple[str, type]:
     """``settings.init`` names a start or an existing image file: its (name, class), loaded and checked."""
     name, implied = chosen(settings.init)
     if implied and not Path(settings.init).is_file():
-        raise UsageError(f"--init {settings.init!r}: not {', '.join(named())} or an existing image file")
+        close = difflib.get_close_matches(settings.init, named(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UsageError(f"--init {settings.init!r}: not {', '.join(named())} or an existing image file{hint}")
     return name, plugins.load(GROUP, name)
 
 
