@@ -204,7 +204,7 @@ def test_options_lists_each_plugins_declared_options():
     out = result.stdout
     assert option_rows(out, "adam")["lr"][:2] == ["number", "10"]
     assert " ".join(option_rows(out, "adam")["lr"][2:]) == " ".join(Adam.options[0].help.split())
-    assert set(option_rows(out, "adam")) == {"lr", "beta1", "beta2", "eps", "decay"}
+    assert set(option_rows(out, "adam")) == {"lr", "beta1", "beta2", "eps", "decay", "carry", "average"}
     assert option_rows(out, "lbfgs")["history"][:2] == ["integer", "10"]
     # Losses: their own options, then the weight and layers every loss takes.
     assert list(option_rows(out, "affine")) == ["epsilon", "weight", "layers"]

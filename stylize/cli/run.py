@@ -11,6 +11,7 @@ from stylize.core.errors import UsageError
 
 from stylize.core.pipeline import Settings
 from stylize.core.presets import BEST_ITERATIONS, DRAFT_ITERATIONS, PRESETS, QUALITIES, quality
+from stylize.core.schedule import LADDERS
 
 from .backend_options import BACKEND_OPTIONS, backend_options
 from .config import configurable, load_config, plugin_items
@@ -97,6 +98,11 @@ DEFAULTS = Settings()
               help="Coarse-to-fine levels, each twice the size of the last; 1 turns it off. "
                    "Default: halve while the smallest stays >= 128 px (512 -> 128, 256, 512); -n is split 2:1:1 "
                    "over them.")
+@click.option("--ladder", type=click.Choice(list(LADDERS)), default=DEFAULTS.ladder, show_default=True,
+              help="Steps between the coarse-to-fine scales' lengths. octave: each twice the last (512 -> 128, "
+                   "256, 512); sqrt2: sqrt(2) times (512 -> 128, 181, 256, 362, 512), smaller steps from one "
+                   "scale's result to the next, -n split the same way (each scale sqrt(2) times fewer "
+                   "iterations than the one before, the finest as many as the one before it).")
 @click.option("--tol", type=float, default=DEFAULTS.tol, show_default=True,
               help="Stop a scale (and, at the last one, the run) once the loss fell by less than this "
                    "fraction over the last 20 iterations: the picture has stopped changing. 0 runs every "

@@ -407,6 +407,16 @@ class Optimizer(abc.ABC):
         not fit the memory limit. None (the default): there is none."""
         return None
 
+    def carry_over(self) -> object | None:
+        """What the last ``minimize`` leaves that the next, finer level may start from (Adam's moments,
+        L-BFGS's step scale), taken once; None (the default): every level starts afresh.
+
+        Optional: an optimizer that returns something here must accept it back as
+        ``minimize(..., carried=state)`` at the next level (same optimizer class), and fit it to
+        the new ``x0``'s shape there. Others are never passed ``carried``.
+        """
+        return None
+
     @abc.abstractmethod
     def minimize(self, objective: Objective, x0: np.ndarray, bounds: tuple[np.ndarray, np.ndarray],
                  iterations: int, callback: Callback) -> np.ndarray:

@@ -74,6 +74,8 @@ class Views:
 
 
 StepHook = Callable[[StepResult, Objective], None]
+#: What a level's optimizer left for the next level: its class and its ``carry_over()``.
+Carried = tuple[type, object]
 
 
 def run_levels(pipeline: "Pipeline", plan: Plan, views: Views, on_step: StepHook, start: Start | None = None,
@@ -81,20 +83,26 @@ def run_levels(pipeline: "Pipeline", plan: Plan, views: Views, on_step: StepHook
     """Optimize every level of ``plan`` not finished at ``start``; return the image as the user sees it."""
     image = None if start is None else start.image  # the working image, as the network saw it
     step = 0 if start is None else start.step
+    carried = None  # what a level's optimizer leaves for the next one (``Optimizer.carry_over``)
     for level, done in plan.remaining(step):
         if on_level is not None:
             on_level(level)
-        image = run_level(pipeline, level, len(plan.levels), views, on_step, image, done)
+        image, carried = run_level(pipeline, level, len(plan.levels), views, on_step, image, done, carried)
     return views.shown(image)
 
 
 def run_level(pipeline: "Pipeline", level: Level, levels: int, views: Views, on_step: StepHook,
-              image: np.ndarray | None, done: int = 0) -> np.ndarray:
-    """One level: targets at its size, a start from ``image`` (or the initial image), the optimizer's run.
+              image: np.ndarray | None, done: int = 0,
+              carried: Carried | None = None) -> tuple[np.ndarray, Carried | None]:
+    """One level, as its plan says (evaluation, optimizer): targets at its size, a start from ``image``
+    (or the initial image), the optimizer's run.
 
-    ``done`` iterations of it were finished before a resume. Returns the
-    working image reached; a NaN or infinite objective raises NumericalError
-    carrying the last good image, as the user sees it.
+    ``done`` iterations of it were finished before a resume (its optimizer
+    then starts afresh); ``carried``: what the last level's optimizer left,
+    passed on where this level's is of the same class. Returns the working
+    image reached and what this level's optimizer leaves for the next; a NaN
+    or infinite objective raises NumericalError carrying the last good
+    image, as the user sees it.
     """
     settings, backend = pipeline.settings, pipeline.backend
     shape = level.shape
@@ -125,8 +133,14 @@ def run_level(pipeline: "Pipeline", level: Level, levels: int, views: Views, on_
             raise StopIteration  # the optimizer returns the best point it has
 
     if level.iterations - done > 0:
+        optimizer = level.optimizer
+        given = {"carried": carried[1]} if carried is not None and carried[0] is type(optimizer) and not done else {}
         try:
-            x = level.optimizer.minimize(objective, x, backend.input_bounds(x.shape), level.iterations - done, report)
+            x = optimizer.minimize(objective, x, backend.input_bounds(x.shape), level.iterations - done, report,
+                                   **given)
         except NumericalError as e:
             raise NumericalError(str(e), image=views.shown(backend.deprocess(last_good))) from None
-    return backend.deprocess(x)
+        carry_over = getattr(optimizer, "carry_over", None)  # optional in the Optimizer contract
+        state = None if carry_over is None else carry_over()
+        carried = None if state is None else (type(optimizer), state)
+    return backend.deprocess(x), carried

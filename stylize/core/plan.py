@@ -19,7 +19,7 @@ from . import eta, memory, speed, tile_plan
 from .errors import ImageError, ResourceError, StylizeError, UsageError
 from .images import check_working_size
 from .initial import first_level
-from .schedule import scale_lengths, sizes_at, split_iterations
+from .schedule import scale_lengths, sizes_at, split_iterations, step_ratio
 from .tiling import Tiles, make_tiles
 
 if TYPE_CHECKING:
@@ -119,8 +119,8 @@ def make_plan(settings: "Settings", content_shape: Sequence[int], style_shapes: 
     ``settings.iterations``, in which the levels before the start's
     (``StartImage.first_level``) have none.
     """
-    lengths = scale_lengths(max(content_shape[:2]), settings.scales)
-    budgets = split_iterations(settings.iterations, len(lengths))
+    lengths = scale_lengths(max(content_shape[:2]), settings.scales, settings.ladder)
+    budgets = split_iterations(settings.iterations, len(lengths), step_ratio(settings.ladder))
     skipped = first_level(settings, len(lengths))  # a start with the coarse structure skips coarse levels
     budgets = [0] * skipped + budgets[skipped:]
     if level_iterations is not None:

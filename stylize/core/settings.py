@@ -22,6 +22,7 @@ from .errors import UsageError
 from .image_formats import BIT_DEPTHS
 from .masks import TOLERANCE
 from .presets import preset, quality
+from .schedule import LADDERS
 
 
 @dataclass
@@ -52,6 +53,8 @@ class Settings:
     mask_tolerance: float = TOLERANCE
     #: Coarse-to-fine levels; None picks them from ``length`` (see ``schedule.scale_lengths``).
     scales: int | None = None
+    #: The lengths' steps between levels: "octave" (each twice the last) or "sqrt2" (``schedule.LADDERS``).
+    ladder: str = "octave"
     #: Stop a level once its objective fell by less than this fraction over the last
     #: ``convergence.WINDOW`` iterations; 0 runs every iteration. Chosen by bench/quality.py to stop only
     #: a level that has stopped changing (bench/README.md, "Figures behind the constants").
@@ -87,6 +90,8 @@ class Settings:
             raise UsageError(f"tol must be at least 0 (off) and below 1, got {self.tol}")
         if self.scales is not None and self.scales < 1:
             raise UsageError(f"scales must be at least 1, got {self.scales}")
+        if self.ladder not in LADDERS:
+            raise UsageError(f"ladder {self.ladder!r}: choose one of {', '.join(LADDERS)}")
         start = initial.check(self)
         for name in ("ratio", "style_scale"):
             if not getattr(self, name) > 0 or not np.isfinite(getattr(self, name)):

@@ -45,11 +45,16 @@ class LBFGS(Optimizer):
                Option("precision", str, "auto", "Where the history and the workspace live. float64: scipy's "
                       "L-BFGS-B, 320 bytes per pixel and channel with 10 pairs; float32: stylize's own "
                       "bounded L-BFGS, 100 bytes; auto: float64 wherever the run fits the memory limit with it, "
-                      "float32 where only that fits (the plan line says so).", choices=PRECISIONS))
+                      "float32 where only that fits (the plan line says so).", choices=PRECISIONS),
+               Option("carry", bool, False, "float32 only: start each finer scale with the last one's curvature "
+                      "scale (s.y / y.y, times the pixel ratio) instead of a unit first step and its line search; "
+                      "scipy's float64 L-BFGS-B takes no starting scale, so nothing is carried there."))
 
-    def __init__(self, history: int = 10, precision: str = "auto", **options):
+    def __init__(self, history: int = 10, precision: str = "auto", carry: bool = False, **options):
         super().__init__(**options)
-        self.history = history
+        self.history, self.carry = history, bool(carry)
+        #: The last float32 minimize's curvature scale and size, for the next level (``carry_over``).
+        self._carried: dict | None = None
         if precision not in PRECISIONS:
             raise UsageError(f"lbfgs.precision={precision!r}: choose one of {', '.join(PRECISIONS)}")
         self.precision = precision
@@ -68,12 +73,31 @@ class LBFGS(Optimizer):
         """With ``precision=auto``: the float32 variant, for the plan to take where float64 does not fit."""
         if self.precision != "auto":
             return None
-        return LBFGS(history=self.history, precision="float32"), "L-BFGS history in float32"
+        return LBFGS(history=self.history, precision="float32", carry=self.carry), "L-BFGS history in float32"
+
+    def carry_over(self) -> dict | None:
+        """With ``carry``, after a float32 run: its last curvature scale and its size (taken once).
+
+        The history pairs themselves are not carried: they are differences of
+        iterates and gradients of the coarser level's objective (other targets,
+        other weights per pixel), not secant pairs of the next one; only their
+        scale, how far x moves per unit of gradient, transfers, once rescaled.
+        """
+        carried, self._carried = self._carried, None
+        return carried
 
     def minimize(self, objective: Objective, x0: np.ndarray, bounds: tuple[np.ndarray, np.ndarray],
-                 iterations: int, callback: Callback) -> np.ndarray:
+                 iterations: int, callback: Callback, carried: dict | None = None) -> np.ndarray:
+        """``carried``: a coarser float32 level's ``carry_over()``; its curvature scale grows with the pixel
+        count here (the content term's gradient per pixel falls as the area grows; the first line search
+        corrects the rest)."""
         if self.precision == "float32":
-            return lbfgs32.minimize(objective, x0, bounds, iterations, callback, self.history)
+            scale = None if carried is None else carried["scale"] * x0.size / carried["size"]
+            info: dict = {}
+            x = lbfgs32.minimize(objective, x0, bounds, iterations, callback, self.history, scale=scale, info=info)
+            if self.carry and info.get("scale"):
+                self._carried = {"scale": info["scale"], "size": x0.size}
+            return x
         shape = x0.shape
         x32 = np.empty(shape, np.float32)  # the objective's input, refilled per evaluation
         g64 = np.empty(x0.size, np.float64)  # the gradient handed to scipy, refilled likewise

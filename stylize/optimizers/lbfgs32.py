@@ -68,8 +68,13 @@ def memory_bytes(size: int, history: int, iterations: int | None = None) -> int:
 
 
 def minimize(objective: Objective, x0: np.ndarray, bounds: tuple[np.ndarray, np.ndarray], iterations: int,
-             callback: Callback, history: int = 10) -> np.ndarray:
-    """Minimize ``objective`` from ``x0`` inside ``bounds``; return the best point evaluated (float32)."""
+             callback: Callback, history: int = 10, scale: float | None = None, info: dict | None = None) -> np.ndarray:
+    """Minimize ``objective`` from ``x0`` inside ``bounds``; return the best point evaluated (float32).
+
+    ``scale``: the inverse Hessian's scale for the first step (no history yet), tried at length 1,
+    instead of a step that moves the largest component by one unit; ``info["scale"]`` receives the
+    newest pair's ``s.y / y.y`` at the end (what a next level may start with).
+    """
     shape, n = x0.shape, x0.size
     lower, upper = (np.ascontiguousarray(np.broadcast_to(np.asarray(b, np.float32), shape)).reshape(-1)
                     for b in bounds)
@@ -104,7 +109,12 @@ def minimize(objective: Objective, x0: np.ndarray, bounds: tuple[np.ndarray, np.
             trial, trial_grad = spare.pop(), spare.pop()
         else:
             trial, trial_grad = np.empty(n, np.float32), np.empty(n, np.float32)
-        first = 1.0 if pairs else 1.0 / float(np.max(np.abs(direction)))
+        if not pairs and step == 0 and scale:  # a carried scale: the quasi-Newton step, at length 1
+            direction *= np.float32(scale)
+            slope *= scale
+            first = 1.0
+        else:
+            first = 1.0 if pairs else 1.0 / float(np.max(np.abs(direction)))
         found = search(x, g, direction, value, slope, first, trial, budget - evaluations)
         evaluations += search.evaluations
         if found is None:
@@ -129,6 +139,9 @@ def minimize(objective: Objective, x0: np.ndarray, bounds: tuple[np.ndarray, np.
             callback(StepResult(step=step, value=value, x=x.reshape(shape).copy()))
         except StopIteration:
             break
+    if info is not None and pairs:
+        _, newest, rho = pairs[-1]
+        info["scale"] = 1.0 / (rho * _dot(newest, newest))
     return search.best.reshape(shape)
 
 

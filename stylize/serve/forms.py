@@ -38,7 +38,7 @@ FIELDS: dict[str, tuple[type, ...]] = {
     "iterations": (int,), "tol": (int, float), "length": (int,), "style_scale": (int, float), "preserve_colors": (bool,),
     "match_colors": (bool,), "mask_tolerance": (int, float), "scales": (int, type(None)),
     "init": (str,), "seed": (int, type(None)), "content_layers": (str, type(None)),
-    "style_layers": (str, type(None)), "bit_depth": (int,),
+    "style_layers": (str, type(None)), "bit_depth": (int,), "ladder": (str,),
 }
 
 
