@@ -27,7 +27,7 @@ NEW, RESUME, FINISHED, FAILED = "new", "resume", "finished", "failed"
 #: Settings that change neither the network nor the optimizer's state: jobs differing only in
 #: these share one loaded network for their estimates.
 _NOT_NETWORK = ("iterations", "length", "ratio", "style_scale", "style_weights", "preserve_colors",
-                "match_colors", "mask_tolerance", "scales", "init", "seed", "threads", "bit_depth")
+                "match_colors", "mask_tolerance", "scales", "ladder", "init", "seed", "threads", "bit_depth")
 
 
 @dataclass
