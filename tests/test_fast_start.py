@@ -16,8 +16,6 @@ from stylize.starts import magenta
 from stylize.starts.fast import Fast
 from stylize.testing import StartContract
 
-from .test_job import tiny  # noqa: F401 (a fixture)
-
 
 class TestFast(StartContract):
     """The real ONNX networks, on small images."""

@@ -18,8 +18,6 @@ from stylize.starts.noise import Noise
 from stylize.starts.simple import Content, Style
 from stylize.testing import StartContract
 
-from .test_job import pictures, tiny  # noqa: F401 (fixtures)
-
 
 # The built-ins' contract tests, one class each (noise is drawn from the seed: another seed, other noise).
 TestContent, TestStyle, TestNoise = (type(f"Test{start.__name__}", (StartContract,),
