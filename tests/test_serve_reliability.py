@@ -235,3 +235,22 @@ def test_a_symlink_in_the_work_folder_is_not_served_or_listed(client, pair, tmp_
     assert fake_job not in [r["id"] for r in client.get("/api/gallery").json()["results"]]
     refused = client.post("/api/jobs", json=request_for(upload_id, pair[1]))
     assert refused.status_code == 404 and "private" not in refused.text
+
+
+def test_an_upload_of_undeclared_length_is_counted_once_it_is_here(start_server):
+    client = start_server(max_storage_bytes=1 << 20)
+    first = client.upload(noise_png(1, 400))  # ~480 KB, held by a running job
+    job = client.start(first.json()["id"], first.json()["id"], iterations=5000, optimizer="adam")
+    client.wait_for_step(job["id"], 1)
+    headers, body = _multipart("big.png")
+    body = body.replace(noise_png(0, 8), noise_png(2, 400))
+
+    def chunks():  # chunked transfer: no Content-Length to refuse it by
+        for start in range(0, len(body), 65536):
+            yield body[start:start + 65536]
+    response = client.post("/api/uploads", data=chunks(), headers=headers)
+    assert response.status_code == 507 and "the work folder is full" in response.json()["error"]
+    assert [u["id"] for u in client.get("/api/uploads").json()["uploads"]] == [first.json()["id"]]
+    assert client.get("/api/storage").json()["used"] <= 1 << 20
+    client.post(f"/api/jobs/{job['id']}/cancel")
+    client.entries(job["id"])

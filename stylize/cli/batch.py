@@ -52,7 +52,9 @@ LOG_EVERY = 10.0
                    "output wins.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Run on the Dask cluster of this scheduler (tcp://host:8786, started with `dask "
-                   "scheduler`) instead of a local cluster.")
+                   "scheduler`) instead of a local cluster. Workers that declare `--resources "
+                   "cores=N,memory=BYTES` get jobs only as their cores and memory allow; a job whose planned "
+                   "peak is above every worker's memory is refused before it is sent.")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes of the local cluster, one job each at a time (default: as many as "
                    "the cores, the jobs and their memory estimates allow).")

@@ -265,7 +265,7 @@ class WebApp:
         if request.content_type != "multipart/form-data":
             raise Refused(415, "send the image as multipart/form-data, in a field named \"file\"")
         limit = self.config.max_upload_bytes
-        await _in_thread(self._make_room, min(request.content_length or limit, limit))
+        await _in_thread(self._make_room, min(request.content_length or 0, limit))  # room for what is declared
         try:
             reader = await request.multipart()
             part = await reader.next()
@@ -284,6 +284,11 @@ class WebApp:
                                            "upload this server takes (stylize serve --max-upload-mb)")
                     f.write(chunk)
             upload = await _in_thread(self.uploads.accept, path, name)
+        try:  # a body of undeclared length is counted now that it is here
+            await _in_thread(self._make_room, 0, {upload.id})
+        except Refused:
+            await _in_thread(storage_remove, self.storage.upload_files(upload.id))
+            raise
         return web.json_response(upload.to_json(), status=201)
 
     async def delete_upload(self, request: web.Request) -> web.Response:
@@ -298,15 +303,16 @@ class WebApp:
     async def storage_report(self, request: web.Request) -> web.Response:
         return web.json_response(await _in_thread(self.storage.report))
 
-    def prune(self, need: int) -> list:
-        """Delete the oldest uploads and ended jobs no queued or running job needs until ``need`` more bytes fit."""
-        deleted = self.storage.prune(need, self._ended(), self.queue.needed_uploads(), self._forget)
+    def prune(self, need: int, keep: set[str] = frozenset()) -> list:
+        """Delete the oldest uploads and ended jobs no queued or running job needs (nor ``keep``, upload ids)
+        until ``need`` more bytes fit."""
+        deleted = self.storage.prune(need, self._ended(), self.queue.needed_uploads() | keep, self._forget)
         for item in deleted:
             log.info("work folder over its limit: deleted %s %s (%d bytes)", item.kind, item.id, item.bytes)
         return deleted
 
-    def _make_room(self, need: int) -> None:
-        self.prune(need)
+    def _make_room(self, need: int, keep: set[str] = frozenset()) -> None:
+        self.prune(need, keep)
         if self.storage.usage() + need > self.storage.limit:
             raise Refused(507, f"the work folder is full: {self.storage.limit / 2**20:,.0f} MiB allowed "
                                "(stylize serve --max-storage), all of it held by queued or running jobs' "
