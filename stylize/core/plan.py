@@ -177,47 +177,16 @@ def complete(plan: Plan, settings: "Settings", backend: "Backend", losses: Seque
     """
     # First: no tiling shrinks what a term keeps for the whole image (the affine term's Laplacian).
     memory.check_terms_fit(losses, plan.final.shape, plan.final.style_shapes, settings.style_scale)
-    setting, fixed = settings.tile_size, None
-    if isinstance(setting, int):
-        from .tiled_objective import check_tileable
-        check_tileable(losses)  # first: a loss without the interface makes the tiling None too
-        tiling = tile_plan.tiling_of(backend, losses)
-        if tiling is None:
-            raise UsageError(f"backend {settings.backend!r} cannot be evaluated in tiles (its network mixes "
-                             "all positions, or it does not say how); use --tile-size off")
-        fixed = make_tiles(tiling, setting)
-    else:
-        tiling = None if setting == "off" else tile_plan.tiling_of(backend, losses)
+    tiling, fixed = _tiling(settings, backend, losses)
     limit = memory.memory_limit()
     smaller = getattr(optimizer, "smaller", None)  # optional in the Optimizer contract
     variants = [(optimizer, None), *filter(None, [smaller() if smaller is not None else None])]
     levels = []
     for level in plan.levels:
-        tiles = fixed if fixed is not None and max(level.shape + sum(level.style_shapes, ())) > setting else None
-
-        def needed(opt, tiles=tiles, level=level) -> int | None:
-            if tiles is None:
-                return memory.estimate_run_bytes(backend, opt, level.shape, level.style_shapes, losses,
-                                                 level.iterations)
-            return tile_plan.tiled_bytes(backend, opt, losses, tiles, level.shape, level.style_shapes,
-                                         level.iterations)
-
-        choices = [(tiles, opt, note) for opt, note in variants]
-        if limit is not None:
-            fitting = [c for c in choices if memory.within(lambda: needed(c[1]), limit[0])]
-            if not fitting and setting == "auto" and tiling is not None:
-                fitting = sorted(((t, opt, note) for opt, note in variants
-                                  for t in [tile_plan.cheapest(backend, opt, losses, tiling, level.shape,
-                                                               level.style_shapes, limit[0], level.iterations)]
-                                  if t is not None),
-                                 key=lambda choice: tile_plan.work(choice[0], level.shape))  # stable: float64 on ties
-            # Where nothing fits, the smallest variant: the refusal names the largest length that fits with it.
-            choices = fitting or choices[-1:]
-        tiles, opt, note = choices[0]
-        try:
-            bytes_needed = needed(opt, tiles)
-        except StylizeError:  # a size Caffe refuses: the check of the last level says so, else the run
-            bytes_needed = None
+        larger = max(level.shape + sum(level.style_shapes, ()))  # than --tile-size N: tiled
+        tiles = fixed if fixed is not None and larger > settings.tile_size else None
+        tiles, opt, note, bytes_needed = _choose(level, tiles, variants, backend, losses, limit,
+                                                 tiling if settings.tile_size == "auto" else None)
         flops = backend.estimate_flops(level.shape) if tiles is None else tile_plan.tiled_flops(backend, tiles,
                                                                                                 level.shape)
         arithmetic = backend.arithmetic(level.shape)
@@ -225,24 +194,70 @@ def complete(plan: Plan, settings: "Settings", backend: "Backend", losses: Seque
         levels.append(dataclasses.replace(level, tiles=tiles, optimizer=opt, optimizer_note=note,
                                           arithmetic=arithmetic, bytes=bytes_needed, flops=flops,
                                           iteration_seconds=seconds))
-    final = levels[-1]
-    if final.tiles is not None:
-        tile_plan.check_tiled_fits(backend, final.optimizer, settings.style_scale, losses, final.tiles, final.shape,
-                                   final.style_shapes, final.iterations)
-    else:
-        try:
-            memory.check_fits(backend, settings, final.shape, final.style_shapes, final.optimizer, losses=losses,
-                              iterations=final.iterations)
-        except ResourceError:
-            if limit is not None and setting == "auto" and tiling is not None:  # say what would fit, tiled
-                small = make_tiles(tiling, max(tile_plan.SMALL_CORE, tiling.stride))
-                tile_plan.check_tiled_fits(backend, final.optimizer, settings.style_scale, losses, small,
-                                           final.shape, final.style_shapes, final.iterations)
-            raise
+    _check_final(levels[-1], settings, backend, losses, tiling if limit is not None else None)
     per_iteration = [level.iteration_seconds for level in levels]
     seconds = None
     if all(s is not None for s in per_iteration):
         seconds = eta.plan_cost(plan, per_iteration, 0, plan.iterations)
-    return Plan(tuple(levels), memory_bytes=final.bytes if limit is not None else None,
+    return Plan(tuple(levels), memory_bytes=levels[-1].bytes if limit is not None else None,
                 memory_limit=None if limit is None else limit[0], memory_source=None if limit is None else limit[1],
                 seconds=seconds)
+
+
+def _tiling(settings: "Settings", backend: "Backend", losses) -> tuple:
+    """(the run's ``Tiling``, or None where it cannot or may not tile; the fixed ``Tiles`` of ``--tile-size N``)."""
+    setting = settings.tile_size
+    if not isinstance(setting, int):
+        return (None if setting == "off" else tile_plan.tiling_of(backend, losses)), None
+    from .tiled_objective import check_tileable
+    check_tileable(losses)  # first: a loss without the interface makes the tiling None too
+    tiling = tile_plan.tiling_of(backend, losses)
+    if tiling is None:
+        raise UsageError(f"backend {settings.backend!r} cannot be evaluated in tiles (its network mixes "
+                         "all positions, or it does not say how); use --tile-size off")
+    return tiling, make_tiles(tiling, setting)
+
+
+def _choose(level: Level, tiles: Tiles | None, variants, backend, losses, limit, auto_tiling) -> tuple:
+    """(tiles, optimizer, its note, bytes) of one level: the first variant that fits ``limit`` with
+    ``tiles``, else with ``auto_tiling``'s cheapest tiles, else the smallest variant (which the
+    final check refuses, naming the largest length that fits with it)."""
+
+    def needed(opt, tiles=tiles) -> int | None:
+        if tiles is None:
+            return memory.estimate_run_bytes(backend, opt, level.shape, level.style_shapes, losses, level.iterations)
+        return tile_plan.tiled_bytes(backend, opt, losses, tiles, level.shape, level.style_shapes, level.iterations)
+
+    choices = [(tiles, opt, note) for opt, note in variants]
+    if limit is not None:
+        fitting = [c for c in choices if memory.within(lambda: needed(c[1]), limit[0])]
+        if not fitting and auto_tiling is not None:
+            fitting = sorted(((t, opt, note) for opt, note in variants
+                              for t in [tile_plan.cheapest(backend, opt, losses, auto_tiling, level.shape,
+                                                           level.style_shapes, limit[0], level.iterations)]
+                              if t is not None),
+                             key=lambda choice: tile_plan.work(choice[0], level.shape))  # stable: float64 on ties
+        choices = fitting or choices[-1:]
+    tiles, opt, note = choices[0]
+    try:
+        return tiles, opt, note, needed(opt, tiles)
+    except StylizeError:  # a size Caffe refuses: the final check says so, else the run
+        return tiles, opt, note, None
+
+
+def _check_final(final: Level, settings: "Settings", backend, losses, auto_tiling) -> None:
+    """Refuse (ResourceError) a last level over the memory limit, naming the largest length that fits;
+    where ``auto`` found no tiling, the largest that fits in the smallest tiles."""
+    if final.tiles is not None:
+        tile_plan.check_tiled_fits(backend, final.optimizer, settings.style_scale, losses, final.tiles, final.shape,
+                                   final.style_shapes, final.iterations)
+        return
+    try:
+        memory.check_fits(backend, settings, final.shape, final.style_shapes, final.optimizer, losses=losses,
+                          iterations=final.iterations)
+    except ResourceError:
+        if settings.tile_size == "auto" and auto_tiling is not None:
+            small = make_tiles(auto_tiling, max(tile_plan.SMALL_CORE, auto_tiling.stride))
+            tile_plan.check_tiled_fits(backend, final.optimizer, settings.style_scale, losses, small, final.shape,
+                                       final.style_shapes, final.iterations)
+        raise

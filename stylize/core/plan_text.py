@@ -42,7 +42,8 @@ def summary(plan: Plan, first_step: int = 0) -> str:
     parts = [f"planned: {scales}, {plan.iterations - first_step} iterations{''.join(f', {c}' for c in changed)}"]
     if plan.seconds is not None:
         cost = Clock(plan, Estimate.of(plan).level_costs()).cost  # a resumed run has only the rest to do
-        parts.append(f"expected about {duration(plan.seconds * cost(first_step, plan.iterations) / cost(0, plan.iterations))}")
+        left = cost(first_step, plan.iterations) / cost(0, plan.iterations)
+        parts.append(f"expected about {duration(plan.seconds * left)}")
     if plan.memory_bytes is not None:
         parts.append(f"memory about {format_bytes(plan.memory_bytes)}")
     return "; ".join(parts[:1] + [", ".join(parts[1:])]) if len(parts) > 1 else parts[0]
