@@ -1,11 +1,11 @@
 """Soak ``stylize serve``: many tiny jobs through its queue with uploads, cancels, resumes and deletes; its memory and
 open file descriptors along the way.
 
-    .venv/bin/python bench/soak.py [--jobs 200] [--max-storage 8M] [--json FILE]
+    .venv/bin/python bench/soak.py [--jobs 200] [--max-storage 2M] [--json FILE]
 
 A real ``stylize serve`` process (the tiny network fixed with ``--set``,
-a small ``--max-storage`` so that pruning runs all along) and a client
-doing what pages do: every job uploads a new content image; every 10th job
+``--max-storage 2M`` so that pruning runs all along) and a client
+doing what pages do: every job uploads a new content and style image; every 10th job
 from the 4th is cancelled once running and resumed; every 10th from the 8th
 is queued behind another and cancelled while it waits; every 20th a
 finished job and an upload are deleted. Each job's event stream is read to
@@ -93,7 +93,7 @@ class Page:
         return None
 
 
-def soak(folder: Path, jobs: int, max_storage: str = "8M", every: int = 25, echo=print) -> dict:
+def soak(folder: Path, jobs: int, max_storage: str = "2M", every: int = 25, echo=print) -> dict:
     from tests.tinynet import write_tiny_net
 
     prototxt, weights = write_tiny_net(folder)
@@ -107,10 +107,10 @@ def soak(folder: Path, jobs: int, max_storage: str = "8M", every: int = 25, echo
     try:
         url = server.stdout.readline().split()[-1]
         page = Page(url)
-        style = page.upload(png(10_000, 96), "style.png")
         finished: list[str] = []
-        for number in range(jobs):
+        for number in range(jobs):  # new uploads for every job: older ones are pruned as the folder fills
             content = page.upload(png(number), f"content-{number}.png")
+            style = page.upload(png(10_000 + number, 48), f"style-{number}.png")
             job = page.start(content, style)
             if job is None:
                 continue
@@ -132,7 +132,7 @@ def soak(folder: Path, jobs: int, max_storage: str = "8M", every: int = 25, echo
                 finished.append(job)
             if number % 20 == 19 and finished:
                 page.call("DELETE", f"api/jobs/{finished.pop(0)}", (200, 404))
-                page.call("DELETE", f"api/uploads/{content}", 200)
+                page.call("DELETE", f"api/uploads/{content}", (200, 404))
             sample = {"job": number + 1, **process_figures(server.pid),
                       "storage_mib": round(page.call("GET", "api/storage").json()["used"] / 2**20, 2)}
             samples.append(sample)
@@ -166,7 +166,7 @@ def figures(samples: list[dict]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=200)
-    parser.add_argument("--max-storage", default="8M")
+    parser.add_argument("--max-storage", default="2M")
     parser.add_argument("--every", type=int, default=25, help="print a sample every N jobs")
     parser.add_argument("--json", type=Path, help="also write the samples and figures to this file")
     options = parser.parse_args(argv)

@@ -14,4 +14,3 @@ def test_killed_at_random_moments_every_resume_completes_with_the_same_image(tmp
     assert report["resumed_from"] == sorted(set(report["resumed_from"])) and report["resumed_from"][0] >= 1
     assert report["equal_to_reference_chain"], report  # what the kills left changed nothing
     assert report["left_after_finish"] == [], report  # no checkpoint, generation or temporary file
-    assert report["vs_uninterrupted_max_levels"] <= 255

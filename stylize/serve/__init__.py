@@ -6,8 +6,9 @@ The server (``server``: aiohttp) serves one plain HTML/CSS/JS page
 checks uploaded images as the command line checks its inputs; ``forms``
 builds the page's forms from the installed plugins' declared options and
 checks what the page sends; ``gallery`` reads results' settings back from
-their PNG metadata; ``preview`` serves the page for one ``stylize run
---preview``. Importing this package imports no web framework: the server is
+their PNG metadata; ``storage`` keeps the work folder under its limit;
+``privacy`` keeps server paths out of what clients receive; ``preview``
+serves the page for one ``stylize run --preview``. Importing this package imports no web framework: the server is
 loaded when one is started.
 """
 from .preview import Preview, preview_server
