@@ -12,6 +12,7 @@ import resource
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -132,3 +133,26 @@ def test_a_checkpoint_the_disk_refuses_is_a_warning_and_the_run_finishes(tmp_pat
     assert "error" not in result.stderr
     assert Image.open(output).size == (48, 36)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("out")) == ["out.png"]  # nothing half-written
+
+
+def test_an_output_the_disk_refuses_keeps_the_last_checkpoint_to_resume_from(tmp_path, tiny, inputs, monkeypatch):
+    """The output's write fails as ``save_image`` reports a full disk (its OSError as an ImageError, exit 3)."""
+    from stylize.core import job as jobs
+
+    output = tmp_path / "out.png"
+    real = jobs.save_image
+
+    def full_disk(image, path, **kwargs):
+        if Path(path) == output:
+            raise ImageError(f"{path}: cannot write image (No space left on device)")
+        return real(image, path, **kwargs)
+
+    monkeypatch.setattr(jobs, "save_image", full_disk)
+    with pytest.raises(ImageError, match="No space left on device"):
+        Job(*inputs, output=output, iterations=12, checkpoint_every=5, **tiny).run()
+    assert not output.exists() and checkpoints.load(checkpoints.path_for(output)).step == 10
+    monkeypatch.setattr(jobs, "save_image", real)
+    resumed = Job(*inputs, output=output, iterations=12, checkpoint_every=5, resume=True, **tiny)
+    assert resumed.first_step == 10
+    resumed.run()
+    assert output.exists() and not checkpoints.path_for(output).exists()

@@ -152,6 +152,16 @@ def test_max_storage_sizes():
             parse_size(bad, here)
 
 
+def test_a_bad_max_storage_is_one_line_before_anything_starts(tmp_path):
+    result = subprocess.run([sys.executable, "-c", "from stylize.cli.main import cli; cli()", "serve", "--port", "0",
+                             "--work", str(tmp_path / "work"), "--max-storage", "lots"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stderr.splitlines() == [
+        "stylize: error: --max-storage 'lots': give a size such as 500M, 2G or 1.5GiB, or a share of the free disk "
+        "space such as 30%"]
+    assert not (tmp_path / "work").exists()
+
+
 # -- 5. what aiohttp's parsers raise is a 400, never a 500 with a traceback -------------------------------
 
 def _multipart(filename: str) -> tuple[dict, bytes]:

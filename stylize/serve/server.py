@@ -253,7 +253,10 @@ class WebApp:
 
     async def plugins(self, request: web.Request) -> web.Response:
         if self._catalogue is None:
-            self._catalogue = await _in_thread(forms.catalogue, self.config)
+            catalogue = await _in_thread(forms.catalogue, self.config)
+            for broken in catalogue["broken"]:  # a plugin's import error may name files on the server
+                broken["message"] = self.clean(broken["message"])
+            self._catalogue = catalogue
         return web.json_response(self._catalogue)
 
     # -- uploads ---------------------------------------------------------------------------
