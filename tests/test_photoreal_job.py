@@ -9,6 +9,7 @@ import pytest
 
 from stylize import Job
 from stylize.core.errors import UsageError
+from stylize.core.images import load_image, resize
 from stylize.starts.colour import reinhard
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -51,3 +52,35 @@ def test_affine_smooth_finishes_the_result_locally_affine(tiny, pictures):
 def test_a_negative_smoothing_strength_is_refused(tiny, pictures):
     with pytest.raises(UsageError, match="affine.smooth"):
         photo_job(tiny, pictures, options={"affine": {"smooth": -1.0}}).run()
+
+
+def test_the_photo_presets_plugin_options_merge_under_the_users():
+    from stylize.core.presets import preset
+    from stylize.core.settings import Settings
+    assert preset("photo")["options"]["affine"]["smooth"] > 0
+    settings = Settings.from_preset("photo", options={"caffe-vgg19": {"precision": "fp32"}, "affine": {"weight": 1e7}})
+    assert settings.options == {"caffe-vgg19": {"precision": "fp32"},
+                                "affine": {"smooth": preset("photo")["options"]["affine"]["smooth"], "weight": 1e7}}
+    assert Settings.from_preset("photo", options={"affine": {"smooth": 0.0}}).options["affine"]["smooth"] == 0.0
+    assert Settings.from_preset("photo").init == "distribution"
+    # A loss the user leaves out takes the preset's options for it along.
+    assert "affine" not in Settings.from_preset("photo", losses=("gram",)).options
+
+
+def test_the_photo_preset_on_the_command_line_smooths_unless_told_not_to(tiny_net, photos, tmp_path):
+    from click.testing import CliRunner
+
+    from stylize.cli.main import cli
+    from stylize.core.images import save_image
+    content, style = save_image(photos["coffee"], tmp_path / "c.png"), save_image(photos["chelsea"], tmp_path / "s.png")
+    prototxt, weights = tiny_net
+    base = ["run", "-q", "-c", str(content), "-s", str(style), "-b", "caffe", "--prototxt", prototxt,
+            "--weights", weights, "--content-layers", "conv2", "--style-layers", "conv1,conv2", "-l", "40",
+            "-n", "3", "--threads", "1", "--preset", "photo"]
+    runs = {}
+    for name, extra in {"smoothed": [], "plain": ["--set", "affine.smooth=0"], "gram": ["--loss", "gram"]}.items():
+        result = CliRunner().invoke(cli, base + ["-o", str(tmp_path / f"{name}.png"), *extra])
+        assert result.exit_code == 0, result.output
+        runs[name] = load_image(tmp_path / f"{name}.png")
+    c = resize(photos["coffee"], runs["plain"].shape[:2])
+    assert residual(runs["smoothed"], c) < residual(runs["plain"], c)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import scipy.sparse.linalg
 
-from stylize.starts.colour import Covariance, Reinhard, covariance, lab_to_rgb, reinhard, rgb_to_lab
+from stylize.starts.colour import (Covariance, Distribution, Reinhard, covariance, distribution, lab_to_rgb, reinhard,
+                                   rgb_to_lab)
 from stylize.testing import StartContract
 from stylize.losses.affine import matting_laplacian, smooth
 
@@ -101,12 +102,34 @@ def test_a_blend_of_styles_is_matched_as_one_mixture():
         assert weighted < rgb_to_lab(transfer(content, both))[..., 0].mean() - 5
 
 
+def test_distribution_transfer_gives_the_content_the_styles_whole_colour_distribution():
+    content = scene(seed=0)
+    # Two lights: a Gaussian fit (mean and covariance) cannot match this.
+    style = np.where(np.arange(64)[None, :, None] < 40, scene(seed=4) * 0.3, np.clip(scene(seed=6) + 0.3, 0, 1))
+    style = style.astype(np.float32)
+    result = distribution(content, style)
+    assert sliced_wasserstein(result, style) < 0.25 * sliced_wasserstein(covariance(content, style), style)
+    # A function of the colour alone: equal colours stay equal.
+    flat = np.full_like(content, 0.4)
+    flat[:, 32:] = 0.7
+    recoloured = distribution(flat, style)
+    assert np.ptp(recoloured[:, :32], axis=(0, 1)).max() < 1e-6 and np.ptp(recoloured[:, 32:], axis=(0, 1)).max() < 1e-6
+    # A blend leans to the heavier style.
+    dark, light = (scene(seed=1) * 0.4).astype(np.float32), np.clip(scene(seed=2) * 0.5 + 0.45, 0, 1)
+    lightness = [rgb_to_lab(distribution(content, [dark, light], w))[..., 0].mean() for w in ([0.9, 0.1], [0.1, 0.9])]
+    assert lightness[0] < lightness[1] - 10
+
+
 class TestReinhardStart(StartContract):
     start_class = Reinhard
 
 
 class TestCovarianceStart(StartContract):
     start_class = Covariance
+
+
+class TestDistributionStart(StartContract):
+    start_class = Distribution
 
 
 def test_smoothing_solves_lis_system_and_keeps_locally_affine_images():

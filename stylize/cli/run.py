@@ -12,6 +12,7 @@ from stylize.core.errors import UsageError
 from stylize.core.pipeline import Settings
 from stylize.core.presets import BEST_ITERATIONS, DRAFT_ITERATIONS, PRESETS, QUALITIES, quality
 from stylize.core.schedule import LADDERS
+from stylize.core.settings import merge_options
 
 from .backend_options import BACKEND_OPTIONS, backend_options
 from .config import configurable, load_config, plugin_items
@@ -215,6 +216,8 @@ def settings_from_options(ctx: click.Context, given: dict, backend_given: dict) 
         if ctx.get_parameter_source(key) is click.core.ParameterSource.DEFAULT:
             given[key] = value
     options = parse_plugin_options(plugin_items(ctx, given.pop("settings_")))
+    options = merge_options(PRESETS[name].get("options", {}) if name else {}, options,  # the user's --set wins
+                            [given["backend"], given["optimizer"], given["init"], *given["losses"]])
     flags = {key: value for key, value in backend_given.items()
              if ctx.get_parameter_source(key) is not click.core.ParameterSource.DEFAULT}
     if flags:

@@ -130,10 +130,24 @@ class Settings:
     def from_preset(cls, name: str | None, quality_name: str | None = None, **given: Any) -> "Settings":
         """The settings of preset ``name`` over quality ``quality_name`` (see ``stylize.core.presets``;
         either may be None), with ``given`` on top."""
-        return cls(**{**quality(quality_name), **(preset(name) if name else {}), **given})
+        chosen = preset(name) if name else {}
+        merged = {**quality(quality_name), **chosen, **given}
+        if "options" in chosen:  # a preset's plugin options under the user's, key by key
+            used = [merged.get(name, getattr(cls, name)) for name in ("backend", "optimizer", "init")]
+            merged["options"] = merge_options(chosen["options"], given.get("options") or {},
+                                              [*used, *merged.get("losses", cls.losses)])
+        return cls(**merged)
 
     def options_for(self, name: str) -> dict[str, Any]:
         return dict(self.options.get(name, {}))
+
+
+def merge_options(under: dict[str, dict[str, Any]], over: dict[str, dict[str, Any]],
+                  used: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """A preset's plugin options (``under``) with the user's (``over``) on top, plugin by plugin and key by
+    key; the preset's for plugins the run does not use (``used``: a loss the user left out) are dropped."""
+    return {name: {**under.get(name, {}), **over.get(name, {})}
+            for name in {**{name: 0 for name in under if name in used}, **over}}
 
 
 def check_tile_size(value: int | str) -> int | str:

@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Photorealistic transfer against a ten-line colour transfer (issue 28): three scores, tables, a sheet.
+
+    .venv/bin/python bench/photoreal.py [--size 256] [--pairs night warm muted] [--configs ...]
+        [--out bench-out/photoreal] [--markdown docs/photoreal-tables.md] [--sheet docs/photoreal.png]
+
+Photo pairs (content <- style) from scikit-image's bundled photos (installed by the test extra):
+``night`` a motorcycle in a garage by day <- a launch pad at dusk, ``warm`` the astronaut <- a coffee
+cup on dark wood, ``muted`` the coffee cup <- the grey-green cat. Each configuration's output is scored
+against the content and the style (bench/photoreal_scores.py: residual, dL, swd, and ``flat``, the
+residual in the content's flattest quarter, where painted texture shows first); the tables are printed
+and written as markdown, and a sheet (per pair: content | style | each output) as PNG.
+
+Configurations (``CONFIGS``): ``content`` itself; the global transfers (stylize/starts/colour.py)
+``reinhard`` (Lab mean and std), ``covariance`` (Lab mean and covariance) and ``distribution`` (Pitie's
+whole Lab distribution), the first and last also with ``+smooth``; ``before``, the ``--preset photo`` of before issue 28
+(gram + affine from the content, ratio 1e3, the default schedule); and the optimized variants, from the
+Reinhard start, each with its ``+smooth`` finish (Li et al. 2018's closed form, ``affine.smooth``):
+``start`` (gram + affine, one level), ``luan`` (Luan et al.'s two stages: style alone, then gram +
+a strong affine term from that result), ``regions`` (``start`` with the style's Grams per matched
+region: k-means of content and style pixels together on VGG19 conv4_1 features and Lab colour,
+bench/photoreal_regions.py) and ``preset``, today's ``--preset photo`` (from the ``distribution``
+start, with its smoothing). Every run is in fp32
+(``--precision fp32``: most users' CPUs have no bf16).
+
+Outputs are kept in ``--out`` (``PAIR/CONFIG.png`` with ``.json``: wall and CPU seconds), and a
+rerun computes only what is missing: delete a file to recompute it. Heavy (each optimized variant is
+a VGG19 run): run it under ``flock /tmp/stylize-bench.lock``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from photoreal_scores import scores
+
+from stylize.starts.colour import TRANSFERS
+from stylize.core.images import fit_long_side, load_image, resize, save_image
+
+#: content <- style, scikit-image photo names.
+PAIRS = {"night": ("motorcycle", "rocket"), "warm": ("astronaut", "coffee"), "muted": ("coffee", "chelsea")}
+#: Today's network; fp32 as on most users' CPUs.
+NETWORK = {"backend": "caffe-vgg19", "options": {"caffe-vgg19": {"precision": "fp32"}}}
+#: The preset as it was before issue 28 (stylize/core/presets.py at 68c696b).
+BEFORE = {"losses": ("gram", "affine"), "init": "content", "ratio": 1e3}
+#: The optimized variants' common settings: one level from the colour-transferred start.
+ONE_LEVEL = {"scales": 1, "iterations": 100, "ratio": 1e3, "losses": ("gram", "affine")}
+#: Li et al.'s smoothing strength used by the ``+smooth`` rows.
+SMOOTH = 1e-4
+
+CONFIGS: dict[str, dict] = {
+    "content": {"global": None},
+    "reinhard": {"global": "reinhard"},
+    "covariance": {"global": "covariance"},
+    "distribution": {"global": "distribution"},
+    "reinhard+smooth": {"global": "reinhard", "smooth": SMOOTH},
+    "distribution+smooth": {"global": "distribution", "smooth": SMOOTH},
+    "before": {"stages": [BEFORE]},
+    "start": {"start": "reinhard", "stages": [ONE_LEVEL]},
+    "start+smooth": {"from": "start", "smooth": SMOOTH},
+    "luan": {"start": "reinhard", "stages": [{**ONE_LEVEL, "losses": ("gram",), "iterations": 60},
+                                             {**ONE_LEVEL, "iterations": 40, "options": {"affine": {"weight": 1e7}}}]},
+    "luan+smooth": {"from": "luan", "smooth": SMOOTH},
+    "regions": {"start": "reinhard", "stages": [ONE_LEVEL], "regions": 3},
+    "regions+smooth": {"from": "regions", "smooth": SMOOTH},
+    "preset": {"preset": "photo"},
+}
+
+
+def photo(name: str) -> np.ndarray:
+    from skimage import data
+    image = data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(data, name)()
+    return image.astype(np.float32) / 255.0
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_job(content, style, settings: dict, init: str, **job) -> np.ndarray:
+    import stylize
+    options = {**NETWORK["options"], **settings.get("options", {})}
+    given = {**NETWORK, **settings, "options": options, "init": init}
+    return stylize.Job(content, style, checkpoint_every=0, **given, **job).run()
+
+
+def make(name: str, config: dict, content, style, folder: Path, size: int) -> np.ndarray:
+    """The output of configuration ``name`` for one pair (both images at the run's size)."""
+    if "global" in config:
+        image = content if config["global"] is None else TRANSFERS[config["global"]](content, style)
+    elif "from" in config:
+        image = load_image(folder / f"{config['from']}.png")
+    elif "preset" in config:
+        import stylize
+        image = stylize.Job(content, style, preset=config["preset"], length=size, checkpoint_every=0,
+                            options=NETWORK["options"]).run()
+    else:
+        init = "content"
+        if config.get("start"):
+            init = str(save_image(TRANSFERS[config["start"]](content, style), folder / f"start-{config['start']}.png"))
+        masks = {}
+        if config.get("regions"):
+            from photoreal_regions import matched_masks
+            content_mask, style_mask = matched_masks(content, style, config["regions"])
+            masks = {"content_mask": content_mask, "style_masks": [style_mask]}
+            save_image(np.concatenate([content_mask, resize(style_mask, content.shape[:2])], axis=1),
+                       folder / f"{name}-masks.png")
+        image = content
+        for stage in config["stages"]:
+            image = run_job(content, style, {"length": size, **stage}, init, **masks)
+            init = str(save_image(image, folder / f"{name}-stage.png"))
+    if config.get("smooth"):
+        from stylize.losses.affine import matting_laplacian, smooth
+        image, _ = smooth(image, matting_laplacian(content), config["smooth"])
+    return image
+
+
+def produce(pair: str, names, size: int, out: Path) -> dict[str, np.ndarray]:
+    """Each configuration's output for ``pair``, computed where not kept yet (with its seconds)."""
+    content_name, style_name = PAIRS[pair]
+    content = photo(content_name)
+    content = resize(content, fit_long_side(content.shape[:2], size))
+    style = photo(style_name)
+    style = resize(style, fit_long_side(style.shape[:2], size))
+    folder = out / pair
+    folder.mkdir(parents=True, exist_ok=True)
+    images = {"content image": content, "style image": style}
+    for name in names:
+        path, record = folder / f"{name}.png", folder / f"{name}.json"
+        if not (path.exists() and record.exists()):
+            wall, cpu = time.perf_counter(), cpu_seconds()
+            image = make(name, CONFIGS[name], content, style, folder, size)
+            seconds = {"wall_s": time.perf_counter() - wall, "cpu_s": cpu_seconds() - cpu}
+            save_image(image, path)
+            record.write_text(json.dumps(seconds))
+            print(f"{pair} {name}: {seconds['wall_s']:.1f} s wall, {seconds['cpu_s']:.1f} CPU s", flush=True)
+        images[name] = load_image(path)
+    return images
+
+
+def table(pair: str, images: dict[str, np.ndarray], out: Path) -> list[str]:
+    content, style = images["content image"], images["style image"]
+    rows = [f"**{pair}** ({' <- '.join(PAIRS[pair])}, {content.shape[1]}x{content.shape[0]} px)", "",
+            "| configuration | residual | flat | dL | swd | wall s | CPU s |", "|---|---|---|---|---|---|---|"]
+    for name, image in images.items():
+        if name.endswith(" image"):
+            continue
+        s = scores(image, content, style)
+        t = json.loads((out / pair / f"{name}.json").read_text())
+        rows.append(f"| {name} | {s['residual']:.2f} | {s['flat']:.2f} | {s['dL']:.1f} | {s['swd']:.2f} "
+                    f"| {t['wall_s']:.1f} | {t['cpu_s']:.1f} |")
+    return rows + [""]
+
+
+def sheet(all_images: dict[str, dict[str, np.ndarray]], path: Path, height: int = 150) -> None:
+    """Per pair a row: content | style | each output, labelled."""
+    rows = []
+    for pair, images in all_images.items():
+        tiles = []
+        for name, image in images.items():
+            tile = Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8))
+            tile = tile.resize((max(1, round(tile.width * height / tile.height)), height), Image.Resampling.LANCZOS)
+            framed = Image.new("RGB", (tile.width + 4, height + 16), "white")
+            framed.paste(tile, (2, 14))
+            ImageDraw.Draw(framed).text((3, 1), f"{pair}: {name}" if not tiles else name, fill="black")
+            tiles.append(framed)
+        row = Image.new("RGB", (sum(t.width for t in tiles), height + 16), "white")
+        x = 0
+        for t in tiles:
+            row.paste(t, (x, 0))
+            x += t.width
+        rows.append(row)
+    picture = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows)), "white")
+    y = 0
+    for r in rows:
+        picture.paste(r, (0, y))
+        y += r.height
+    save_image(np.asarray(picture, np.float32) / 255.0, path)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=256, help="long side of the outputs in pixels")
+    parser.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--out", type=Path, default=Path("bench-out/photoreal"), help="kept outputs")
+    parser.add_argument("--markdown", type=Path, help="write the tables there too")
+    parser.add_argument("--sheet", type=Path, help="write the side-by-side sheet there (PNG)")
+    args = parser.parse_args(argv)
+    out = args.out / str(args.size)
+    all_images = {pair: produce(pair, args.configs, args.size, out) for pair in args.pairs}
+    lines = [f"Scores at {args.size} px (residual, flat: 0-255 RMS of the local affine fit to the content, "
+             "lower is more photo-like; dL: mean L* gap to the style; swd: Lab sliced Wasserstein distance to "
+             "the style, lower has more of its tone).", ""]
+    for pair, images in all_images.items():
+        lines += table(pair, images, out)
+    print("\n".join(lines))
+    if args.markdown:
+        from stylize.core.files import atomic_write
+        with atomic_write(args.markdown, "w") as f:
+            f.write("\n".join(lines))
+    if args.sheet:
+        sheet(all_images, args.sheet)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
