@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from stylize.core import LENGTH_STEP, ResourceError, Tiling
+from stylize.core import LENGTH_STEP, Reach, ResourceError, Tiling, make_tiling
 
 #: Larger than any network's minimum; the bisection's upper end.
 LARGEST = 4096
@@ -122,56 +122,44 @@ _IN_PLACE = {"ReLU", "PReLU", "ELU", "TanH", "Sigmoid", "AbsVal", "BNLL", "Power
              "Scale", "Bias", "BatchNorm", "Split", "Concat", "Eltwise", "Input", "Silence", "ReLU6"}
 
 
-def receptive_fields(net, axis: str = "h") -> dict[str, tuple[int, int, int]] | None:
-    """For every blob along ``axis``: ``(stride, first, last)`` such that position i reads input
-    pixels ``stride * i + first`` to ``stride * i + last`` (Caffe's arithmetic, as ``output_sizes``).
+def receptive_fields(net, axis: str = "h") -> dict[str, Reach] | None:
+    """For every blob along ``axis``: its ``Reach`` (position i reads input pixels ``stride * i + first``
+    to ``stride * i + last``), by Caffe's arithmetic as ``output_sizes``.
 
-    What exact tiled evaluation needs: a tile whose input reaches ``-first``
-    pixels before its core and ``last - stride + 1`` after it computes the
-    core's features exactly as the whole image does. None when some layer
-    mixes all positions (fully connected, global pooling) or is not modelled
-    here: such a network cannot be tiled.
+    None when some layer mixes all positions (fully connected, global
+    pooling) or is not modelled here: such a network cannot be tiled.
     """
-    fields: dict[str, tuple[int, int, int]] = {name: (1, 0, 0) for name in net.input}
+    fields: dict[str, Reach] = {name: Reach() for name in net.input}
     for layer in net.layer:
-        inputs = [fields.get(b, (1, 0, 0)) for b in layer.bottom]
-        if len({stride for stride, _, _ in inputs}) > 1:
+        inputs = [fields.get(b, Reach()) for b in layer.bottom]
+        if len({reach.stride for reach in inputs}) > 1:
             return None  # branches at different strides cannot share one grid
-        stride, first, last = (inputs[0][0], min(f for _, f, _ in inputs), max(la for _, _, la in inputs)) \
-            if inputs else (1, 0, 0)
+        reach = Reach(inputs[0].stride, min(r.first for r in inputs), max(r.last for r in inputs)) \
+            if inputs else Reach()
         if layer.type == "Convolution":
             kernel, step, pad, dilation = _conv_axis(layer.convolution_param, axis)
-            first, last = first - stride * pad, last + stride * (dilation * (kernel - 1) - pad)
-            stride *= step
+            reach = reach.through(kernel, step, pad, dilation)
         elif layer.type == "Pooling" and not layer.pooling_param.global_pooling:
-            kernel, step, pad = _pool_axis(layer.pooling_param, axis)
-            first, last = first - stride * pad, last + stride * (kernel - 1 - pad)
-            stride *= step
+            reach = reach.through(*_pool_axis(layer.pooling_param, axis))
         elif layer.type == "LRN":
             if layer.lrn_param.norm_region == 1:  # WITHIN_CHANNEL: a spatial window; ACROSS_CHANNELS is not
                 half = (layer.lrn_param.local_size - 1) // 2
-                first, last = first - stride * half, last + stride * half
+                reach = reach.through(2 * half + 1, 1, half)
         elif layer.type not in _IN_PLACE:
             return None
         for top in layer.top:
-            fields[top] = (stride, first, last)
+            fields[top] = reach
     return fields
 
 
 def tiling(net, layers: Sequence[str]) -> Tiling | None:
     """The ``Tiling`` of ``layers`` in ``net`` (a NetParameter), or None when it cannot be tiled."""
-    axes = [receptive_fields(net, axis) for axis in ("h", "w")]
-    if any(fields is None or any(layer not in fields for layer in layers) for fields in axes):
+    rows, cols = (receptive_fields(net, axis) for axis in ("h", "w"))
+    if rows is None or cols is None:
         return None
-    strides = {layer: axes[0][layer][0] for layer in layers}
-    if any(axes[1][layer][0] != strides[layer] for layer in layers):
-        return None  # one stride per layer keeps tiles square in the grid
-    radius = max((max(-first, last - stride + 1, 0) for fields in axes for layer in layers
-                  for stride, first, last in [fields[layer]]), default=0)
 
     def grid(shape: Sequence[int]) -> dict[str, tuple[int, int]]:
         h, w = output_sizes(net, int(shape[0]), "h"), output_sizes(net, int(shape[1]), "w")
         return {layer: (h[layer], w[layer]) for layer in layers}
 
-    return Tiling(stride=math.lcm(*strides.values()) if strides else 1, radius=radius, strides=strides,
-                  grid=grid)
+    return make_tiling(rows, cols, layers, grid)

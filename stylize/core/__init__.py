@@ -16,6 +16,7 @@ from .images import load_image, resize
 from .masks import resize_regions
 from .memory import LENGTH_STEP, resident_bytes
 from .options import Option
+from .receptive import Reach, Step, chain_tiling, make_tiling
 
 __all__ = [
     # contracts
@@ -27,4 +28,6 @@ __all__ = [
     # helpers
     "LENGTH_STEP", "atomic_write", "file_digest", "load_image", "move_into_place", "resident_bytes", "resize",
     "resize_regions", "squared_norm", "staging_folder", "stylize_home",
+    # a backend's tiling(): receptive fields of convolutions and poolings
+    "Reach", "Step", "chain_tiling", "make_tiling",
 ]

@@ -45,7 +45,15 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def __init__(self, layers: Sequence[str], **options):
-        """Load the network so that ``forward`` can return ``layers``."""
+        """Load the network so that ``forward`` can return ``layers``.
+
+        Besides its declared ``options`` every backend receives ``gpu`` (the
+        device, -1: the CPU) and ``threads`` (``--threads``: the CPU threads
+        its evaluations may use; None: its own choice). The run also limits
+        every BLAS loaded in the process to ``threads``; a backend with its own
+        thread pool (PyTorch's, ONNX Runtime's) sets that pool from it. Unknown
+        keywords must be accepted and ignored (options meant for other plugins).
+        """
 
     @classmethod
     def check_device(cls, gpu: int) -> None:
@@ -83,11 +91,22 @@ class Backend(abc.ABC):
 
         Features are CxHxW (no batch axis). The arrays may be views into the
         network's memory, valid until the next ``forward``: copy to keep.
+        A ``backward`` of this input may follow (before the next ``forward``);
+        where none will, the core calls ``features`` instead.
         """
+
+    def features(self, x: np.ndarray, layers: Sequence[str]) -> dict[str, np.ndarray]:
+        """``forward`` when no ``backward`` will follow: a target's features, a tile of a tiled statistics pass.
+
+        An autograd backend can run it without recording a graph (``torch.no_grad()``),
+        so that ``forward`` alone need keep one. The default calls ``forward``.
+        """
+        return self.forward(x, layers)
 
     @abc.abstractmethod
     def backward(self, grads: Features) -> np.ndarray:
-        """Back-propagate dLoss/dfeatures of the last ``forward`` to dLoss/dx."""
+        """Back-propagate dLoss/dfeatures of the last ``forward`` to dLoss/dx (``grads`` may name a subset
+        of that forward's layers; a layer without one has a zero gradient)."""
 
     @abc.abstractmethod
     def image_gradient(self, grad: np.ndarray) -> np.ndarray:

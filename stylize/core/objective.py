@@ -179,11 +179,11 @@ def prepare_terms(losses: Sequence[WeightedLoss], images: Images) -> list[Weight
 def _features(backend: Backend, image: np.ndarray, terms: Sequence[WeightedLoss]) -> dict[str, np.ndarray]:
     """Copies of the features ``terms`` read, for ``image`` (the backend's own are overwritten)."""
     wanted = sorted({layer for t in terms for layer in t.loss.layers})
-    return {layer: f.copy() for layer, f in backend.forward(backend.preprocess(image), wanted).items()}
+    return {layer: f.copy() for layer, f in backend.features(backend.preprocess(image), wanted).items()}
 
 
 def make_backend(settings: Settings, losses: Sequence[WeightedLoss],
                  backend_cls: type[Backend] | None = None) -> Backend:
     backend_cls = backend_cls or plugins.load("stylize.backends", settings.backend)
     layers = sorted({layer for term in losses for layer in term.loss.layers})
-    return backend_cls(layers, gpu=settings.gpu, **settings.options_for(settings.backend))
+    return backend_cls(layers, gpu=settings.gpu, threads=settings.threads, **settings.options_for(settings.backend))

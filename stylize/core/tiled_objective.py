@@ -46,10 +46,13 @@ class TiledRunner:
         self.tiles = [(tile, grid.windows(tile, {layer: grids[layer] for layer in self.layers}))
                       for tile in grid.tiles()]
 
-    def forward(self, x: np.ndarray, tile: Tile, windows: Mapping[str, LayerWindow]) -> dict[str, np.ndarray]:
-        """The core features of ``tile`` of network input ``x`` (views into the backend: valid until the next run)."""
+    def forward(self, x: np.ndarray, tile: Tile, windows: Mapping[str, LayerWindow],
+                backward: bool = True) -> dict[str, np.ndarray]:
+        """The core features of ``tile`` of network input ``x`` (views into the backend: valid until the next run);
+        ``backward``: whether a backward of this tile follows (``Backend.features`` when not)."""
         rows, cols = tile.span
-        features = self.backend.forward(np.ascontiguousarray(x[:, :, rows, cols]), self.layers)
+        run = self.backend.forward if backward else self.backend.features
+        features = run(np.ascontiguousarray(x[:, :, rows, cols]), self.layers)
         #: Each layer's feature shape in the tile the backend holds now (its gradient's shape).
         self.shapes = {layer: f.shape for layer, f in features.items()}
         cores = {}
@@ -92,8 +95,8 @@ class TiledObjective(Objective):
         tiles, runner = self.runner.tiles, self.runner
         totals: list[Totals] = [{} for _ in self.feature_terms]
         cores = {}
-        for tile, windows in tiles:
-            cores = runner.forward(x, tile, windows)
+        for index, (tile, windows) in enumerate(tiles):
+            cores = runner.forward(x, tile, windows, backward=index == len(tiles) - 1)
             for term, sums in zip(self.feature_terms, totals):
                 _add(sums, term.loss.tile_statistics(*_select(cores, windows, term.loss.layers)))
         total = 0.0
@@ -138,7 +141,7 @@ def tiled_features(backend: Backend, image: np.ndarray, grid: TileGrid, layers: 
     x = backend.preprocess(image)
     out: dict[str, np.ndarray] = {}
     for tile, windows in runner.tiles:
-        for layer, core in runner.forward(x, tile, windows).items():
+        for layer, core in runner.forward(x, tile, windows, backward=False).items():
             window = windows[layer].window
             if layer not in out:
                 out[layer] = np.empty((core.shape[0], *window.shape), np.float32)
@@ -154,7 +157,7 @@ def style_statistics(backend: Backend, image: np.ndarray, grid: TileGrid, terms:
     x = backend.preprocess(image)
     totals: list[Totals] = [{} for _ in terms]
     for tile, windows in runner.tiles:
-        cores = runner.forward(x, tile, windows)
+        cores = runner.forward(x, tile, windows, backward=False)
         for term, sums in zip(terms, totals):
             _add(sums, term.loss.target_statistics(*_select(cores, windows, term.loss.layers), index))
     return totals
