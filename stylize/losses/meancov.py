@@ -106,8 +106,8 @@ class MeanCovLoss(GramLoss):
             flat = f.reshape(f.shape[0], -1)
             for region in range(self._count()):
                 weights = self._weights(masks, key, region, window.shape)
-                sums[f"{layer}:{region}:sum"] = (flat.sum(axis=1, dtype=np.float64) if weights is None
-                                                 else flat @ window.crop(weights).reshape(-1).astype(flat.dtype))
+                w = np.ones(flat.shape[1], flat.dtype) if weights is None else window.crop(weights).reshape(-1)
+                sums[f"{layer}:{region}:sum"] = flat @ w.astype(flat.dtype, copy=False)  # BLAS, as gram's sums
         return sums
 
     def set_target_statistics(self, totals: Sequence[Mapping[str, np.ndarray]]) -> None:
@@ -165,12 +165,12 @@ class MeanCovLoss(GramLoss):
                     continue
                 _, grad_cov, grad_mean, mean, area = solved[layer, region]
                 # dE/dF = (2 dE/dS (F - mu) + dE/dmu) w^T / area, over the core's positions.
-                bias = (grad_mean - 2.0 * grad_cov @ mean)[:, None].astype(flat.dtype)
-                term = (2.0 * grad_cov).astype(flat.dtype) @ flat + bias
+                term = ((2.0 / area) * grad_cov).astype(flat.dtype) @ flat
+                term += ((grad_mean - 2.0 * grad_cov @ mean) / area)[:, None].astype(flat.dtype)
                 weights = self._weights(self.regions, "output", region, window.shape)
                 if weights is not None:
-                    term = term * window.crop(weights).reshape(-1)
-                term = (term / area).astype(np.float32)
+                    term *= window.crop(weights).reshape(-1)
+                term = term.astype(np.float32, copy=False)
                 grad = term if grad is None else grad + term
             grads[layer] = np.zeros(f.shape, np.float32) if grad is None else grad.reshape(f.shape)
         return grads
