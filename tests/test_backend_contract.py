@@ -78,6 +78,18 @@ class LongRadius(CaffeBackend):
         return dataclasses.replace(tiling, radius=tiling.radius + 2 * tiling.stride)
 
 
+class DoubledBackward(CaffeBackend):
+    def backward(self, grads):
+        return 2 * super().backward(grads)
+
+
+def test_the_float32_tolerances_still_catch_a_wrong_backward(make_tiny):
+    check = contract(sample_input=lambda self, backend, rng: rng.standard_normal((1, 3, 12, 10)).astype(np.float32))
+    check.test_backward_matches_finite_differences(make_tiny(TINY_LAYERS))
+    with pytest.raises(AssertionError, match="finite differences"):
+        check.test_backward_matches_finite_differences(make_tiny(TINY_LAYERS, cls=DoubledBackward))
+
+
 class FixedMemory(CaffeBackend):
     def estimate_peak_bytes(self, shape):
         return super().estimate_peak_bytes((8, 8))
