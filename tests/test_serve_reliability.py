@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -190,18 +191,24 @@ def test_json_nested_ten_thousand_deep_is_a_400(client):
 
 # -- 6. a restart after kill -9 tells the checkpoint's real iteration ----------------------------------------
 
-def test_after_kill_9_a_restarted_server_names_the_checkpoint_it_resumes_from(start_server, tiny_net, tmp_path):
-    """Before: "its checkpoint at iteration 0 is kept" while the resume started at 10. After: the same number."""
-    work = tmp_path / "work"
+def serve_process(tiny_net, work: Path, **popen) -> tuple[subprocess.Popen, str, requests.Session]:
+    """A real ``stylize serve`` process on the tiny network; its URL and a session with the page's CSRF header."""
     process = subprocess.Popen(
         [sys.executable, "-c", "from stylize.cli.main import cli; cli()", "serve", "--port", "0", "--work", str(work),
          "--threads", "1", "--set", f"caffe.prototxt={tiny_net[0]}", "--set", f"caffe.weights={tiny_net[1]}"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, **popen)
+    url = process.stdout.readline().split()[-1]
+    page = requests.Session()
+    page.headers["X-Stylize-CSRF"] = page.get(url, timeout=30).text.split(
+        'name="stylize-csrf" content="')[1].split('"')[0]
+    return process, url, page
+
+
+def test_after_kill_9_a_restarted_server_names_the_checkpoint_it_resumes_from(start_server, tiny_net, tmp_path):
+    """Before: "its checkpoint at iteration 0 is kept" while the resume started at 10. After: the same number."""
+    work = tmp_path / "work"
+    process, url, page = serve_process(tiny_net, work)
     try:
-        url = process.stdout.readline().split()[-1]
-        page = requests.Session()
-        csrf = page.get(url, timeout=30).text.split('name="stylize-csrf" content="')[1].split('"')[0]
-        page.headers["X-Stylize-CSRF"] = csrf
         ids = [page.post(url + "api/uploads", files={"file": (p.name, p.read_bytes())}, timeout=30).json()["id"]
                for p in (CONTENT, STYLE)]
         job = page.post(url + "api/jobs", json=request_for(*ids, iterations=5000, optimizer="adam"), timeout=30).json()
@@ -262,5 +269,57 @@ def test_an_upload_of_undeclared_length_is_counted_once_it_is_here(start_server)
     assert response.status_code == 507 and "the work folder is full" in response.json()["error"]
     assert [u["id"] for u in client.get("/api/uploads").json()["uploads"]] == [first.json()["id"]]
     assert client.get("/api/storage").json()["used"] <= 1 << 20
+    client.post(f"/api/jobs/{job['id']}/cancel")
+    client.entries(job["id"])
+
+
+def _file_size_limit(limit: int):
+    def apply():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return apply
+
+
+def test_the_servers_disk_refusing_a_checkpoint_is_a_warning_on_the_page_and_the_job_finishes(tiny_net, tmp_path):
+    """A real fault: the server process may write no file over 20 KB; a 48 px checkpoint is 27 KB, its result 7."""
+    process, url, page = serve_process(tiny_net, tmp_path / "work", preexec_fn=_file_size_limit(20_000))
+    try:
+        ids = [page.post(url + "api/uploads", files={"file": (f"{n}.png", noise_png(n, 64))}, timeout=30).json()["id"]
+               for n in (1, 2)]
+        refused = page.post(url + "api/uploads", files={"file": ("big.png", noise_png(3, 200))}, timeout=30)
+        assert refused.status_code == 507
+        assert refused.json()["error"] == ("big.png: the server could not store it (File too large); delete some "
+                                           "uploads or results, or try later")
+        job = page.post(url + "api/jobs", json=request_for(*ids, iterations=12), timeout=30).json()["id"]
+        with page.get(f"{url}api/jobs/{job}/events", stream=True, timeout=60) as stream:
+            entries = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith(b"data: ")]
+        assert [e["message"] for e in entries if e["type"] == "warning"] == [
+            f"could not write the checkpoint at iteration 10 to {job}.png.checkpoint.npz (File too large); "
+            "the run goes on"]
+        assert entries[-1]["state"] == "finished" and page.get(f"{url}api/jobs/{job}/result", timeout=30).ok
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(30)
+
+
+def test_a_damaged_checkpoint_is_replaced_by_the_previous_one_said_on_the_page(client, pair):
+    job = client.start(*pair, iterations=5000, optimizer="adam")
+    client.wait_for_step(job["id"], 22)
+    client.post(f"/api/jobs/{job['id']}/cancel")
+    assert client.entries(job["id"])[-1]["state"] == "cancelled"
+    path = checkpoints.path_for(client.server.web.work.result(job["id"]))
+    previous = checkpoints.load(checkpoints.previous_for(path)).step
+    path.write_bytes(path.read_bytes()[:64])
+    assert client.post(f"/api/jobs/{job['id']}/resume").status_code == 200
+    entries = client.events(job["id"])
+    before_running = []  # what the page reads before the run starts
+    for _, entry in entries:
+        if entry["type"] in ("started", "step"):
+            break
+        before_running.append(entry)
+    entries.close()
+    assert [(e["type"], e.get("message")) for e in before_running if e["type"] == "warning"] == [
+        ("warning", f"{path.name} is damaged; resuming from the previous checkpoint, at iteration {previous}")]
+    assert entry["type"] == "started" and entry["first_step"] == previous
     client.post(f"/api/jobs/{job['id']}/cancel")
     client.entries(job["id"])

@@ -425,6 +425,9 @@ class JobQueue:
             except Exception:  # showing the run must never stop it
                 log.exception("job %s: could not publish %s", record.id, type(event).__name__)
 
+        warnings = _Warnings(record)  # a checkpoint the disk refused, a damaged one replaced: said on the page
+        checkpoint_log = logging.getLogger(checkpoints.__name__)
+        checkpoint_log.addHandler(warnings)
         try:
             job.run(on_event, preview_every=self.preview_every)
         except Cancelled:
@@ -436,9 +439,23 @@ class JobQueue:
             if not record.terminal:
                 record.message = record.clean(f"internal error: {type(e).__name__}: {one_line(e)}")
                 record.set_state(FAILED, message=record.message)
+        finally:
+            checkpoint_log.removeHandler(warnings)
         if not record.terminal:  # cannot happen with Job.run's contract; never leave a job "running"
             record.message = record.message or "the run ended without a result"
             record.set_state(FAILED, message=record.message)
+
+
+class _Warnings(logging.Handler):
+    """Warnings logged while a job runs (only one runs at a time), published in its log for the page."""
+
+    def __init__(self, record: JobRecord):
+        super().__init__(logging.WARNING)
+        self.record = record
+
+    def emit(self, entry: logging.LogRecord) -> None:
+        message = entry.getMessage().removeprefix("stylize: warning: ")
+        self.record.publish({"type": "warning", "message": self.record.clean(message)})
 
 
 def job_for(arguments: dict[str, Any], output: Path, *, resume: bool = False) -> Job:

@@ -277,7 +277,7 @@ class WebApp:
             raise Refused(400, f"malformed multipart body ({one_line(e)[:160]})") from None
         if not isinstance(part, BodyPartReader) or part.name != "file":
             raise Refused(400, "no image in the request: send it in a multipart field named \"file\"")
-        with self.uploads.receiving() as path:
+        with self.uploads.receiving() as path, _disk_refusal(name):
             size = 0
             with open(path, "wb") as f:
                 while chunk := await _chunk(part):
@@ -396,6 +396,8 @@ class WebApp:
         job = await _in_thread(self._job, record.request, record.id, True)
         record.clean = self.clean
         self.queue.resume(record, job)
+        if job.resumed is not None and job.resumed.note:  # its checkpoint was damaged: the previous one is used
+            record.publish({"type": "warning", "message": self.clean(job.resumed.note)})
         return web.json_response(record.summary())
 
     async def preview(self, request: web.Request) -> web.Response:
@@ -522,6 +524,16 @@ async def _json_body(request: web.Request) -> Any:
         raise Refused(400, f"the request body is not valid JSON ({one_line(e)})") from None
     except RecursionError:
         raise Refused(400, "the request body is JSON nested too deeply") from None
+
+
+@contextlib.contextmanager
+def _disk_refusal(name: str | None):
+    """The server's disk refusing an upload (full, a file-size limit) is a 507 naming the upload, not a 500."""
+    try:
+        yield
+    except OSError as e:
+        raise Refused(507, f"{_label(name)}: the server could not store it ({e.strerror or type(e).__name__}); "
+                           "delete some uploads or results, or try later") from None
 
 
 async def _chunk(part: BodyPartReader) -> bytes:

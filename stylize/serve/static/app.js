@@ -501,6 +501,9 @@ function handle(entry) {
       }
       break;
     }
+    case "warning":  // the run goes on: a checkpoint the disk refused, a damaged one replaced by the previous
+      say(`warning: ${entry.message}`);
+      break;
     default:
       break;
   }
