@@ -89,7 +89,7 @@ def unique(prefix: str) -> str:
 def test_setup_cfg_declares_the_expected_builtins():
     assert set(BUILTINS["stylize.backends"]) == {"caffe", "caffe-vgg19", "caffe-vgg16", "caffe-googlenet",
                                                  "caffe-caffenet"}
-    assert set(BUILTINS["stylize.losses"]) == {"content", "gram", "tv", "affine", "temporal"}
+    assert set(BUILTINS["stylize.losses"]) == {"content", "gram", "meancov", "tv", "affine", "temporal"}
     assert set(BUILTINS["stylize.optimizers"]) == {"lbfgs", "adam"}
     assert {"content", "style", "noise", "file"} <= set(BUILTINS["stylize.starts"])  # colour transfers join them
 
