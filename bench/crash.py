@@ -152,20 +152,21 @@ def _cpu_of_children() -> float:
     return usage.children_user + usage.children_system
 
 
-def crash_test(folder: Path, kills: int, iterations: int, seed: int) -> dict:
-    """Everything the module docstring says, in ``folder``; the figures (images as their differences)."""
+def crash_test(folder: Path, kills: int, iterations: int, seed: int, against_whole: bool = True) -> dict:
+    """Everything the module docstring says, in ``folder``; the figures (images as their differences).
+    ``against_whole=False`` leaves out the uninterrupted run (its figures are None)."""
     args, out = inputs(folder)
     for name in ("killed", "reference", "whole"):
         (out / name).mkdir(parents=True)
     started = time.monotonic()
     chain = killed_chain(args, out / "killed" / "out.png", iterations, kills, seed)
     reference = reference_chain(args, out / "reference" / "out.png", iterations, chain["resumed_from"])
-    whole = uninterrupted(args, out / "whole" / "out.png", iterations)
     image = chain.pop("image")
+    difference = np.abs(image - uninterrupted(args, out / "whole" / "out.png", iterations)) if against_whole else None
     return {**chain, "iterations": iterations, "seed": seed,
             "equal_to_reference_chain": bool(np.array_equal(image, reference)),
-            "vs_uninterrupted_mean_levels": round(float(np.abs(image - whole).mean()), 3),
-            "vs_uninterrupted_max_levels": int(np.abs(image - whole).max()),
+            "vs_uninterrupted_mean_levels": None if difference is None else round(float(difference.mean()), 3),
+            "vs_uninterrupted_max_levels": None if difference is None else int(difference.max()),
             "wall_seconds": round(time.monotonic() - started, 1), "cpu_seconds_of_runs": round(_cpu_of_children(), 1)}
 
 
