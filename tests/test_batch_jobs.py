@@ -312,11 +312,11 @@ def test_help_lists_batch_options_and_every_run_option():
         if isinstance(param, click.Option):
             assert param.help, param.name
     # Not taken: what run's function names apart from the settings (the batch's own -c/-s/-o take globs and
-    # a pattern, it always resumes, it has its own -q and -f), but each job's file options are.
+    # a pattern, it always resumes, it has its own -q, -f and --dry-run), but each job's file options are.
     missing = {p.name for p in run_cli.run.params} - {p.name for p in batch_command.params}
     assert {"content", "output", "resume"} <= missing
-    assert missing == run_named() - {"styles", "quiet", "force", "content_mask", "style_masks", "save_every", "save_dir",
-                               "checkpoint_every"}
+    assert missing == run_named() - {"styles", "quiet", "force", "dry_run", "content_mask", "style_masks", "save_every",
+                               "save_dir", "checkpoint_every"}
 
 
 def test_a_worker_declaring_no_cores_gives_each_of_its_threads_a_share_of_the_machine(monkeypatch):
