@@ -14,8 +14,9 @@ carries a hash of everything that shapes the build (sdist, patches, Python
 and numpy ABI), so changing a patch here rebuilds automatically.
 
 Why each step is needed is said beside it: every patch in BUILD_PATCHES and
-SPEED_PATCHES carries its reason, and the comments above the BLAS and
-RUNTIME_REQUIRES say why that BLAS and those versions.
+SPEED_PATCHES carries its reason, every source CUTS leaves out of the build
+(and each layer USED_LAYERS keeps) its own, and the comments above the BLAS
+and RUNTIME_REQUIRES say why that BLAS and those versions.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import sysconfig
 import tarfile
 import tempfile
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 SDIST = "brocolli-caffe==9.0.2"
@@ -219,6 +221,112 @@ SPEED_PATCHES = [
 
 PATCHES = BUILD_PATCHES + SPEED_PATCHES
 
+
+@dataclass(frozen=True)
+class Cut:
+    """Source files left out of the build: those of the unpacked sdist that ``pattern`` matches,
+    but ``keep``. CMake globs the sources when it configures, so what is removed is not compiled."""
+    pattern: str
+    why: str
+    keep: tuple[str, ...] = ()
+
+
+# The layers stylize's networks use, and why each is kept: every other layer of
+# src/caffe/layers is left out. A prototxt naming a layer that is not here is
+# refused in one line before Caffe sees it (stylize/backends/prototxt.py).
+USED_LAYERS = {
+    "base_conv": "the convolution layers' common code",
+    "conv": "every network is convolutions",
+    "relu": "VGG's, GoogLeNet's and CaffeNet's activation",
+    "pooling": "every network (stylize's VGG pools by average or max)",
+    "input": "the input of every deploy prototxt",
+    "split": "Caffe inserts it where one blob feeds several layers (GoogLeNet's inception modules)",
+    "concat": "GoogLeNet's inception modules",
+    "lrn": "GoogLeNet's and CaffeNet's local response normalization",
+    "power": "LRN's within-channel mode is built of power, eltwise, pooling and split layers",
+    "eltwise": "LRN's within-channel mode (above)",
+    "neuron": "the base of every element-wise layer",
+    "inner_product": "GoogLeNet's and CaffeNet's classifier heads, part of their prototxts",
+    "dropout": "the classifier heads (above)",
+    "softmax": "the classifier heads (above)",
+    "tanh": "smooth activations of the test networks (exact gradient checks), and any user net's",
+    "sigmoid": "smooth activations (above)",
+}
+
+# What stylize's Caffe build leaves out: 101 of the sdist's 133 C++ sources. stylize
+# builds networks from prototxts, loads weights and runs forward and
+# backward passes through pycaffe; it never trains a network nor reads a
+# dataset, so the solvers, data layers and their machinery are not built.
+# Every pattern must match some file of the sdist, or the build stops.
+CUTS = [
+    Cut("src/caffe/layers/*.cpp", "layers no network of stylize's uses (USED_LAYERS are kept)",
+        keep=tuple(f"{name}_layer.cpp" for name in USED_LAYERS)),
+    Cut("src/caffe/layers/*.cu", "CUDA kernels: this is the CPU build"),
+    Cut("src/caffe/solver*.cpp", "the solvers train networks; stylize optimizes the image with its own optimizers"),
+    Cut("src/caffe/solvers/*.c*", "the solvers (above)"),
+    Cut("src/caffe/parallel.cpp", "multi-GPU training"),
+    Cut("src/caffe/data_*.cpp", "data layers' readers and transformations: stylize feeds images through Input"),
+    Cut("src/caffe/internal_thread.cpp", "data layers' prefetching thread"),
+    Cut("src/caffe/util/blocking_queue.cpp", "data layers' prefetching queue"),
+    Cut("src/caffe/util/db*.cpp", "LevelDB/LMDB datasets"),
+    Cut("src/caffe/util/im_transforms.cpp", "data augmentation of the SSD data layers"),
+    Cut("src/caffe/util/bbox_util.cpp", "SSD's detection layers"),
+    Cut("src/caffe/util/sampler.cpp", "SSD's data sampling"),
+    Cut("src/caffe/util/nms.cpp", "detection layers' non-maximum suppression"),
+    Cut("src/caffe/util/util_img.cpp", "image resizing of the detection layers"),
+    Cut("src/caffe/util/signal_handler.cpp", "the training tool's signal handling"),
+    Cut("src/caffe/util/cudnn.cpp", "cuDNN: this is the CPU build"),
+]
+
+# pycaffe's bindings of what CUTS leaves out: without these the module would
+# name functions that are not built and fail to import. (file, old, new, why), as PATCHES.
+CUT_PATCHES = [
+    ("python/caffe/_caffe.cpp", "void Net_SetInputArrays(Net<Dtype>* net, bp::object data_obj,\n",
+     "#if 0  // stylize: no MemoryDataLayer nor solvers in this build\n"
+     "void Net_SetInputArrays(Net<Dtype>* net, bp::object data_obj,\n",
+     "no set_input_arrays (MemoryDataLayer) nor get_solver"),
+    ("python/caffe/_caffe.cpp",
+     "  return SolverRegistry<Dtype>::CreateSolver(param);\n}\n",
+     "  return SolverRegistry<Dtype>::CreateSolver(param);\n}\n#endif\n",
+     "end of the above"),
+    ("python/caffe/_caffe.cpp", "template<typename Dtype>\nclass PythonCallback:",
+     "#if 0  // stylize: no solvers in this build\ntemplate<typename Dtype>\nclass PythonCallback:",
+     "no solver callbacks"),
+    ("python/caffe/_caffe.cpp", "BOOST_PYTHON_MEMBER_FUNCTION_OVERLOADS(SolveOverloads, Solve, 0, 1);\n",
+     "BOOST_PYTHON_MEMBER_FUNCTION_OVERLOADS(SolveOverloads, Solve, 0, 1);\n#endif\n",
+     "end of the above"),
+    ("python/caffe/_caffe.cpp",
+     "    .def(\"_set_input_arrays\", &Net_SetInputArrays,\n"
+     "        bp::with_custodian_and_ward<1, 2, bp::with_custodian_and_ward<1, 3> >())\n", "",
+     "no Net._set_input_arrays"),
+    ("python/caffe/_caffe.cpp",
+     "  bp::class_<Solver<Dtype>, shared_ptr<Solver<Dtype> >, boost::noncopyable>(\n",
+     "#if 0  // stylize: no solvers in this build\n"
+     "  bp::class_<Solver<Dtype>, shared_ptr<Solver<Dtype> >, boost::noncopyable>(\n",
+     "no Solver classes"),
+    ("python/caffe/_caffe.cpp",
+     "      bp::return_value_policy<bp::manage_new_object>());\n",
+     "      bp::return_value_policy<bp::manage_new_object>());\n#endif\n",
+     "end of the above"),
+    ("python/caffe/pycaffe.py",
+     "from ._caffe import Net, SGDSolver, NesterovSolver, AdaGradSolver, \\\n"
+     "        RMSPropSolver, AdaDeltaSolver, AdamSolver\n",
+     "from ._caffe import Net  # stylize: no solvers in this build\n",
+     "import only what the module has"),
+    ("python/caffe/pycaffe.py", "Net.set_input_arrays = _Net_set_input_arrays\n", "",
+     "no MemoryDataLayer"),
+    ("python/caffe/__init__.py",
+     "from .pycaffe import Net, SGDSolver, NesterovSolver, AdaGradSolver, RMSPropSolver, AdaDeltaSolver, "
+     "AdamSolver\n", "from .pycaffe import Net  # stylize: no solvers in this build\n",
+     "import only what the module has"),
+    ("python/caffe/__init__.py", "Layer, get_solver, layer_type_list", "Layer, layer_type_list",
+     "no get_solver"),
+]
+
+#: The CPU build: PATCHES, then what it leaves out. (The CUDA build,
+#: install_pycaffe_cuda.py, applies PATCHES and builds everything.)
+CPU_PATCHES = PATCHES + CUTS + CUT_PATCHES
+
 # Whole files added to the source tree (by the speed patches): (destination, file beside this script).
 ADDED_FILES = [
     ("include/caffe/util/conv_bands.hpp", Path(__file__).parent / "caffe" / "conv_bands.hpp"),
@@ -238,7 +346,7 @@ def numpy_major() -> str:
     return numpy.__version__.split(".")[0]
 
 
-def build_key(patches=PATCHES, added_files=ADDED_FILES) -> str:
+def build_key(patches=CPU_PATCHES, added_files=ADDED_FILES) -> str:
     """Hash of every input that changes the binary we would produce (``built_caffe``'s arguments too)."""
     h = hashlib.sha256()
     for part in (SDIST_SHA256, repr(patches), *(f.read_text() for _, f in added_files), repr(RUNTIME_REQUIRES),
@@ -267,12 +375,17 @@ def run_logged(cmd: list[str], logfile: Path) -> None:
         sys.exit("\n".join(tail) + f"\n[pycaffe] build step failed ({result.returncode}); full log: {logfile}")
 
 
-def ensure_apt_packages() -> None:
+def missing_apt_packages() -> list[str]:
+    """The Debian packages the build needs that are not installed (scripts/setup.sh installs
+    them together with its own in one apt-get call)."""
     wanted = list(APT_PACKAGES)
     if not Path(sysconfig.get_paths()["include"], "Python.h").exists():
         wanted.append(f"python{sys.version_info.major}-dev")  # Debian's system Python
-    missing = [p for p in wanted
-               if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0]
+    return [p for p in wanted if subprocess.run(["dpkg", "-s", p], capture_output=True).returncode != 0]
+
+
+def ensure_apt_packages() -> None:
+    missing = missing_apt_packages()
     if not missing:
         return
     sudo = [] if os.geteuid() == 0 else ["sudo"]
@@ -305,7 +418,11 @@ def fetch_sdist(downloads: Path) -> Path:
 
 
 def apply_patches(src: Path, patches=PATCHES, added_files=ADDED_FILES) -> None:
-    for rel, old, new, why in patches:
+    for patch in patches:
+        if isinstance(patch, Cut):
+            remove_sources(src, patch)
+            continue
+        rel, old, new, why = patch
         path = src / rel
         text = path.read_text()
         if text.count(old) != 1:
@@ -315,6 +432,19 @@ def apply_patches(src: Path, patches=PATCHES, added_files=ADDED_FILES) -> None:
     for rel, added in added_files:
         shutil.copyfile(added, src / rel)
         log(f"added {rel}")
+
+
+def remove_sources(src: Path, cut: Cut) -> None:
+    matched = sorted(src.glob(cut.pattern))
+    if not matched:
+        sys.exit(f"[pycaffe] cut {cut.pattern} ({cut.why}) matches nothing: source changed?")
+    missing = set(cut.keep) - {path.name for path in matched}
+    if missing:
+        sys.exit(f"[pycaffe] cut {cut.pattern} would keep {', '.join(sorted(missing))}, which the sdist lacks")
+    removed = [path for path in matched if path.name not in cut.keep]
+    for path in removed:
+        path.unlink()
+    log(f"left out {len(removed)} of {len(matched)} {cut.pattern}: {cut.why}")
 
 
 def ensure_blas() -> tuple[Path, Path]:
@@ -372,6 +502,17 @@ def configure_and_build(src: Path, prefix: Path, extra_args=lambda includes: [],
          *extra_args(includes)], logfile)
     run_logged(["make", "-C", str(build), f"-j{os.cpu_count() or 1}", "pycaffe"], logfile)
     run_logged(["cmake", "--install", str(build), "--prefix", str(prefix)], logfile)
+    missing = undefined_caffe_symbols(prefix / "python" / "caffe" / "_caffe.so")
+    if missing:
+        sys.exit("[pycaffe] _caffe.so lacks Caffe functions it calls:\n  " + "\n  ".join(missing))
+
+
+def undefined_caffe_symbols(module: Path) -> list[str]:
+    """Caffe functions ``module`` calls but does not contain (declared, never built: a cut too
+    many, a method without a definition): it would fail to import, so no wheel is made of it."""
+    out = subprocess.run(["nm", "-D", "--undefined-only", "--demangle", str(module)], capture_output=True,
+                         text=True, check=True).stdout
+    return [line.split(None, 1)[1] for line in out.splitlines() if " caffe::" in line]
 
 
 def make_wheel(prefix: Path, staging: Path, wheels: Path, dist: str = DIST_NAME, version: str = "",
@@ -431,8 +572,11 @@ def built_caffe(patches, added_files, configure=configure_and_build):
 
 
 def install(dist: str, version: str, patches, configure, requires, force: bool = False,
-            **wheel_fields) -> None:
-    """Install the wheel ``dist`` ``version``: from the cache, else built with ``patches``."""
+            wheel_only: bool = False, **wheel_fields) -> None:
+    """Install the wheel ``dist`` ``version``: from the cache, else built with ``patches``.
+
+    ``wheel_only``: build it into the cache if it is not there and install nothing, so that
+    scripts/setup.sh can install the rest into the virtualenv while Caffe compiles."""
     try:
         installed = importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
@@ -447,6 +591,8 @@ def install(dist: str, version: str, patches, configure, requires, force: bool =
             wheel = make_wheel(prefix, prefix.parent / "staging", wheels, dist, version,
                                requires=requires, **wheel_fields)
         log(f"cached {wheel} ({wheel.stat().st_size / 2**20:.1f} MiB)")
+    if wheel_only:
+        return
     run([sys.executable, "-m", "pip", "install", "-q", "--force-reinstall", "--no-deps", str(wheel)])
     run([sys.executable, "-m", "pip", "install", "-q", *requires])
     run([sys.executable, "-c", "import caffe; caffe.set_mode_cpu()"])
@@ -459,13 +605,25 @@ def main() -> None:
     parser.add_argument("--cuda", action="store_true",
                         help="build and install the CUDA build (stylize-pycaffe-cuda, see "
                              "install_pycaffe_cuda.py) instead of the CPU one")
+    parser.add_argument("--wheel-only", action="store_true",
+                        help="build the CPU wheel into the cache if it is not there, install nothing "
+                             "(scripts/setup.sh installs the rest meanwhile)")
+    parser.add_argument("--missing-debs", action="store_true",
+                        help="print the Debian packages the build needs that are missing, and exit")
+    parser.add_argument("--blas", action="store_true",
+                        help="print the BLAS the build links (a pip requirement), and exit")
     args = parser.parse_args()
-    if args.cuda:
+    if args.missing_debs or args.blas:
+        if args.cuda:
+            import install_pycaffe_cuda
+            APT_PACKAGES.extend(p for p in install_pycaffe_cuda.APT_PACKAGES if p not in APT_PACKAGES)
+        print(" ".join(missing_apt_packages() if args.missing_debs else [BLAS]))
+    elif args.cuda:
         import install_pycaffe_cuda
         install_pycaffe_cuda.main(args.force)
     else:
-        install(DIST_NAME, wanted_version(), PATCHES, configure_and_build, RUNTIME_REQUIRES,
-                force=args.force)
+        install(DIST_NAME, wanted_version(), CPU_PATCHES, configure_and_build, RUNTIME_REQUIRES,
+                force=args.force, wheel_only=args.wheel_only)
 
 
 if __name__ == "__main__":

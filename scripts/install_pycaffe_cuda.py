@@ -365,20 +365,9 @@ def linked_libraries(module: Path, search: list[Path]) -> dict[str, Path]:
     return {name: Path(path) for name, path in found.items()}
 
 
-def undefined_caffe_symbols(module: Path) -> list[str]:
-    """Caffe functions ``module`` calls but does not contain (a method declared, never defined):
-    the module would fail to import, so the build stops before caching such a wheel."""
-    out = subprocess.run(["nm", "-D", "--undefined-only", "--demangle", str(module)], capture_output=True,
-                         text=True, check=True).stdout
-    return [line.split(None, 1)[1] for line in out.splitlines() if " caffe::" in line]
-
-
 def bundle_libraries(module: Path, search: list[Path]) -> None:
     """Copy the system libraries ``module`` needs into ``_libs`` beside it, rpaths $ORIGIN."""
-    missing = undefined_caffe_symbols(module)
-    if missing:
-        sys.exit("[pycaffe] _caffe.so lacks Caffe functions it calls:\n  " + "\n  ".join(missing))
-    libs = module.parent / LIBS_DIR
+    libs = module.parent / LIBS_DIR  # base.configure_and_build checked its symbols
     libs.mkdir()
     outside = [cuda_prefix(), *search[-2:]]  # CUDA wheels and OpenBLAS: found at run time
     bundled = []
