@@ -186,6 +186,37 @@ def sheet(all_images: dict[str, dict[str, np.ndarray]], path: Path, height: int 
     save_image(np.asarray(picture, np.float32) / 255.0, path)
 
 
+def speed(size: int) -> list[str]:
+    """The photo preset against the default run at ``size`` px (the night pair), in what survives contention:
+    each plan's network work (GFLOP: every level's iterations times its evaluation), and the CPU and wall
+    seconds of the preset's parts outside the network (the start, the Laplacian, the smoothing)."""
+    import stylize
+    from stylize.core.eta import plan_cost
+    from stylize.losses.affine import matting_laplacian, smooth
+    from stylize.starts.colour import distribution
+    content, style = (photo(name) for name in PAIRS["night"])
+    lines = [f"Speed at {size} px (night pair, fp32):", "", "| run | levels (px x iterations) | network GFLOP | ",
+             "|---|---|---|"]
+    for name, preset in (("default", None), ("--preset photo", "photo")):
+        job = stylize.Job(content, style, preset=preset, length=size, checkpoint_every=0, options=NETWORK["options"])
+        flops = job.estimate.level_flops
+        total = plan_cost(job.plan, flops, 0, job.plan.iterations) / 1e9
+        levels = ", ".join(f"{max(level.shape)} x {level.iterations}" for level in job.plan.levels)
+        lines.append(f"| {name} | {levels} | {total:.0f} |")
+    work = resize(content, fit_long_side(content.shape[:2], size))
+    small = resize(style, fit_long_side(style.shape[:2], size))
+    lines += ["", "| preset step outside the network | wall s | CPU s |", "|---|---|---|"]
+    for name, step in (("distribution start", lambda: distribution(work, small)),
+                       ("matting Laplacian", lambda: matting_laplacian(work)),
+                       ("smoothing (1e-4)", lambda: smooth(work, laplacian, 1e-4))):
+        wall, cpu = time.perf_counter(), cpu_seconds()
+        result = step()
+        if name == "matting Laplacian":
+            laplacian = result
+        lines.append(f"| {name} | {time.perf_counter() - wall:.1f} | {cpu_seconds() - cpu:.1f} |")
+    return lines + [""]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256, help="long side of the outputs in pixels")
@@ -194,7 +225,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("bench-out/photoreal"), help="kept outputs")
     parser.add_argument("--markdown", type=Path, help="write the tables there too")
     parser.add_argument("--sheet", type=Path, help="write the side-by-side sheet there (PNG)")
+    parser.add_argument("--speed", action="store_true",
+                        help="instead: the photo preset's work against the default run's at --size (e.g. 512)")
     args = parser.parse_args(argv)
+    if args.speed:
+        print("\n".join(speed(args.size)))
+        return 0
     out = args.out / str(args.size)
     all_images = {pair: produce(pair, args.configs, args.size, out) for pair in args.pairs}
     lines = [f"Scores at {args.size} px (residual, flat: 0-255 RMS of the local affine fit to the content, "

@@ -1,13 +1,14 @@
-"""A global colour transfer as the start of a photo's restyling (Reinhard et al. 2001; Pitie and Kokaram 2007).
+"""Global colour transfers as the start of a photo's restyling (Reinhard 2001; Pitie 2005 and 2007).
 
 A photo restyled by light and tone (day to dusk, summer to autumn) is first
 of all a change of its colour statistics. Giving the content the style's
-CIELAB statistics takes milliseconds and yields a picture that is, pixel by
+CIELAB statistics takes a second and yields a picture that is, pixel by
 pixel, a function of the content's colour alone: no painted texture at all.
-bench/photoreal.py measured it beating the former ``--preset photo`` on all
-three photorealism scores, so the optimization starts from it, not from the
-content (``--init reinhard``, the photo preset's start). The functions are
-bench/photoreal.py's baselines too.
+The optimization starts from there, not from the content: ``--init
+distribution`` (the whole colour distribution) is the photo preset's start,
+``reinhard`` (mean and spread per channel) and ``covariance`` (mean and
+covariance) the classic ones. They are bench/photoreal.py's baselines too
+(docs/photoreal.md).
 """
 from __future__ import annotations
 
