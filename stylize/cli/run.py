@@ -145,6 +145,11 @@ DEFAULTS = Settings()
                    "Gram matrices are summed over tiles; each evaluation costs more). auto: tile only a "
                    "scale whose whole image would not fit the memory limit, with the cheapest tiles that "
                    "fit; N: tiles of at most N x N px; off: never (a run that does not fit is refused).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="A Dask scheduler (e.g. tcp://10.0.0.5:8786): the tiles of every tiled scale's evaluations "
+                   "run on its workers (each loads the network once), the optimizer and the image stay here; "
+                   "same result as the tiled run here. Scales evaluated whole run here. Workers need the same "
+                   "stylize version and the network's files at the same paths. See docs/cluster.md.")
 @click.option("--dry-run", is_flag=True,
               help="Print the run's plan and exit without running: each scale's size, iterations, evaluation "
                    "(whole or its tiles), optimizer, arithmetic, expected memory, GFLOP per evaluation and "

@@ -48,7 +48,7 @@ EVERY = 10
 #: Bumped when the file layout changes; other versions are refused.
 FORMAT = 2  # 2: the image is the working image (StepResult.state), not the shown one
 #: Settings that change how a run is carried out, not the image it makes.
-NOT_FINGERPRINTED = frozenset({"threads", "gpu", "tile_size", "bit_depth"})
+NOT_FINGERPRINTED = frozenset({"threads", "gpu", "tile_size", "bit_depth", "scheduler"})
 #: How the fingerprint's keys are named in messages (others: ``--name-with-dashes``).
 LABELS = {
     "losses": "--loss",

@@ -109,6 +109,9 @@ def run_level(pipeline: "Pipeline", level: Level, levels: int, views: Views, on_
     content = resize(views.content, shape)
     styles = [resize(s, size) for s, size in zip(views.styles, level.style_shapes)]
     make = make_objective if level.tiles is None else functools.partial(make_tiled_objective, tiles=level.tiles)
+    if level.tiles is not None and settings.scheduler:  # the tiles' passes on a Dask cluster (stylize.cluster)
+        from ..cluster.objective import make_cluster_objective
+        make = functools.partial(make_cluster_objective, tiles=level.tiles, settings=settings)
     objective = make(
         backend, pipeline.losses, content, styles, style_weights=settings.style_weights,
         regions=None if views.regions is None else resize_regions(views.regions, shape),

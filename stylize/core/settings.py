@@ -75,6 +75,9 @@ class Settings:
     #: Bits per channel of the output and snapshots: 8, or 16 (PNG and TIFF only; ``image_formats``).
     #: How the result is written, not what it is: a resume may change it.
     bit_depth: int = 8
+    #: A Dask scheduler's address: each evaluation's tiles run on its workers (``stylize.cluster``);
+    #: levels the plan evaluates whole run here. None: everything here.
+    scheduler: str | None = None
     #: Options for plugins, by plugin name: ``{"adam": {"lr": 2.0}, "tv": {"weight": 1e5}}``.
     #: A loss's ``weight`` replaces its default weight; ``layers`` its layers.
     options: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -66,6 +66,12 @@ class TiledRunner:
         return cores
 
 
+def add_statistics(totals: Sequence[Totals], tile: Sequence[Mapping[str, np.ndarray]]) -> None:
+    """Add one tile's statistics (one mapping per term) into the running ``totals``, in float64."""
+    for sums, more in zip(totals, tile):
+        _add(sums, more)
+
+
 def _add(totals: Totals, sums: Mapping[str, np.ndarray]) -> None:
     for key, value in sums.items():
         value = np.asarray(value, np.float64)
@@ -97,30 +103,43 @@ class TiledObjective(Objective):
         cores = {}
         for index, (tile, windows) in enumerate(tiles):
             cores = runner.forward(x, tile, windows, backward=index == len(tiles) - 1)
-            for term, sums in zip(self.feature_terms, totals):
-                _add(sums, term.loss.tile_statistics(*_select(cores, windows, term.loss.layers)))
-        total = 0.0
-        for term, sums in zip(self.feature_terms, totals):
-            self.terms[term.name] = value = float(term.loss.tile_value(sums))
-            total += term.weight * value
+            add_statistics(totals, self.tile_statistics(cores, windows))
+        total = self.feature_value(totals)
         grad = np.zeros_like(x)
         for index in reversed(range(len(tiles))):
             tile, windows = tiles[index]
             if index < len(tiles) - 1:  # the last tile of pass 1 is still in the network
                 cores = runner.forward(x, tile, windows)
-            grads = self._tile_gradients(cores, windows, totals)
+            grads = self.tile_gradients(cores, windows, totals)
             if grads:
                 rows, cols = tile.span
                 grad[:, :, rows, cols] += self.backend.backward(grads)
-        if self.image_terms:
-            features, grads = {IMAGE: self.backend.deprocess(x)}, {}
-            for term in self.image_terms:
-                value, layer_grads = term.loss(features)
-                total += self.add_term(term, value, layer_grads, grads)
-            grad += self.backend.image_gradient(grads[IMAGE])
-        return self.finish(total, grad)
+        return self.finish(total + self.add_image_terms(x, grad), grad)
 
-    def _tile_gradients(self, cores, windows, totals) -> dict[str, np.ndarray]:
+    def tile_statistics(self, cores, windows) -> list[Totals]:
+        """Each feature term's statistics of one tile's core features (pass 1's share of one tile)."""
+        return [term.loss.tile_statistics(*_select(cores, windows, term.loss.layers)) for term in self.feature_terms]
+
+    def feature_value(self, totals: Sequence[Totals]) -> float:
+        """The feature terms' weighted value from the whole image's statistics; records each in ``terms``."""
+        total = 0.0
+        for term, sums in zip(self.feature_terms, totals):
+            self.terms[term.name] = value = float(term.loss.tile_value(sums))
+            total += term.weight * value
+        return total
+
+    def add_image_terms(self, x: np.ndarray, grad: np.ndarray) -> float:
+        """The image-space terms on the whole image: their gradient added into ``grad``, their weighted value."""
+        if not self.image_terms:
+            return 0.0
+        total, features, grads = 0.0, {IMAGE: self.backend.deprocess(x)}, {}
+        for term in self.image_terms:
+            value, layer_grads = term.loss(features)
+            total += self.add_term(term, value, layer_grads, grads)
+        grad += self.backend.image_gradient(grads[IMAGE])
+        return total
+
+    def tile_gradients(self, cores, windows, totals) -> dict[str, np.ndarray]:
         """Every term's weighted gradient on this tile's core features, put into tile-sized zero arrays."""
         grads: dict[str, np.ndarray] = {}
         for term, sums in zip(self.feature_terms, totals):

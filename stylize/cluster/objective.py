@@ -1,0 +1,117 @@
+"""The tiled objective with its tiles on a Dask cluster: two rounds per evaluation, the sums made here.
+
+Round 1 sends each tile's input pixels and receives its statistics; the
+client adds them up in tile order (as the local ``TiledObjective`` does, so
+the value is the same to float32 rounding) and sends the totals once to
+every worker; round 2 sends each tile's pixels again with the totals and
+receives the gradient on its input span, added here. The image-space terms
+and the optimizer stay on the client. A task lost with its worker is
+retried by the scheduler on another worker.
+"""
+from __future__ import annotations
+
+import atexit
+from typing import Sequence
+
+import numpy as np
+
+from ..core.errors import StylizeError
+from ..core.objective import WeightedLoss
+from ..core.settings import Settings
+from ..core.tiled_objective import TiledObjective, Totals, add_statistics, make_tiled_objective
+from ..core.tiling import Tiles
+from . import worker
+from .traffic import Traffic
+
+#: Seconds to wait for the scheduler and for a first worker.
+CONNECT_TIMEOUT = 30
+_CLIENTS: dict[str, object] = {}
+
+
+def connect(address: str):
+    """The ``distributed.Client`` of the scheduler at ``address`` (one per process), its workers checked:
+    a worker running another stylize version is refused by name."""
+    if address not in _CLIENTS:
+        from distributed import Client
+        try:
+            client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError, ValueError) as e:
+            raise StylizeError(f"--scheduler {address}: no scheduler with a worker there ({str(e).splitlines()[0]}); "
+                               f"start one with `dask scheduler` and workers with `dask worker {address} "
+                               "--nthreads 1`") from None
+        atexit.register(client.close)
+        _CLIENTS[address] = client
+    client = _CLIENTS[address]
+    check_versions(client)
+    return client
+
+
+def disconnect(address: str) -> None:
+    """Close this process's client of ``address``, if it has one (before its scheduler goes)."""
+    client = _CLIENTS.pop(address, None)
+    if client is not None:
+        atexit.unregister(client.close)
+        client.close()
+
+
+def check_versions(client) -> None:
+    """Refuse the cluster if any worker runs a stylize version other than this process's."""
+    mine = worker.version()
+    others = {address: v for address, v in client.run(worker.version).items() if v != mine}
+    if others:
+        named = ", ".join(f"{address} runs stylize {v}" for address, v in sorted(others.items()))
+        raise StylizeError(f"worker {named}; this client runs {mine}: install the same stylize on every worker")
+
+
+class ClusterObjective(TiledObjective):
+    """``TiledObjective``'s contract, each tile's network passes run on the workers of ``client``;
+    ``traffic`` counts the bytes per evaluation."""
+
+    def __init__(self, local: TiledObjective, client, settings: Settings):
+        super().__init__(local.backend, local.losses, local.grid)
+        self.client, self.traffic = client, Traffic()
+        spec = worker.LevelSpec(settings.backend, settings.options_for(settings.backend), self.layers,
+                                settings.threads, self.feature_terms, self.grid)
+        workers = len(client.scheduler_info(n_workers=-1)["workers"])
+        self.spec = client.scatter(spec, broadcast=True, hash=False)
+        self.setup_bytes = workers * _spec_bytes(spec)
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        spans = [tile.span for tile, _ in self.runner.tiles]
+        pieces = [np.ascontiguousarray(x[:, :, rows, cols]) for rows, cols in spans]
+        traffic = self.traffic
+        futures = [self.client.submit(worker.statistics, self.spec, index, piece, pure=False)
+                   for index, piece in enumerate(pieces)]
+        traffic.send("pixels", pieces)
+        totals: list[Totals] = [{} for _ in self.feature_terms]
+        for stats in self.client.gather(futures):  # in tile order: the same sums as the local objective's
+            traffic.receive("statistics", stats)
+            add_statistics(totals, stats)
+        total = self.feature_value(totals)
+        workers = len(self.client.scheduler_info(n_workers=-1)["workers"])
+        shared = self.client.scatter(totals, broadcast=True, hash=False)
+        traffic.send("totals", totals, copies=workers)
+        futures = [self.client.submit(worker.gradient, self.spec, index, piece, shared, pure=False)
+                   for index, piece in enumerate(pieces)]
+        traffic.send("pixels", pieces)
+        grad = np.zeros_like(x)
+        for (rows, cols), tile_grad in reversed(list(zip(spans, self.client.gather(futures)))):
+            if tile_grad is not None:  # added in the local objective's order (last tile first)
+                traffic.receive("gradients", tile_grad)
+                grad[:, :, rows, cols] += tile_grad
+        traffic.evaluations += 1
+        return self.finish(total + self.add_image_terms(x, grad), grad)
+
+
+def _spec_bytes(spec: worker.LevelSpec) -> int:
+    import cloudpickle  # as Dask sends it: the tiling's grid function is a closure
+    return len(cloudpickle.dumps(spec, protocol=5))
+
+
+def make_cluster_objective(backend, losses: Sequence[WeightedLoss], content: np.ndarray, style, tiles: Tiles,
+                           settings: Settings, **images) -> ClusterObjective:
+    """``make_tiled_objective``'s objective (targets made here, tile by tile) with its evaluations on the
+    cluster at ``settings.scheduler``."""
+    local = make_tiled_objective(backend, losses, content, style, tiles, **images)
+    return ClusterObjective(local, connect(settings.scheduler), settings)

@@ -1,0 +1,81 @@
+"""What runs on a Dask worker: one tile's statistics or gradient, the network loaded once per worker process.
+
+Worker-resident state (a module-level cache), not Dask actors: an actor
+lives on one worker and dies with it, while plain tasks that find their
+state in the worker's cache are retried by the scheduler on another worker
+when one is lost, and that worker builds its state from the level's spec
+(replicated on every worker) on first use. The network is kept across
+levels (Caffe reshapes its input); the level's objective (losses with their
+targets) is kept until the next level's spec arrives.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..core.objective import WeightedLoss
+from ..core.tiled_objective import TiledObjective, Totals
+from ..core.tiling import Tile, TileGrid
+
+
+@dataclass
+class LevelSpec:
+    """All a worker needs for one level: the backend to build, the weighted feature terms (losses with their
+    targets), the tile grid; sent to every worker once per level."""
+
+    backend: str
+    options: dict[str, Any]
+    layers: list[str]
+    threads: int | None
+    terms: list[WeightedLoss]
+    grid: TileGrid
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+#: This worker process's networks, by backend and options; and its level's objective (token, objective).
+_NETWORKS: dict[str, Any] = {}
+_LEVEL: list = [None, None]
+
+
+def version() -> str:
+    """The stylize version this worker runs (the client refuses a worker whose differs)."""
+    import stylize
+    return stylize.__version__
+
+
+def _objective(spec: LevelSpec) -> TiledObjective:
+    if _LEVEL[0] != spec.token:
+        from ..core import plugins
+        key = repr((spec.backend, sorted(spec.options.items()), spec.layers, spec.threads))
+        if key not in _NETWORKS:
+            _NETWORKS.clear()  # one network per worker: a new one replaces the old
+            cls = plugins.load("stylize.backends", spec.backend)
+            _NETWORKS[key] = cls(spec.layers, threads=spec.threads, **spec.options)
+        _LEVEL[:] = [spec.token, TiledObjective(_NETWORKS[key], spec.terms, spec.grid)]
+    return _LEVEL[1]
+
+
+def _forward(objective: TiledObjective, index: int, pixels: np.ndarray, backward: bool):
+    tile, windows = objective.runner.tiles[index]
+    here = Tile(tile.core, (slice(0, pixels.shape[2]), slice(0, pixels.shape[3])))  # the pixels are the span
+    return objective.runner.forward(pixels, here, windows, backward=backward), windows
+
+
+def statistics(spec: LevelSpec, index: int, pixels: np.ndarray) -> list[Totals]:
+    """Round 1: tile ``index``'s statistics, one mapping per feature term (``pixels``: its span of the input)."""
+    objective = _objective(spec)
+    cores, windows = _forward(objective, index, pixels, backward=False)
+    return [{k: np.asarray(v, np.float64) for k, v in sums.items()}
+            for sums in objective.tile_statistics(cores, windows)]
+
+
+def gradient(spec: LevelSpec, index: int, pixels: np.ndarray, totals: list[Totals]) -> np.ndarray | None:
+    """Round 2: the gradient of the whole image's feature terms with respect to tile ``index``'s input pixels,
+    given the whole image's statistics ``totals``; None when no term reads this tile."""
+    objective = _objective(spec)
+    cores, windows = _forward(objective, index, pixels, backward=True)
+    grads = objective.tile_gradients(cores, windows, totals)
+    return np.array(objective.backend.backward(grads), np.float32) if grads else None
