@@ -78,6 +78,7 @@ def session(name: str):
     import onnxruntime
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # warnings about unused initializers are not the user's business
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # the cores go to Caffe next
     return onnxruntime.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
