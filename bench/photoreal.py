@@ -123,8 +123,9 @@ def make(name: str, config: dict, content, style, folder: Path, size: int) -> np
     return image
 
 
-def produce(pair: str, names, size: int, out: Path) -> dict[str, np.ndarray]:
-    """Each configuration's output for ``pair``, computed where not kept yet (with its seconds)."""
+def produce(pair: str, names, size: int, out: Path, cached: bool = False) -> dict[str, np.ndarray]:
+    """Each configuration's output for ``pair``, computed where not kept yet (with its seconds); with
+    ``cached``, only those kept."""
     content_name, style_name = PAIRS[pair]
     content = photo(content_name)
     content = resize(content, fit_long_side(content.shape[:2], size))
@@ -136,6 +137,8 @@ def produce(pair: str, names, size: int, out: Path) -> dict[str, np.ndarray]:
     for name in names:
         path, record = folder / f"{name}.png", folder / f"{name}.json"
         if not (path.exists() and record.exists()):
+            if cached:
+                continue
             wall, cpu = time.perf_counter(), cpu_seconds()
             image = make(name, CONFIGS[name], content, style, folder, size)
             seconds = {"wall_s": time.perf_counter() - wall, "cpu_s": cpu_seconds() - cpu}
@@ -225,6 +228,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("bench-out/photoreal"), help="kept outputs")
     parser.add_argument("--markdown", type=Path, help="write the tables there too")
     parser.add_argument("--sheet", type=Path, help="write the side-by-side sheet there (PNG)")
+    parser.add_argument("--cached", action="store_true", help="tables and sheet of the kept outputs only")
     parser.add_argument("--speed", action="store_true",
                         help="instead: the photo preset's work against the default run's at --size (e.g. 512)")
     args = parser.parse_args(argv)
@@ -232,7 +236,7 @@ def main(argv=None) -> int:
         print("\n".join(speed(args.size)))
         return 0
     out = args.out / str(args.size)
-    all_images = {pair: produce(pair, args.configs, args.size, out) for pair in args.pairs}
+    all_images = {pair: produce(pair, args.configs, args.size, out, args.cached) for pair in args.pairs}
     lines = [f"Scores at {args.size} px (residual, flat: 0-255 RMS of the local affine fit to the content, "
              "lower is more photo-like; dL: mean L* gap to the style; swd: Lab sliced Wasserstein distance to "
              "the style, lower has more of its tone).", ""]
