@@ -41,8 +41,10 @@ def start_worker(address: str, *preload: str, env: dict | None = None):
 
 
 def joined(worker) -> str:
-    """The address of a worker from ``start_worker``, once it has started."""
-    return wait_for_line(worker, r"Start worker at:\s+(tcp://\S+)").group(1)
+    """The address of a worker from ``start_worker``, once the scheduler has it."""
+    address = wait_for_line(worker, r"Start worker at:\s+(tcp://\S+)").group(1)
+    wait_for_line(worker, r"Registered to:")
+    return address
 
 
 def kill(proc) -> None:
@@ -99,21 +101,19 @@ def test_a_distributed_evaluation_equals_the_local_tiled_one(dask_cluster, tiny_
     per = remote.traffic.per_evaluation()
     assert remote.grid.counts == (4, 6) and remote.traffic.evaluations == 2
     assert per["out: pixels"] == 2 * spans and per["in: gradients"] == spans
-    stats = sum(8 * v.size for sums in remote.tile_statistics(*_cores(remote, x)) for v in sums.values())
-    assert per["in: statistics"] == 24 * stats  # float64, one set per tile
-    assert per["out: totals"] == 2 * sum(v.nbytes for sums in _totals(remote, x) for v in sums.values())
+    totals, stats = _statistics(remote, x)
+    assert per["in: statistics"] == stats  # one set per tile, in the losses' precision
+    assert per["out: totals"] == 2 * sum(v.nbytes for sums in totals for v in sums.values())  # to each worker
 
 
-def _cores(objective, x):
-    tile, windows = objective.runner.tiles[0]
-    return objective.runner.forward(x, tile, windows, backward=False), windows
-
-
-def _totals(objective, x):
-    totals = [{} for _ in objective.feature_terms]
+def _statistics(objective, x):
+    """The whole image's statistics, made here, and the bytes of the tiles' statistics."""
+    totals, size = [{} for _ in objective.feature_terms], 0
     for tile, windows in objective.runner.tiles:
-        add_statistics(totals, objective.tile_statistics(objective.runner.forward(x, tile, windows, False), windows))
-    return totals
+        stats = objective.tile_statistics(objective.runner.forward(x, tile, windows, backward=False), windows)
+        size += sum(v.nbytes for sums in stats for v in sums.values())
+        add_statistics(totals, stats)
+    return totals, size
 
 
 def run(tiny, content, style, **given):

@@ -113,5 +113,6 @@ def make_cluster_objective(backend, losses: Sequence[WeightedLoss], content: np.
                            settings: Settings, **images) -> ClusterObjective:
     """``make_tiled_objective``'s objective (targets made here, tile by tile) with its evaluations on the
     cluster at ``settings.scheduler``."""
+    client = connect(settings.scheduler)  # before the targets' work: a missing cluster is said at once
     local = make_tiled_objective(backend, losses, content, style, tiles, **images)
-    return ClusterObjective(local, connect(settings.scheduler), settings)
+    return ClusterObjective(local, client, settings)

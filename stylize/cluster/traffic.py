@@ -10,7 +10,7 @@ import numpy as np
 def payload_bytes(value: Any) -> int:
     """The array bytes in ``value`` (arrays, and mappings/sequences of them): what a message carries,
     without Dask's framing (a few hundred bytes per task)."""
-    if isinstance(value, np.ndarray):
+    if isinstance(value, (np.ndarray, np.generic)):  # arrays and numpy scalars (a tile's sums of squares)
         return value.nbytes
     if isinstance(value, dict):
         return sum(payload_bytes(v) for v in value.values())

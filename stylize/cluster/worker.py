@@ -65,11 +65,11 @@ def _forward(objective: TiledObjective, index: int, pixels: np.ndarray, backward
 
 
 def statistics(spec: LevelSpec, index: int, pixels: np.ndarray) -> list[Totals]:
-    """Round 1: tile ``index``'s statistics, one mapping per feature term (``pixels``: its span of the input)."""
+    """Round 1: tile ``index``'s statistics, one mapping per feature term (``pixels``: its span of the input),
+    in the losses' own precision (float32 Gram sums): the client adds them in float64 as the local objective does."""
     objective = _objective(spec)
     cores, windows = _forward(objective, index, pixels, backward=False)
-    return [{k: np.asarray(v, np.float64) for k, v in sums.items()}
-            for sums in objective.tile_statistics(cores, windows)]
+    return objective.tile_statistics(cores, windows)
 
 
 def gradient(spec: LevelSpec, index: int, pixels: np.ndarray, totals: list[Totals]) -> np.ndarray | None:
