@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import stylize
 from stylize.backends.caffe_net import CaffeBackend
@@ -26,7 +27,7 @@ from stylize.losses.gram import GramLoss
 from stylize.losses.tv import TotalVariationLoss
 
 from .test_batch_cluster import free_port, start, wait_for_line
-from .test_tiling import LAYERS, images
+from .test_tiling import LAYERS, files, images, run_cli  # noqa: F401 (files: a fixture)
 
 DASK = str(Path(sys.executable).parent / "dask")
 
@@ -120,6 +121,27 @@ def run(tiny, content, style, **given):
     options = {"caffe": {**tiny["options"]["caffe"], "precision": "fp32"}}
     return stylize.stylize(content, style, **{**tiny, "options": options}, iterations=8, length=40, scales=1,
                            tile_size=12, tol=0, seed=0, **given)
+
+
+def test_stylize_run_scheduler_gives_the_local_tiled_image(dask_cluster, tiny_net, files, tmp_path):
+    address, _ = dask_cluster
+    here, there = tmp_path / "here.png", tmp_path / "there.png"
+    first = run_cli(tiny_net, files, "-o", str(here), "--tile-size", "16", "--precision", "fp32")
+    assert first.exit_code == 0, first.output
+    second = run_cli(tiny_net, files, "-o", str(there), "--tile-size", "16", "--precision", "fp32",
+                     "--scheduler", address)
+    assert second.exit_code == 0, second.output
+    assert np.array_equal(np.asarray(Image.open(here)), np.asarray(Image.open(there)))
+
+
+def test_a_scheduler_not_there_is_a_one_line_error(tiny_net, files, tmp_path, monkeypatch):
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 1)
+    address = f"tcp://127.0.0.1:{free_port()}"
+    result = run_cli(tiny_net, files, "-o", str(tmp_path / "x.png"), "--tile-size", "16", "--scheduler", address)
+    assert result.exit_code != 0
+    last = result.output.strip().splitlines()[-1]  # after the plan's line
+    assert last.startswith(f"stylize: error: --scheduler {address}: no scheduler with a worker there")
+    assert "Traceback" not in result.output
 
 
 def test_a_short_run_equals_the_local_run_and_survives_a_killed_worker(dask_cluster, tiny, photos):
