@@ -19,32 +19,13 @@ level already measured: the first ETAs are the plan's, later ones the run's.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
-if TYPE_CHECKING:
-    from .plan import Level, Plan
+# The plan's own arithmetic (what a range of steps costs), re-exported: the ETA is its user.
+from .plan import LEVEL_START_ITERATIONS, Plan, charged_iterations, plan_cost  # noqa: F401
 
 #: How many first-level iterations the recorded rate weighs against the run's own.
 PRIOR_ITERATIONS = 5
-#: What starting a level costs, in its own iterations: its targets (the content and style
-#: images through the network at its size), L-BFGS's first iteration (a line search of
-#: several evaluations) and the first calls' warm-up. Chosen by bench/quality.py's drafts.
-LEVEL_START_ITERATIONS = 6
-
-
-def charged_iterations(level: Level, start: int, end: int) -> int:
-    """The level's iterations after ``start`` up to ``end``, plus its start where that lies ahead."""
-    overlap = min(end, level.last_step) - max(start, level.first_step)
-    if overlap <= 0:
-        return 0
-    return overlap + (LEVEL_START_ITERATIONS if start <= level.first_step else 0)
-
-
-def plan_cost(plan: Plan, unit: Sequence[float], start: int, end: int) -> float:
-    """Cost of the iterations after ``start`` up to ``end``, at ``unit`` per charged iteration of each level."""
-    return sum(charged_iterations(level, start, end) * cost for level, cost in zip(plan.levels, unit))
-
-
 class Clock:
     """Elapsed seconds and expected seconds left, for a run of ``plan`` that starts at ``first_step``."""
 

@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
-from . import eta, memory, speed, tile_plan
+from . import memory, speed, tile_plan
 from .errors import ImageError, ResourceError, StylizeError, UsageError
 from .images import check_working_size
 from .initial import first_level
@@ -198,7 +198,7 @@ def complete(plan: Plan, settings: "Settings", backend: "Backend", losses: Seque
     per_iteration = [level.iteration_seconds for level in levels]
     seconds = None
     if all(s is not None for s in per_iteration):
-        seconds = eta.plan_cost(plan, per_iteration, 0, plan.iterations)
+        seconds = plan_cost(plan, per_iteration, 0, plan.iterations)
     return Plan(tuple(levels), memory_bytes=levels[-1].bytes if limit is not None else None,
                 memory_limit=None if limit is None else limit[0], memory_source=None if limit is None else limit[1],
                 seconds=seconds)
@@ -261,3 +261,22 @@ def _check_final(final: Level, settings: "Settings", backend, losses, auto_tilin
             tile_plan.check_tiled_fits(backend, final.optimizer, settings.style_scale, losses, small, final.shape,
                                        final.style_shapes, final.iterations)
         raise
+
+
+#: What starting a level costs, in its own iterations: its targets (the content and style
+#: images through the network at its size), L-BFGS's first iteration (a line search of
+#: several evaluations) and the first calls' warm-up. Chosen by bench/quality.py's drafts.
+LEVEL_START_ITERATIONS = 6
+
+
+def charged_iterations(level: Level, start: int, end: int) -> int:
+    """The level's iterations after ``start`` up to ``end``, plus its start where that lies ahead."""
+    overlap = min(end, level.last_step) - max(start, level.first_step)
+    if overlap <= 0:
+        return 0
+    return overlap + (LEVEL_START_ITERATIONS if start <= level.first_step else 0)
+
+
+def plan_cost(plan: Plan, unit: Sequence[float], start: int, end: int) -> float:
+    """Cost of the iterations after ``start`` up to ``end``, at ``unit`` per charged iteration of each level."""
+    return sum(charged_iterations(level, start, end) * cost for level, cost in zip(plan.levels, unit))
