@@ -20,8 +20,8 @@ features, sum of outer products, per region), all additive over tiles; blends
 mix the style images' moments by weight (the moments of the weighted mixture
 of their features, as ``gram`` averages their Grams); semantic regions work as
 in ``gram``. Each layer's term is scaled so that, for an output whose features
-are all zero, it equals ``gram``'s term for the same style: ``--ratio`` keeps
-about its meaning when the loss is swapped.
+are all zero, it equals ``gram``'s term for the same style: the objective keeps
+``gram``'s scale (its pull per ``--ratio`` is stronger: docs/meancov.md).
 """
 from __future__ import annotations
 
