@@ -555,6 +555,13 @@ def cached_wheel(wheels: Path, dist: str = DIST_NAME, version: str = "") -> Path
     return matches[0] if matches else None
 
 
+def unpack_sdist(sdist: Path, folder: Path) -> Path:
+    """The sdist's source tree, unpacked into ``folder`` (the build's, and the tests' that read it)."""
+    with tarfile.open(sdist) as tar:
+        tar.extractall(folder, filter="data")
+    return folder / SDIST_FILE.removesuffix(".tar.gz")
+
+
 @contextlib.contextmanager
 def built_caffe(patches, added_files, configure=configure_and_build):
     """Build the sdist with ``patches`` and ``added_files``; yield the install prefix (a temporary folder)."""
@@ -562,9 +569,7 @@ def built_caffe(patches, added_files, configure=configure_and_build):
     sdist = fetch_sdist(cache_dir() / "downloads")
     with tempfile.TemporaryDirectory(prefix="stylize-caffe-") as tmp:
         tmp = Path(tmp)
-        with tarfile.open(sdist) as tar:
-            tar.extractall(tmp, filter="data")
-        src = tmp / SDIST_FILE.removesuffix(".tar.gz")
+        src = unpack_sdist(sdist, tmp)
         shutil.rmtree(src / ".git", ignore_errors=True)
         apply_patches(src, patches, added_files)
         configure(src, tmp / "prefix")

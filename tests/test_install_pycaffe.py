@@ -2,7 +2,6 @@
 without building, and against the pycaffe that setup built and installed."""
 import re
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -25,10 +24,7 @@ def cut_tree(tmp_path_factory):
     sdist = build.cache_dir() / "downloads" / build.SDIST_FILE
     if not sdist.is_file():
         pytest.skip(f"{sdist} not downloaded (scripts/install_pycaffe.py fetches it when it builds)")
-    folder = tmp_path_factory.mktemp("sdist")
-    with tarfile.open(sdist) as tar:
-        tar.extractall(folder, filter="data")
-    src = folder / build.SDIST_FILE.removesuffix(".tar.gz")
+    src = build.unpack_sdist(sdist, tmp_path_factory.mktemp("sdist"))
     build.apply_patches(src, build.CPU_PATCHES, build.ADDED_FILES)
     return src
 

@@ -11,7 +11,6 @@ import re
 import subprocess
 import sys
 import sysconfig
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -28,10 +27,7 @@ def sdist_tree(tmp_path_factory):
     sdist = base.cache_dir() / "downloads" / base.SDIST_FILE
     if not sdist.is_file():
         pytest.skip(f"{sdist} not downloaded (scripts/install_pycaffe.py fetches it when it builds)")
-    folder = tmp_path_factory.mktemp("sdist")
-    with tarfile.open(sdist) as tar:
-        tar.extractall(folder, filter="data")
-    return folder / base.SDIST_FILE.removesuffix(".tar.gz")
+    return base.unpack_sdist(sdist, tmp_path_factory.mktemp("sdist"))
 
 
 @pytest.fixture(scope="module")
