@@ -145,7 +145,7 @@ DEFAULTS = Settings()
                    "Gram matrices are summed over tiles; each evaluation costs more). auto: tile only a "
                    "scale whose whole image would not fit the memory limit, with the cheapest tiles that "
                    "fit; N: tiles of at most N x N px; off: never (a run that does not fit is refused).")
-@click.option("--scheduler", default=None, metavar="ADDRESS",
+@click.option("--scheduler", "cluster", default=None, metavar="ADDRESS",
               help="A Dask scheduler (e.g. tcp://10.0.0.5:8786): the tiles of every tiled scale's evaluations "
                    "run on its workers (each loads the network once), the optimizer and the image stay here; "
                    "same result as the tiled run here. Scales evaluated whole run here. Workers need the same "
@@ -161,7 +161,7 @@ DEFAULTS = Settings()
                    "as it forms, the loss per term, the scale and the ETA.")
 @click.pass_context
 def run(ctx, content, styles, output, content_mask, style_masks, save_every, save_dir, checkpoint_every,
-        resume, quiet, preview, force, dry_run, **given):
+        resume, quiet, preview, force, dry_run, cluster, **given):
     """Stylize CONTENT with STYLE and write OUTPUT.
 
     Ctrl-C stops the run and writes the image reached so far to OUTPUT, and a
@@ -177,7 +177,8 @@ def run(ctx, content, styles, output, content_mask, style_masks, save_every, sav
     check_conflicts(output, [content, *styles, content_mask, *style_masks, given["init"]])
     if not dry_run:  # a plan writes nothing: an existing output is no reason to refuse it
         check_output(output, force=force, resume=resume, save_every=save_every, save_dir=save_dir)
-    settings = settings_from_options(ctx, given, backend_given)
+    # Named, not among the settings a batch copies: `stylize batch` has a --scheduler of its own (its jobs').
+    settings = settings_from_options(ctx, {**given, "scheduler": cluster}, backend_given)
     job = Job(content, styles, settings, output=output, content_mask=content_mask,
               style_masks=style_masks or None, save_every=save_every, save_dir=save_dir,
               checkpoint_every=checkpoint_every, resume=resume)
