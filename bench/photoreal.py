@@ -245,8 +245,8 @@ def main(argv=None) -> int:
     print("\n".join(lines))
     if args.markdown:
         from stylize.core.files import atomic_write
-        with atomic_write(args.markdown, "w") as f:
-            f.write("\n".join(lines))
+        with atomic_write(args.markdown) as f:
+            f.write("\n".join(lines).encode())
     if args.sheet:
         sheet(all_images, args.sheet)
     return 0
