@@ -98,7 +98,7 @@ def test_preset_fills_in_below_config_and_environment(runs):
     photo = ok(runs("--preset", "photo"))
     assert (tuple(photo.losses), photo.ratio) == (("gram", "affine"), 1e3)
     settings = ok(runs(config="preset = 'photo'\nratio = 5e3\n", env={"STYLIZE_LOSS": "gram tv"}))
-    assert (tuple(settings.losses), settings.ratio, settings.init) == (("gram", "tv"), 5e3, "content")
+    assert (tuple(settings.losses), settings.ratio, settings.init) == (("gram", "tv"), 5e3, "distribution")
 
 
 def test_plugin_options_combine_key_by_key_across_sources(runs):

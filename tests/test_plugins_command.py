@@ -207,7 +207,7 @@ def test_options_lists_each_plugins_declared_options():
     assert set(option_rows(out, "adam")) == {"lr", "beta1", "beta2", "eps", "decay", "carry", "average"}
     assert option_rows(out, "lbfgs")["history"][:2] == ["integer", "10"]
     # Losses: their own options, then the weight and layers every loss takes.
-    assert list(option_rows(out, "affine")) == ["epsilon", "weight", "layers"]
+    assert list(option_rows(out, "affine")) == ["epsilon", "smooth", "weight", "layers"]
     assert option_rows(out, "affine")["epsilon"][:2] == ["number", "1e-07"]
     assert option_rows(out, "affine")["weight"][:2] == ["number", "1e+06"]  # its default_weight
     assert option_rows(out, "gram")["weight"][:2] == ["number", "--ratio"]

@@ -10,6 +10,7 @@ targets) is kept until the next level's spec arrives.
 """
 from __future__ import annotations
 
+import sys
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,9 +42,12 @@ _LEVEL: list = [None, None]
 
 
 def version() -> str:
-    """The stylize version this worker runs (the client refuses a worker whose differs)."""
-    import stylize
-    return stylize.__version__
+    """The stylize version this worker runs (the client refuses a worker whose differs).
+
+    Read from the package this module is part of, imported before it: no import of the package's
+    ``__init__`` (which reaches the core that reaches this module) is needed.
+    """
+    return sys.modules[__name__.partition(".")[0]].__version__
 
 
 def _objective(spec: LevelSpec) -> TiledObjective:

@@ -9,25 +9,22 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 from . import colors
-from .contracts import StepResult
+from .contracts import Backend, StepResult
 from .convergence import Stall
 from .errors import NumericalError
 from .images import resize
 from .initial import start_image
 from .inputs import Inputs
 from .masks import resize_regions, split_regions
-from .objective import Objective, make_objective
+from .objective import Objective, WeightedLoss, make_objective
 from .plan import Level, Plan
 from .settings import Settings
 from .tiled_objective import make_tiled_objective
-
-if TYPE_CHECKING:
-    from .pipeline import Pipeline
 
 
 @dataclass
@@ -78,20 +75,24 @@ StepHook = Callable[[StepResult, Objective], None]
 Carried = tuple[type, object]
 
 
-def run_levels(pipeline: "Pipeline", plan: Plan, views: Views, on_step: StepHook, start: Start | None = None,
+def run_levels(settings: Settings, backend: Backend, losses: Sequence[WeightedLoss], plan: Plan, views: Views,
+               on_step: StepHook, start: Start | None = None,
                on_level: Callable[[Level], None] | None = None) -> np.ndarray:
-    """Optimize every level of ``plan`` not finished at ``start``; return the image as the user sees it."""
+    """Optimize every level of ``plan`` not finished at ``start`` with the loaded ``backend`` and ``losses``;
+    return the image as the user sees it."""
     image = None if start is None else start.image  # the working image, as the network saw it
     step = 0 if start is None else start.step
     carried = None  # what a level's optimizer leaves for the next one (``Optimizer.carry_over``)
     for level, done in plan.remaining(step):
         if on_level is not None:
             on_level(level)
-        image, carried = run_level(pipeline, level, len(plan.levels), views, on_step, image, done, carried)
+        image, carried = run_level(settings, backend, losses, level, len(plan.levels), views, on_step, image,
+                                   done, carried)
     return views.shown(image)
 
 
-def run_level(pipeline: "Pipeline", level: Level, levels: int, views: Views, on_step: StepHook,
+def run_level(settings: Settings, backend: Backend, losses: Sequence[WeightedLoss], level: Level, levels: int,
+              views: Views, on_step: StepHook,
               image: np.ndarray | None, done: int = 0,
               carried: Carried | None = None) -> tuple[np.ndarray, Carried | None]:
     """One level, as its plan says (evaluation, optimizer): targets at its size, a start from ``image``
@@ -104,7 +105,6 @@ def run_level(pipeline: "Pipeline", level: Level, levels: int, views: Views, on_
     or infinite objective raises NumericalError carrying the last good
     image, as the user sees it.
     """
-    settings, backend = pipeline.settings, pipeline.backend
     shape = level.shape
     content = resize(views.content, shape)
     styles = [resize(s, size) for s, size in zip(views.styles, level.style_shapes)]
@@ -113,7 +113,7 @@ def run_level(pipeline: "Pipeline", level: Level, levels: int, views: Views, on_
         from ..cluster.objective import make_cluster_objective
         make = functools.partial(make_cluster_objective, tiles=level.tiles, settings=settings)
     objective = make(
-        backend, pipeline.losses, content, styles, style_weights=settings.style_weights,
+        backend, losses, content, styles, style_weights=settings.style_weights,
         regions=None if views.regions is None else resize_regions(views.regions, shape),
         style_regions=None if views.style_regions is None else [
             resize_regions(r, s.shape[:2]) for r, s in zip(views.style_regions, styles)])

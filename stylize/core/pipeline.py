@@ -62,7 +62,8 @@ class Pipeline:
         """Optimize level by level; return the image as the user sees it."""
         # After the backend loaded its BLAS, so that the limit reaches Caffe's too.
         with run_threads(self.settings.threads):
-            return run_levels(self, self.planned, Views(inputs, self.settings), on_step, start, on_level)
+            return run_levels(self.settings, self.backend, self.losses, self.planned,
+                              Views(inputs, self.settings), on_step, start, on_level)
 
 
 def transfer(content: np.ndarray, style: np.ndarray | Sequence[np.ndarray], settings: Settings,
