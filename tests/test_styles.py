@@ -79,7 +79,7 @@ def test_masks_run_through_the_pipeline_and_refuse_a_mismatch(tiny_settings, sma
 
 def test_photo_preset_fills_in_only_what_is_not_given():
     photo = Settings.from_preset("photo")
-    assert "affine" in photo.losses and photo.init == "content"
+    assert "affine" in photo.losses and photo.init == "distribution"
     assert Settings.from_preset("photo", ratio=5.0).ratio == 5.0
     from stylize.core import UsageError
     with pytest.raises(UsageError, match="unknown preset 'painting'; presets: photo"):

@@ -218,7 +218,7 @@ def settings_from_options(ctx: click.Context, given: dict, backend_given: dict) 
     unknown plugin option.
     """
     name, level = given.pop("preset"), given.pop("quality", None)
-    for key, value in {**quality(level), **(PRESETS[name] if name else {})}.items():
+    for key, value in {**(PRESETS[name] if name else {}), **quality(level)}.items():  # --quality says how long
         if ctx.get_parameter_source(key) is click.core.ParameterSource.DEFAULT:
             given[key] = value
     options = parse_plugin_options(plugin_items(ctx, given.pop("settings_")))

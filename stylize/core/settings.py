@@ -131,10 +131,11 @@ class Settings:
 
     @classmethod
     def from_preset(cls, name: str | None, quality_name: str | None = None, **given: Any) -> "Settings":
-        """The settings of preset ``name`` over quality ``quality_name`` (see ``stylize.core.presets``;
-        either may be None), with ``given`` on top."""
+        """The settings of quality ``quality_name`` over preset ``name`` (see ``stylize.core.presets``;
+        either may be None), with ``given`` on top: a preset says what kind of picture, a quality how long
+        to work on it (``--preset photo --quality draft`` is a draft of the photo preset)."""
         chosen = preset(name) if name else {}
-        merged = {**quality(quality_name), **chosen, **given}
+        merged = {**chosen, **quality(quality_name), **given}
         if "options" in chosen:  # a preset's plugin options under the user's, key by key
             used = [merged.get(name, getattr(cls, name)) for name in ("backend", "optimizer", "init")]
             merged["options"] = merge_options(chosen["options"], given.get("options") or {},

@@ -18,8 +18,8 @@ CPU share, and prints the model with its inputs:
 for N workers at this size (T tiles, at least N of them: more workers than
 tiles means smaller tiles, their halo overhead not counted).
 
-    .venv/bin/python bench/distributed.py                          # 2048 px, 1 and 2 workers
-    .venv/bin/python bench/distributed.py --length 1024 --workers 1,2
+    .venv/bin/python bench/cluster_eval.py                          # 2048 px, 1 and 2 workers
+    .venv/bin/python bench/cluster_eval.py --length 1024 --workers 1,2
 """
 from __future__ import annotations
 
