@@ -786,7 +786,7 @@ class BackendContract:
 
     def test_memory_estimate_covers_a_measured_peak(self, make_backend):
         """``estimate_peak_bytes`` against this process's peak resident memory (VmHWM, reset before each
-        evaluation) over a forward and backward on a fresh backend: at two sizes, and their difference."""
+        evaluation) over a forward and backward on a fresh backend, at two sizes: never below it."""
         if getattr(self.backend_class or object, "estimate_peak_bytes", None) is Backend.estimate_peak_bytes:
             pytest.skip("estimate_peak_bytes is not implemented")
         layers = self.requested_layers()
@@ -810,11 +810,9 @@ class BackendContract:
         for size, estimate, peak in zip(sizes, estimates, peaks):
             assert peak <= estimate * (1 + tolerance), \
                 f"at {size} the process peaked at {peak / 2**20:.0f} MiB, estimated {estimate / 2**20:.0f} MiB"
-        measured, estimated = peaks[1] - peaks[0], estimates[1] - estimates[0]
-        slack = 4 * 2**20  # the allocator's arenas: a few MiB move with or without the network
-        assert (1 - tolerance) * measured - slack <= estimated <= 2 * measured + slack, \
-            f"from {sizes[0]} to {sizes[1]} the peak grew {measured / 2**20:.1f} MiB, " \
-            f"the estimate {estimated / 2**20:.1f} MiB"
+        # No check of the growth between the sizes: the allocator keeps and reuses the first size's
+        # memory, so the second peak's growth over the first is not repeatable (seen: 3 to 12 MiB for
+        # the same run); the bound each size must meet is what a plan relies on.
 
     def test_cost_estimates_grow_with_the_area(self, backend):
         """``estimate_flops`` (if known) about quadruples when both sides double; ``arithmetic`` is a string."""
