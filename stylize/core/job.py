@@ -226,8 +226,9 @@ class _Run:
         self.clock = Clock(job.plan, estimate.level_costs(), job.first_step, estimate.seconds)
         self.emit(events.Started(job.plan, estimate, job.first_step))
         image = job.pipeline.run(job.inputs, self.on_step, start, self.on_level)
-        for term in getattr(job.pipeline, "losses", ()):  # a loss's step after the last level (affine.smooth)
-            image = term.loss.finish(image) if hasattr(term.loss, "finish") else image
+        for term in job.pipeline.losses:  # a loss's optional step after the last level (affine.smooth)
+            if hasattr(term.loss, "finish"):
+                image = term.loss.finish(image)
         if job.output is not None:
             save_image(image, job.output, metadata=job.metadata, bit_depth=job.settings.bit_depth)
             job._remove_checkpoint()
