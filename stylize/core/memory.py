@@ -245,7 +245,7 @@ def check_fits(backend, settings, content_shape: Sequence[int],
         return None
     if optimizer is None:
         from . import plugins
-        optimizer = plugins.load("stylize.optimizers", settings.optimizer)(**settings.options_for(settings.optimizer))
+        optimizer = plugins.make_optimizer(settings)
 
     def needed(length: int) -> int | None:
         return estimate_run_bytes(backend, optimizer, *sizes_at(length, content_shape, style_shapes,

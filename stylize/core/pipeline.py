@@ -44,7 +44,7 @@ class Pipeline:
         losses = build_losses(settings, backend_cls)
         backend = make_backend(settings, losses, backend_cls)
         check_network_sizes(plan, backend.smallest_input(), settings.backend)
-        optimizer = plugins.load("stylize.optimizers", settings.optimizer)(**settings.options_for(settings.optimizer))
+        optimizer = plugins.make_optimizer(settings)
         return cls(settings, plan, backend, losses, optimizer)
 
     @functools.cached_property
