@@ -1,5 +1,6 @@
 """One picture's tiles on a real `dask scheduler` and two `dask worker` processes: equal to the local tiled
-evaluation and run, a worker SIGKILLed mid-run, a worker of another stylize version refused by name."""
+evaluation and run, a worker SIGKILLed mid-run, the scheduler SIGKILLed (one line, checkpoint kept, resumed
+on a new cluster), a worker of another stylize version or another network refused by name."""
 from __future__ import annotations
 
 import os
@@ -7,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +17,13 @@ from PIL import Image
 
 import stylize
 from stylize.backends.caffe_net import CaffeBackend
+from stylize.cluster import connection
 from stylize.cluster import objective as cluster
+from stylize.cluster import worker
+from stylize.core import checkpoint as checkpoints
+from stylize.core import job as jobs
 from stylize.core.errors import StylizeError
-from stylize.core.events import Step
+from stylize.core.events import Failed, Step
 from stylize.core.objective import WeightedLoss
 from stylize.core.settings import Settings
 from stylize.core.tiled_objective import add_statistics, make_tiled_objective
@@ -28,17 +34,19 @@ from stylize.losses.tv import TotalVariationLoss
 
 from .test_batch_cluster import free_port, start, wait_for_line
 from .test_tiling import LAYERS, files, images, run_cli  # noqa: F401 (files: a fixture)
+from .tinynet import write_tiny_net
 
 DASK = str(Path(sys.executable).parent / "dask")
 
 
-def start_worker(address: str, *preload: str, env: dict | None = None):
+def start_worker(address: str, *preload: str, env: dict | None = None, cwd: Path | None = None):
     """A `dask worker` process (1 thread, no nanny: SIGKILL ends it for good) joining ``address``, running
-    the ``preload`` scripts as it starts; wait for it with ``joined``."""
+    the ``preload`` scripts as it starts, in folder ``cwd``; wait for it with ``joined``."""
     command = [DASK, "worker", address, "--host", "127.0.0.1", "--nworkers", "1", "--nthreads", "1",
                "--no-dashboard", "--no-nanny", *(f"--preload={path}" for path in preload)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env={**os.environ, **(env or {})})
+                            start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+                            cwd=cwd)
 
 
 def joined(worker) -> str:
@@ -55,23 +63,36 @@ def kill(proc) -> None:
     proc.wait(timeout=10)
 
 
-@pytest.fixture(scope="module")
-def dask_cluster():
-    """A `dask scheduler` and two `dask worker` processes on 127.0.0.1: (address, [worker processes])."""
+def start_cluster(*folders: Path | None):
+    """A `dask scheduler` on 127.0.0.1 and a `dask worker` started in each of ``folders`` (None: here),
+    all joined: (address, scheduler process, [worker processes], [worker addresses]); end it with ``end``."""
     address = f"tcp://127.0.0.1:{free_port()}"
     scheduler = start(DASK, "scheduler", "--host", "127.0.0.1", "--port", address.rsplit(":", 1)[1],
                       "--no-dashboard")
     workers = []
     try:
         wait_for_line(scheduler, r"Scheduler at:\s+tcp://")
-        workers = [start_worker(address, env={"OMP_NUM_THREADS": "1"}) for _ in range(2)]
-        for worker in workers:
-            joined(worker)
+        workers = [start_worker(address, cwd=folder) for folder in folders]
+        return address, scheduler, workers, [joined(worker) for worker in workers]
+    except BaseException:
+        end(address, scheduler, workers)
+        raise
+
+
+def end(address: str, scheduler, workers) -> None:
+    connection.disconnect(address)
+    for proc in (*workers, scheduler):
+        kill(proc)
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """A `dask scheduler` and two `dask worker` processes on 127.0.0.1: (address, [worker processes])."""
+    address, scheduler, workers, _ = start_cluster(None, None)
+    try:
         yield address, workers
     finally:
-        cluster.disconnect(address)
-        for proc in (*workers, scheduler):
-            kill(proc)
+        end(address, scheduler, workers)
 
 
 def losses():
@@ -135,7 +156,7 @@ def test_stylize_run_scheduler_gives_the_local_tiled_image(dask_cluster, tiny_ne
 
 
 def test_a_scheduler_not_there_is_a_one_line_error(tiny_net, files, tmp_path, monkeypatch):
-    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT", 1)
+    monkeypatch.setattr(connection, "CONNECT_TIMEOUT", 1)
     address = f"tcp://127.0.0.1:{free_port()}"
     result = run_cli(tiny_net, files, "-o", str(tmp_path / "x.png"), "--tile-size", "16", "--scheduler", address)
     assert result.exit_code != 0
@@ -175,6 +196,110 @@ def test_a_worker_of_another_stylize_version_is_refused_by_name(dask_cluster, tm
         other_address = joined(other)
         with pytest.raises(StylizeError, match=rf"worker {other_address} runs stylize 0\.0\.1-other; "
                                                rf"this client runs {stylize.__version__}"):
-            cluster.connect(address)
+            connection.connect(address)
     finally:
         kill(other)
+
+
+def lose(scheduler, address: str) -> None:
+    """SIGKILL the scheduler and wait until this process's client has seen it go."""
+    kill(scheduler)
+    deadline = time.monotonic() + 10
+    while connection._CLIENTS[address].status == "running" and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_a_lost_scheduler_stops_the_run_in_one_line_and_resume_finishes_on_a_new_cluster(
+        tiny_net, files, tmp_path, monkeypatch):
+    monkeypatch.setattr(connection, "CONNECT_TIMEOUT", 5)
+    args = ["--tile-size", "16", "--precision", "fp32", "--scales", "2", "-n", "12", "--checkpoint-every", "100"]
+    undisturbed, out = tmp_path / "undisturbed.png", tmp_path / "out.png"
+    assert run_cli(tiny_net, files, "-o", str(undisturbed), *args).exit_code == 0
+    first = start_cluster(None, None)
+    try:
+        address, scheduler = first[:2]
+        lost_at = []
+        on_level = jobs._Run.on_level
+
+        def lose_at_the_second_level(run, level):  # between the levels, both on the cluster
+            if level.index == 1 and not lost_at:
+                lost_at.append(run.latest.step)
+                lose(scheduler, address)
+            on_level(run, level)
+
+        monkeypatch.setattr(jobs._Run, "on_level", lose_at_the_second_level)
+        result = run_cli(tiny_net, files, "-o", str(out), *args, "--scheduler", address)
+        monkeypatch.setattr(jobs._Run, "on_level", on_level)
+    finally:
+        end(*first[:3])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    checkpoint = checkpoints.path_for(out)
+    assert result.output.strip().splitlines()[-1] == (
+        f"stylize: error: the Dask scheduler at {address} was lost (the connection dropped); start a scheduler "
+        "and workers again and continue with --resume (--scheduler may name the new one); "
+        f"iteration {lost_at[0]} is kept in {checkpoint}")
+    assert not out.exists() and checkpoints.load(checkpoint).step == lost_at[0] > 0
+
+    second = start_cluster(None, None)
+    try:
+        resumed = run_cli(tiny_net, files, "-o", str(out), *args, "--resume", "--scheduler", second[0])
+    finally:
+        end(*second[:3])
+    assert resumed.exit_code == 0, resumed.output
+    assert f"resuming from iteration {lost_at[0]}/12" in resumed.output and not checkpoint.exists()
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(undisturbed)))
+
+
+def test_a_scheduler_lost_mid_evaluation_keeps_the_iteration_reached(tiny, photos, tmp_path, monkeypatch):
+    monkeypatch.setattr(connection, "CONNECT_TIMEOUT", 5)
+    address, scheduler, workers, _ = start_cluster(None, None)
+    out, seen, timer = tmp_path / "out.png", [], []
+
+    def on_event(event):
+        seen.append(event)
+        if isinstance(event, Step) and event.step == 3 and not timer:
+            # From another thread, while the next evaluations' tiles are on the workers.
+            timer.append(threading.Timer(0.02, kill, (scheduler,)))
+            timer[0].start()
+
+    options = {"caffe": {**tiny["options"]["caffe"], "precision": "fp32"}}
+    job = stylize.Job(photos["coffee"], photos["astronaut"], **{**tiny, "options": options}, output=out,
+                      iterations=200, length=40, scales=1, tile_size=12, tol=0, seed=0, scheduler=address,
+                      checkpoint_every=1000)
+    try:
+        with pytest.raises(connection.ClusterLost) as caught:
+            job.run(on_event)
+        timer[0].join()
+    finally:
+        end(address, scheduler, workers)
+    reached = [e.step for e in seen if isinstance(e, Step)][-1]
+    assert 3 <= reached < 200 and isinstance(seen[-1], Failed) and seen[-1].exit_code == 1
+    assert str(caught.value).startswith(f"the Dask scheduler at {address} was lost (")
+    assert str(caught.value).endswith(f"iteration {reached} is kept in {checkpoints.path_for(out)}")
+    assert checkpoints.load(checkpoints.path_for(out)).step == reached and not out.exists()
+
+
+def test_a_worker_with_another_network_is_refused_by_name(tiny_net, tmp_path, monkeypatch):
+    same, other, none = (tmp_path / name for name in ("same", "other", "none"))
+    for folder in (same, other, none):
+        folder.mkdir()
+    write_tiny_net(same, seed=0)
+    write_tiny_net(other, seed=1)  # the same files' names and sizes, other weights
+    monkeypatch.chdir(same)  # the options name the files relatively: each worker reads its own folder's
+    address, scheduler, workers, names = start_cluster(same, other, none)
+    try:
+        options = {"prototxt": "tiny.prototxt", "weights": "tiny.caffemodel", "precision": "fp32"}
+        backend = CaffeBackend(LAYERS, **options)
+        content, styles, _ = images()
+        settings = Settings(backend="caffe", options={"caffe": options}, scheduler=address)
+        with pytest.raises(StylizeError) as caught:
+            cluster.make_cluster_objective(backend, losses(), content, styles,
+                                           make_tiles(backend.tiling(LAYERS), 12), settings)
+    finally:
+        end(address, scheduler, workers)
+    message, mine = str(caught.value), worker.parameters_digest(backend)
+    assert f"backend 'caffe' with {dict(sorted(options.items()))} is {mine} here, but " in message
+    assert names[0] not in message
+    assert f"worker {names[1]} loaded {mine.split(',')[0]}, sha256 " in message  # the same size, not the same sum
+    assert f"worker {names[1]} loaded {mine}" not in message
+    assert f"worker {names[2]} cannot load it (tiny.prototxt: network definition file not found)" in message

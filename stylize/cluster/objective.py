@@ -10,58 +10,17 @@ retried by the scheduler on another worker.
 """
 from __future__ import annotations
 
-import atexit
 from typing import Sequence
 
 import numpy as np
 
-from ..core.errors import StylizeError
 from ..core.objective import WeightedLoss
 from ..core.settings import Settings
 from ..core.tiled_objective import TiledObjective, Totals, add_statistics, make_tiled_objective
 from ..core.tiling import Tiles
 from . import worker
+from .connection import check_networks, connect, watched
 from .traffic import Traffic
-
-#: Seconds to wait for the scheduler and for a first worker.
-CONNECT_TIMEOUT = 30
-_CLIENTS: dict[str, object] = {}
-
-
-def connect(address: str):
-    """The ``distributed.Client`` of the scheduler at ``address`` (one per process), its workers checked:
-    a worker running another stylize version is refused by name."""
-    if address not in _CLIENTS:
-        from distributed import Client
-        try:
-            client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
-            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
-        except (OSError, TimeoutError, ValueError) as e:
-            raise StylizeError(f"--scheduler {address}: no scheduler with a worker there ({str(e).splitlines()[0]}); "
-                               f"start one with `dask scheduler` and workers with `dask worker {address} "
-                               "--nthreads 1`") from None
-        atexit.register(client.close)
-        _CLIENTS[address] = client
-    client = _CLIENTS[address]
-    check_versions(client)
-    return client
-
-
-def disconnect(address: str) -> None:
-    """Close this process's client of ``address``, if it has one (before its scheduler goes)."""
-    client = _CLIENTS.pop(address, None)
-    if client is not None:
-        atexit.unregister(client.close)
-        client.close()
-
-
-def check_versions(client) -> None:
-    """Refuse the cluster if any worker runs a stylize version other than this process's."""
-    mine = worker.version()
-    others = {address: v for address, v in client.run(worker.version).items() if v != mine}
-    if others:
-        named = ", ".join(f"{address} runs stylize {v}" for address, v in sorted(others.items()))
-        raise StylizeError(f"worker {named}; this client runs {mine}: install the same stylize on every worker")
 
 
 class ClusterObjective(TiledObjective):
@@ -71,13 +30,20 @@ class ClusterObjective(TiledObjective):
     def __init__(self, local: TiledObjective, client, settings: Settings):
         super().__init__(local.backend, local.losses, local.grid)
         self.client, self.traffic = client, Traffic()
+        self.address = settings.scheduler or client.scheduler.address
         spec = worker.LevelSpec(settings.backend, settings.options_for(settings.backend), self.layers,
                                 settings.threads, self.feature_terms, self.grid)
-        workers = len(client.scheduler_info(n_workers=-1)["workers"])
-        self.spec = client.scatter(spec, broadcast=True, hash=False)
+        with watched(client, self.address):
+            check_networks(client, spec.network, worker.parameters_digest(local.backend))
+            workers = len(client.scheduler_info(n_workers=-1)["workers"])
+            self.spec = client.scatter(spec, broadcast=True, hash=False)
         self.setup_bytes = workers * _spec_bytes(spec)
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        with watched(self.client, self.address):  # a lost scheduler: ClusterLost, the run's checkpoint kept
+            return self._evaluate(x)
+
+    def _evaluate(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         spans = [tile.span for tile, _ in self.runner.tiles]
         pieces = [np.ascontiguousarray(x[:, :, rows, cols]) for rows, cols in spans]
         traffic = self.traffic

@@ -10,16 +10,27 @@ targets) is kept until the next level's spec arrives.
 """
 from __future__ import annotations
 
+import hashlib
 import sys
 import uuid
+import weakref
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..core.objective import WeightedLoss
 from ..core.tiled_objective import TiledObjective, Totals
 from ..core.tiling import Tile, TileGrid
+
+
+class Network(NamedTuple):
+    """What a worker loads: the backend by name with the client's options, the layers read, its threads."""
+
+    backend: str
+    options: tuple
+    layers: tuple
+    threads: int | None
 
 
 @dataclass
@@ -35,10 +46,16 @@ class LevelSpec:
     grid: TileGrid
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
 
+    @property
+    def network(self) -> Network:
+        return Network(self.backend, tuple(sorted(self.options.items())), tuple(self.layers), self.threads)
 
-#: This worker process's networks, by backend and options; and its level's objective (token, objective).
+
+#: This worker process's network (one: a new one replaces the old) and its level's objective (token, objective).
 _NETWORKS: dict[str, Any] = {}
 _LEVEL: list = [None, None]
+#: Each loaded backend's ``parameters_digest``, made once (hashing VGG19's 548 MB takes a second or two).
+_DIGESTS: "weakref.WeakKeyDictionary[Any, str | None]" = weakref.WeakKeyDictionary()
 
 
 def version() -> str:
@@ -50,15 +67,43 @@ def version() -> str:
     return sys.modules[__name__.partition(".")[0]].__version__
 
 
+def parameters_digest(backend) -> str | None:
+    """``N bytes of parameters, sha256 X`` of a loaded network (its layers' names, shapes and values), or
+    None for a backend that does not show its parameters (a pycaffe ``net.params``): then not compared."""
+    if backend not in _DIGESTS:
+        params = getattr(getattr(backend, "net", None), "params", None)
+        digest = None
+        if params is not None:
+            h, size = hashlib.sha256(), 0
+            for name, blobs in params.items():
+                for blob in blobs:
+                    data = np.ascontiguousarray(blob.data)
+                    h.update(f"{name}{data.shape}{data.dtype.str}".encode())
+                    h.update(memoryview(data).cast("B"))
+                    size += data.nbytes
+            digest = f"{size} bytes of parameters, sha256 {h.hexdigest()[:16]}"
+        _DIGESTS[backend] = digest
+    return _DIGESTS[backend]
+
+
+def _network(network: Network):
+    key = repr(network)  # option values need not be hashable
+    if key not in _NETWORKS:
+        from ..core import plugins
+        _NETWORKS.clear()  # one network per worker: a new one replaces the old
+        cls = plugins.load("stylize.backends", network.backend)
+        _NETWORKS[key] = cls(list(network.layers), threads=network.threads, **dict(network.options))
+    return _NETWORKS[key]
+
+
+def network_digest(network: Network) -> str | None:
+    """Load ``network`` here (kept for the tiles' tasks) and say what it loaded (``parameters_digest``)."""
+    return parameters_digest(_network(network))
+
+
 def _objective(spec: LevelSpec) -> TiledObjective:
     if _LEVEL[0] != spec.token:
-        from ..core import plugins
-        key = repr((spec.backend, sorted(spec.options.items()), spec.layers, spec.threads))
-        if key not in _NETWORKS:
-            _NETWORKS.clear()  # one network per worker: a new one replaces the old
-            cls = plugins.load("stylize.backends", spec.backend)
-            _NETWORKS[key] = cls(spec.layers, threads=spec.threads, **spec.options)
-        _LEVEL[:] = [spec.token, TiledObjective(_NETWORKS[key], spec.terms, spec.grid)]
+        _LEVEL[:] = [spec.token, TiledObjective(_network(spec.network), spec.terms, spec.grid)]
     return _LEVEL[1]
 
 

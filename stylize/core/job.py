@@ -185,6 +185,8 @@ class Job:
         except KeyboardInterrupt:
             raise run.interrupted() from None
         except Exception as e:
+            if getattr(e, "resumable", False):  # its machines failed, not its input (a lost cluster)
+                raise run.failed(run.kept(e)) from None
             run.failed(e)
             raise
 
@@ -315,6 +317,16 @@ class _Run:
         checkpoint = self._checkpoint_latest() if job.output is not None else None
         self.emit(events.Cancelled(latest.step, checkpoint, job.output, "interrupted"))
         return Interrupted(latest.step, job.settings.iterations, image, job.output)
+
+    def kept(self, error: Exception) -> Exception:
+        """``error`` saying where the iteration reached is kept (a checkpoint written now) for --resume."""
+        checkpoint = self._checkpoint_latest()
+        if checkpoint is None:
+            return error
+        step = self.job.first_step if self.latest is None else self.latest.step
+        kept = type(error)(f"{error}; iteration {step} is kept in {checkpoint}")
+        kept.__dict__.update(error.__dict__)
+        return kept
 
     def failed(self, error: Exception) -> Exception:
         """Emit Failed for ``error``: a StylizeError's own message and code, anything else is a bug (70)."""
