@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from stylize.backends.vgg import VGG19
+from stylize.backends.caffe_vgg import VGG19
 from stylize.cli.main import cli
 from stylize.core import UsageError, plugins
 from stylize.core.images import fit_long_side, resize

@@ -4,8 +4,8 @@ import pytest
 
 from stylize.backends import cuda, prototxt
 from stylize.backends.caffe_net import CaffeBackend
-from stylize.backends.vgg import VGG19
-from stylize.backends.vggnet import VGG19_BLOCKS, blob_names, vgg_prototxt
+from stylize.backends.caffe_vgg import VGG19
+from stylize.backends.vgg_architecture import VGG19_BLOCKS, blob_names, vgg_prototxt
 from stylize.core import ModelError, UsageError
 
 from stylize.testing import gradient_errors as coordinate_check
@@ -133,7 +133,7 @@ def option_names(cls) -> list[str]:
 
 def test_caffe_backends_declare_their_options():
     from stylize.backends.bvlc import CaffeNet, GoogLeNet
-    from stylize.backends.vgg import VGG16
+    from stylize.backends.caffe_vgg import VGG16
     assert option_names(CaffeBackend) == ["prototxt", "weights", "model_dir", "precision"]
     files = CaffeBackend.options[:3]
     assert all(option.path and option.default is None and option.help for option in files)

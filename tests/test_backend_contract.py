@@ -10,8 +10,8 @@ import pytest
 from stylize.backends.caffe_net import CaffeBackend
 from stylize.backends.prototxt import parse
 from stylize.backends.sizes import tiling as prototxt_tiling
-from stylize.backends.vgg import VGG19
-from stylize.backends.vggnet import VGG19_BLOCKS, vgg_layers, vgg_prototxt
+from stylize.backends.caffe_vgg import VGG19
+from stylize.backends.vgg_architecture import VGG19_BLOCKS, vgg_layers, vgg_prototxt
 from stylize.cli.backend_options import declared_backend_options
 from stylize.core import Option, PluginError, Step, chain_tiling
 from stylize.core.objective import WeightedLoss, make_backend, make_objective

@@ -146,7 +146,7 @@ def test_tiny_network_gradient_in_bf16(tiny_net, shim):
 @needs_cpu
 @pytest.mark.slow
 def test_vgg19_gradient_in_bf16_against_fp32(vgg19_weights, photos):
-    from stylize.backends.vgg import VGG19
+    from stylize.backends.caffe_vgg import VGG19
     layers = ["conv1_1", "conv3_1", "conv4_2", "conv5_1"]
     image = photos["chelsea"][100:228, 150:278]
     exact = VGG19(layers, weights=vgg19_weights)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from stylize.backends import costs, prototxt
-from stylize.backends.vgg import VGG19
-from stylize.backends.vggnet import VGG19_BLOCKS, VGG_CHANNELS, vgg_prototxt
+from stylize.backends.caffe_vgg import VGG19
+from stylize.backends.vgg_architecture import VGG19_BLOCKS, VGG_CHANNELS, vgg_prototxt
 
 from .tinynet import PROTOTXT as TINY
 

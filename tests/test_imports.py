@@ -105,11 +105,11 @@ def _in(module: str, packages) -> bool:
 def test_the_graph_sees_known_imports():
     """The reader resolves relative, function-level and ``from pkg import module`` imports."""
     graph = import_graph()
-    assert "stylize.backends.caffe_net" in graph["stylize.backends.vgg"]   # from .caffe_net import
+    assert "stylize.backends.caffe_net" in graph["stylize.backends.caffe_vgg"]   # from .caffe_net import
     assert "stylize.backends.costs" in graph["stylize.backends.caffe_net"]  # from . import costs
     assert "stylize.backends.pastiche" in graph["stylize.backends.zoo"]    # inside a function
     assert "stylize.backends.zoo" in graph["stylize.cli.models"]           # from stylize.backends import zoo
-    assert "stylize.core" in graph["stylize.backends.vgg"]                 # from stylize.core import Option
+    assert "stylize.core" in graph["stylize.backends.caffe_vgg"]                 # from stylize.core import Option
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set()}) == [["a", "b", "c", "a"]]
 
 

@@ -11,7 +11,7 @@ import install_pycaffe as build  # noqa: E402
 
 from stylize.backends.prototxt import parse  # noqa: E402
 from stylize.backends.pycaffe import import_caffe  # noqa: E402
-from stylize.backends.vggnet import VGG19_BLOCKS, vgg_prototxt  # noqa: E402
+from stylize.backends.vgg_architecture import VGG19_BLOCKS, vgg_prototxt  # noqa: E402
 
 from .tinynet import PROTOTXT as TINY  # noqa: E402
 

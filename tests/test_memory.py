@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import scipy.optimize
 
-from stylize.backends.vgg import VGG19
+from stylize.backends.caffe_vgg import VGG19
 from stylize.core import memory
 from stylize.core.errors import ImageError, ResourceError, UsageError
 from stylize.core.settings import Settings

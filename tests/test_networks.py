@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from stylize.backends import prototxt, zoo
 from stylize.backends.bvlc import NETWORKS, CaffeNet, GoogLeNet
 from stylize.backends.pycaffe import import_caffe
-from stylize.backends.vgg import VGG16, VGG19
-from stylize.backends.vggnet import vgg_prototxt
+from stylize.backends.caffe_vgg import VGG16, VGG19
+from stylize.backends.vgg_architecture import vgg_prototxt
 from stylize.cli.main import cli
 from stylize.core import ModelError, UsageError
 from stylize.core.objective import build_losses

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from stylize.backends.caffe_net import CaffeBackend
-from stylize.backends.vgg import VGG19
+from stylize.backends.caffe_vgg import VGG19
 from stylize.core.objective import Objective, WeightedLoss
 from stylize.losses.content import ContentLoss
 from stylize.losses.gram import GramLoss

@@ -9,7 +9,7 @@ from PIL import Image
 from stylize.backends.caffe_net import CaffeBackend
 from stylize.backends.prototxt import parse
 from stylize.backends.sizes import tiling as prototxt_tiling
-from stylize.backends.vggnet import VGG19_BLOCKS, vgg_prototxt
+from stylize.backends.vgg_architecture import VGG19_BLOCKS, vgg_prototxt
 from stylize.cli.main import cli
 from stylize.core import Loss, UsageError
 from stylize.core.objective import WeightedLoss, make_objective

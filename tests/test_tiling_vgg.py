@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylize.backends.vgg import VGG19
+from stylize.backends.caffe_vgg import VGG19
 from stylize.core import memory
 from stylize.core.job import Job
 from stylize.core.objective import WeightedLoss, make_objective

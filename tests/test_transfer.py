@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import scipy.optimize
 
-from stylize.backends.vgg import VGG19
+from stylize.backends.caffe_vgg import VGG19
 from stylize.core.images import fit_long_side, resize
 from stylize.starts.noise import pink_noise
 from stylize.core.objective import build_losses, content_weight, make_backend, make_objective

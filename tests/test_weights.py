@@ -4,7 +4,7 @@ import pytest
 
 from stylize.backends import pastiche, zoo
 from stylize.backends.pycaffe import import_caffe
-from stylize.backends.vgg import VGG19
+from stylize.backends.caffe_vgg import VGG19
 from stylize.core import file_digest
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from stylize.backends import download, verify, zoo
 from stylize.backends.pycaffe import import_caffe
-from stylize.backends.vggnet import VGG16_BLOCKS, VGG19_BLOCKS, conv_shapes
+from stylize.backends.vgg_architecture import VGG16_BLOCKS, VGG19_BLOCKS, conv_shapes
 from stylize.core import ModelError
 
 from .test_cli import CLICK_USAGE_EXIT, assert_one_line_error, invoke

@@ -35,7 +35,7 @@ from stylize.core import (ModelError, atomic_write, file_digest, move_into_place
 from .download import download_file
 from .pycaffe import import_caffe
 from .verify import check_size, check_structure, remember_shapes
-from .vggnet import VGG16_BLOCKS, VGG19_BLOCKS, conv_shapes
+from .vgg_architecture import VGG16_BLOCKS, VGG19_BLOCKS, conv_shapes
 
 # -- published facts about the official files --------------------------------
 

@@ -1,6 +1,6 @@
 """The VGG networks (Simonyan & Zisserman) described in code: their layers, weight shapes and prototxt.
 
-Both the backends (:mod:`stylize.backends.vgg`, which run the network) and
+Both the backends (:mod:`stylize.backends.caffe_vgg`, which run the network) and
 the zoo (:mod:`stylize.backends.zoo`, which checks that a downloaded file
 holds every convolution with the right shape) read this one description.
 The prototxt is generated rather than shipped so that the pooling can be

@@ -1,6 +1,6 @@
 """VGG networks (Simonyan & Zisserman) as Caffe backends.
 
-The network is generated from :mod:`stylize.backends.vggnet` with the pooling
+The network is generated from :mod:`stylize.backends.vgg_architecture` with the pooling
 chosen; like every network it is then cut after the deepest layer a loss
 reads and frozen by ``prototxt.prepare``.
 """
@@ -12,7 +12,7 @@ from typing import Sequence
 from stylize.core import Option
 
 from .caffe_net import CaffeBackend
-from .vggnet import POOLING, VGG16_BLOCKS, VGG19_BLOCKS, vgg_prototxt
+from .vgg_architecture import POOLING, VGG16_BLOCKS, VGG19_BLOCKS, vgg_prototxt
 from .zoo import require_weights
 
 
