@@ -2,10 +2,12 @@
 
 The package's folders are its architecture: ``core`` (contracts, images,
 plugin loading, settings, the run plan, the pipeline and the Job),
-``backends``, ``losses``, ``optimizers`` (the built-in plugins), and the
-drivers, each a thin layer over the Job: ``cli`` (the command line),
-``serve`` (the web app), ``batch`` (many runs on Dask) and ``video`` (frames
-with temporal consistency).
+``backends``, ``losses``, ``optimizers``, ``starts`` (the built-in plugins),
+``testing`` (the contract tests plugin authors run), ``cluster`` (one
+picture's evaluations spread over Dask workers), and the drivers, each a thin
+layer over the Job: ``cli`` (the command line), ``serve`` (the web app),
+``batch`` (many runs on Dask) and ``video`` (frames with temporal
+consistency).
 
 ``stylize(content, style, **settings)`` runs what ``stylize run`` runs and
 returns the image; ``Job`` drives the same run step by step, with events

@@ -169,7 +169,7 @@ class Batch:
         waiting for them).
         """
         emit = on_event or (lambda event: None)
-        run = _Run(self, emit)
+        run = _BatchRun(self, emit)
         for planned in self.planned:
             if not planned.runs:
                 run.end(_decided(planned))
@@ -201,7 +201,7 @@ def _decided(planned: Planned) -> JobResult:
     return JobResult(planned.number, planned.job, FAILED, error=planned.error, exit_code=planned.exit_code)
 
 
-class _Run:
+class _BatchRun:
     """One call of ``Batch.run``: the futures, the events queue and what each job did so far."""
 
     def __init__(self, batch: Batch, emit: Callable[[BatchEvent], None]):
