@@ -1,9 +1,8 @@
-"""The core: plugin contracts, images, plugin loading and the pipeline.
+"""The core's face for plugins: everything a backend, loss, optimizer or start may use of stylize.
 
-This package's top level is the face plugins use: everything a backend,
-loss, optimizer or start needs from stylize is importable from ``stylize.core``
-(the built-in plugins import nothing else of stylize), so that what the
-core keeps behind it can change without breaking a plugin.
+The built-in plugins import nothing else of stylize, and neither should a
+third party's: what the core keeps behind this face can then change
+without breaking a plugin.
 """
 from .arrays import squared_norm
 from .config import stylize_home
