@@ -105,11 +105,11 @@ def _in(module: str, packages) -> bool:
 def test_the_graph_sees_known_imports():
     """The reader resolves relative, function-level and ``from pkg import module`` imports."""
     graph = import_graph()
-    assert "stylize.backends.caffe_net" in graph["stylize.backends.caffe_vgg"]   # from .caffe_net import
+    assert "stylize.backends.caffe_net" in graph["stylize.backends.caffe_vgg"]  # from .caffe_net import
     assert "stylize.backends.costs" in graph["stylize.backends.caffe_net"]  # from . import costs
     assert "stylize.backends.pastiche" in graph["stylize.backends.zoo"]    # inside a function
     assert "stylize.backends.zoo" in graph["stylize.cli.models"]           # from stylize.backends import zoo
-    assert "stylize.core" in graph["stylize.backends.caffe_vgg"]                 # from stylize.core import Option
+    assert "stylize.core" in graph["stylize.backends.caffe_vgg"]           # from stylize.core import Option
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set()}) == [["a", "b", "c", "a"]]
 
 
@@ -132,3 +132,20 @@ def test_plugins_import_only_the_core_face():
         wrong += [f"{module} imports {target}" for target in sorted(targets)
                   if target != "stylize.core" and not _in(target, [home])]
     assert not wrong, "; ".join(wrong)
+
+
+def test_only_the_plugin_loader_imports_stevedore():
+    """One module loads plugins (stevedore's DriverManager); listing them reads metadata, and no
+    production code uses stevedore's test helper (``make_test_instance``)."""
+    importers, helper = set(), set()
+    for name, path in modules().items():
+        source = path.read_text()
+        for node in ast.walk(ast.parse(source, str(path))):
+            if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "stevedore" for a in node.names):
+                importers.add(name)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "stevedore":
+                importers.add(name)
+        if "make_test_instance" in source:
+            helper.add(name)
+    assert importers == {"stylize.core.plugins.loader"}
+    assert not helper, f"stevedore's test helper in {sorted(helper)}"
