@@ -14,6 +14,7 @@ returns the image; ``Job`` drives the same run step by step, with events
 (``stylize.events``) and ``cancel()``. See ``stylize.api``.
 """
 from . import batch  # callable: stylize.batch(jobs, client=None) runs jobs on Dask (see stylize.batch)
+from . import cluster  # registers --scheduler (one picture's tiles on Dask) with core's hook, stylize.core.remote
 from .api import Cancelled, Interrupted, Job, events, stylize
 from .core.inputs import load_inputs
 from .core.pipeline import transfer

@@ -89,7 +89,7 @@ class _StandInPipeline:
         from stylize.core.events import Estimate
         return Estimate(None, None, None, (None,) * len(self.plan.levels), None)
 
-    def run(self, inputs, on_step, start=None, on_level=None):
+    def run(self, inputs, on_step, start=None, on_level=None, views=None):
         from stylize.core.objective import Objective
 
         class NoTerms(Objective):

@@ -146,6 +146,12 @@ class Job:
         return Pipeline.load(self.settings, self.plan)
 
     @functools.cached_property
+    def views(self) -> Views:
+        """The inputs as the network sees them (colours matched, masks split): made once, for the first
+        image and the levels."""
+        return Views(self.inputs, self.settings)
+
+    @functools.cached_property
     def estimate(self) -> events.Estimate:
         """Memory and time expected; ResourceError if the run cannot fit in memory. Loads the network.
         ``plan`` becomes the complete plan (each level's evaluation, optimizer and costs) it sums."""
@@ -227,7 +233,7 @@ class _Run:
         estimate = job.estimate
         self.clock = Clock(job.plan, estimate.level_costs(), job.first_step, estimate.seconds)
         self.emit(events.Started(job.plan, estimate, job.first_step))
-        image = job.pipeline.run(job.inputs, self.on_step, start, self.on_level)
+        image = job.pipeline.run(job.inputs, self.on_step, start, self.on_level, job.views)
         for term in job.pipeline.losses:  # a loss's optional step after the last level (affine.smooth)
             if hasattr(term.loss, "finish"):
                 image = term.loss.finish(image)
@@ -246,7 +252,7 @@ class _Run:
         if job.resumed is not None:
             return Start(job.resumed.step, job.resumed.image)
         level = job.plan.remaining(0)[0][0]
-        views = Views(job.inputs, job.settings)
+        views = job.views
         image = views.seen(start_image(job.settings, views.content, views.styles, level.shape))
         self.emit(events.FirstImage(level, views.shown(image)))
         return Start(0, image)

@@ -23,6 +23,7 @@ from .inputs import Inputs
 from .masks import resize_regions, split_regions
 from .objective import Objective, WeightedLoss, make_objective
 from .plan import Level, Plan
+from .remote import remote_for
 from .settings import Settings
 from .tiled_objective import make_tiled_objective
 
@@ -108,10 +109,11 @@ def run_level(settings: Settings, backend: Backend, losses: Sequence[WeightedLos
     shape = level.shape
     content = resize(views.content, shape)
     styles = [resize(s, size) for s, size in zip(views.styles, level.style_shapes)]
-    make = make_objective if level.tiles is None else functools.partial(make_tiled_objective, tiles=level.tiles)
-    if level.tiles is not None and settings.scheduler:  # the tiles' passes on a Dask cluster (stylize.cluster)
-        from ..cluster.objective import make_cluster_objective
-        make = functools.partial(make_cluster_objective, tiles=level.tiles, settings=settings)
+    make = make_objective
+    if level.tiles is not None:  # the tiles' passes here, or on the machines a capability gives (--scheduler)
+        elsewhere = remote_for(settings)
+        make = functools.partial(make_tiled_objective if elsewhere is None else elsewhere.objective,
+                                 tiles=level.tiles)
     objective = make(
         backend, losses, content, styles, style_weights=settings.style_weights,
         regions=None if views.regions is None else resize_regions(views.regions, shape),

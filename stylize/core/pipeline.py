@@ -58,12 +58,13 @@ class Pipeline:
         return Estimate.of(self.planned)
 
     def run(self, inputs: Inputs, on_step: StepHook, start: Start | None = None,
-            on_level: Callable[[Level], None] | None = None) -> np.ndarray:
-        """Optimize level by level; return the image as the user sees it."""
+            on_level: Callable[[Level], None] | None = None, views: Views | None = None) -> np.ndarray:
+        """Optimize level by level; return the image as the user sees it. ``views``: the inputs' ``Views``
+        where the caller made them already (a Job, for its first image)."""
         # After the backend loaded its BLAS, so that the limit reaches Caffe's too.
         with run_threads(self.settings.threads):
             return run_levels(self.settings, self.backend, self.losses, self.planned,
-                              Views(inputs, self.settings), on_step, start, on_level)
+                              views or Views(inputs, self.settings), on_step, start, on_level)
 
 
 def transfer(content: np.ndarray, style: np.ndarray | Sequence[np.ndarray], settings: Settings,

@@ -1,0 +1,25 @@
+"""The Dask cluster as core's ``Remote``: its workers' memory limits for the plan, its objective for the levels."""
+from __future__ import annotations
+
+from ..core.remote import Machines
+from ..core.settings import Settings
+from .connection import connect, watched
+from .objective import ClusterObjective, make_cluster_objective
+
+
+class DaskRemote:
+    """The workers of the scheduler at ``settings.scheduler``."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    def machines(self) -> Machines:
+        """Each worker's memory limit as Dask reports it (``dask worker --memory-limit``; 0: none)."""
+        address = self.settings.scheduler
+        client = connect(address)
+        with watched(client, address):
+            workers = client.scheduler_info(n_workers=-1)["workers"]
+        return Machines(address, tuple(w.get("memory_limit") or None for _, w in sorted(workers.items())))
+
+    def objective(self, backend, losses, content, style, tiles, **images) -> ClusterObjective:
+        return make_cluster_objective(backend, losses, content, style, tiles, self.settings, **images)
