@@ -20,11 +20,11 @@ import stylize
 from stylize.batch import BatchJob
 from stylize.batch import jobs as batch_jobs
 from stylize.batch.events import DONE, JobEnded, JobProgress, JobResult, JobStarted
-from stylize.batch.options import RunOptions
 from stylize.batch.plan import FAILED, FINISHED, NEW, RESUME, Planned, local_layout, plan
 from stylize.batch.report import Tracker, summary_rows, table
 from stylize.cli import run as run_cli
 from stylize.cli.batch import batch as batch_command
+from stylize.cli.batch_options import RunOptions
 from stylize.cli.main import cli
 from stylize.core import checkpoint as checkpoints
 from stylize.core.errors import ImageError, UsageError

@@ -7,6 +7,7 @@ are separate, ``result.output`` is both as a terminal would show them.
 """
 from __future__ import annotations
 
+import json
 import os
 
 import click
@@ -313,11 +314,11 @@ def test_tiny_run_writes_png_with_settings(images, weights_installed):
         assert img.format == "PNG"
         assert img.size == (32, 24)  # 40x30 scaled to a long side of 32
         assert img.mode == "RGB"
-        settings = img.text["stylize:settings"]
+        settings = json.loads(img.text["stylize:settings"])
         assert img.text["Software"] == "stylize"
         assert img.text["stylize:content"] == str(images["content"])
         assert img.text["stylize:style"] == str(images["style"])
-    assert "caffe-vgg19" in settings and "iterations=2" in settings and "length=32" in settings
+    assert (settings["backend"], settings["iterations"], settings["length"]) == ("caffe-vgg19", 2, 32)
 
 
 def test_run_with_progress_writes_jpeg_in_new_folders(images, weights_installed):

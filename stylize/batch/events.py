@@ -54,7 +54,7 @@ class JobResult:
                 "status": self.status, "seconds": None if self.seconds is None else round(self.seconds, 3),
                 "error": self.error, "exit_code": self.exit_code, "first_step": self.first_step,
                 "attempts": self.attempts, "worker": self.worker, "threads": self.threads,
-                "settings": repr(job.settings)}
+                "settings": job.settings.to_dict()}
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,14 @@ the same network share one load. The local cluster is sized from them.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from dataclasses import dataclass
 from typing import Sequence
 
 from stylize.core.errors import INTERNAL_ERROR_EXIT, StylizeError, UsageError, one_line
 from stylize.core.events import Estimate
+from stylize.core.fields import described
 from stylize.core.job import Job
 from stylize.core.memory import memory_limit
 from stylize.core.pipeline import Pipeline
@@ -24,10 +26,6 @@ from .jobs import BatchJob
 
 #: States of a planned job.
 NEW, RESUME, FINISHED, FAILED = "new", "resume", "finished", "failed"
-#: Settings that change neither the network nor the optimizer's state: jobs differing only in
-#: these share one loaded network for their estimates.
-_NOT_NETWORK = ("iterations", "length", "ratio", "style_scale", "style_weights", "preserve_colors",
-                "match_colors", "mask_tolerance", "scales", "ladder", "init", "seed", "threads", "bit_depth")
 
 
 @dataclass
@@ -94,7 +92,11 @@ def _plan_one(number: int, job: BatchJob, force: bool, pipelines: dict[str, Pipe
 def estimate(run: Job, pipelines: dict[str, Pipeline]) -> Estimate:
     """``run.estimate``, loading each distinct network once for a whole batch."""
     settings = run.settings
-    key = repr(dataclasses.replace(settings, **{name: getattr(type(settings)(), name) for name in _NOT_NETWORK}))
+    # Jobs whose settings differ only in fields that change neither the network nor the optimizer
+    # (each field's declaration says) share one load.
+    network = {name for name, (about, _) in described(type(settings)).items() if about.network}
+    key = json.dumps({name: value for name, value in settings.to_dict().items() if name in network},
+                     sort_keys=True, default=str)
     pipeline = pipelines.get(key)
     if pipeline is None:
         pipeline = pipelines[key] = Pipeline.load(settings, run.plan)

@@ -121,7 +121,7 @@ def report_path(results: Sequence[JobResult]) -> Path:
 def write_report(path: str | os.PathLike, results: Sequence[JobResult], *, seconds: float,
                  cluster: dict[str, Any] | None = None, interrupted: bool = False) -> Path:
     """The JSON report, atomically: every job's outcome, the totals and the cluster."""
-    body = {"version": 1, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(seconds, 3),
+    body = {"version": 2, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(seconds, 3),
             "interrupted": interrupted, "totals": totals(results), "cluster": cluster or {},
             "jobs": [result.as_dict() for result in results]}
     with atomic_write(path) as f:

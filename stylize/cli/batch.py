@@ -1,7 +1,7 @@
 """``stylize batch``: many contents and styles on a Dask cluster (local by default), resumable.
 
 A thin layer over ``stylize.batch``: jobs from globs or a manifest with
-``stylize run``'s options as their defaults (``stylize.batch.options``),
+``stylize run``'s options as their defaults (``stylize.cli.batch_options``),
 planned, run, and shown as one progress line, a summary table and a JSON
 report.
 """
@@ -14,7 +14,6 @@ import click
 
 from stylize.batch import jobs as batch_jobs
 from stylize.batch.events import CANCELLED, DONE, FAILED, BatchInterrupted, JobEnded, JobStarted
-from stylize.batch.options import RunOptions, with_run_options
 from stylize.batch.plan import FAILED as REFUSED
 from stylize.batch.plan import FINISHED, RESUME, local_layout, plan
 from stylize.batch.report import REPORT_NAME, Tracker, report_path, summary_rows, table, totals, write_report
@@ -23,6 +22,7 @@ from stylize.core import plan_text
 from stylize.core.errors import StylizeError, UsageError
 from stylize.core.memory import format_bytes
 
+from .batch_options import RunOptions, with_run_options
 from .config import configurable
 from .progress import duration
 

@@ -128,6 +128,8 @@ def _expected(option: click.Option) -> tuple[tuple[type, ...], str]:
         return (int,), "an integer"
     if isinstance(kind, click.types.FloatParamType):
         return (int, float), "a number"
+    if isinstance(kind, click.Choice) and all(isinstance(c, int) for c in kind.choices):  # --bit-depth 8|16
+        return (int,), f"one of {', '.join(map(str, kind.choices))}"
     return (str,), "a string"
 
 

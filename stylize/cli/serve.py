@@ -30,6 +30,9 @@ DEFAULT_PORT = 8765  # stylize.serve.config.DEFAULT_PORT, repeated to keep --hel
                    "are file paths (caffe.prototxt, caffe.weights...) can only be set this way.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="BLAS threads of each run (default: OpenBLAS's own choice).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="A Dask scheduler (e.g. tcp://10.0.0.5:8786) for every job: the tiles of each tiled scale run "
+                   "on its workers (stylize run --scheduler; docs/cluster.md), overriding the page.")
 @click.option("--preview-every", type=click.FloatRange(min=0), default=0.25, show_default=True,
               metavar="SECONDS", help="Time between two live preview images of a run.")
 @click.option("--max-upload-mb", type=click.FloatRange(min=0.001), default=50, show_default=True,
@@ -44,7 +47,7 @@ DEFAULT_PORT = 8765  # stylize.serve.config.DEFAULT_PORT, repeated to keep --hel
                    "uploads and ended jobs that no queued or running job needs are deleted to stay under "
                    "it; the page shows the limit and the usage.")
 def serve(host, port, token, open_browser, work, settings_, threads, preview_every, max_upload_mb, max_length,
-          max_iterations, max_storage):
+          max_iterations, max_storage, scheduler):
     """Start the web app: upload images, run jobs with a live preview, browse and compare results.
 
     Prints the page's URL and serves until Ctrl-C, which cancels a running
@@ -61,14 +64,14 @@ def serve(host, port, token, open_browser, work, settings_, threads, preview_eve
     from stylize.serve.forms import check_fixed
     from stylize.serve.server import Server
 
-    from .run import parse_plugin_options
+    from .setting_options import parse_plugin_options
 
     if token is not None and not token.strip():
         raise UsageError("--token: empty; give at least 16 characters, or leave it out")
     if token is None and not is_loopback(host):
         token = new_token()
     config = ServeConfig(host=host, port=port, token=token, fixed_options=check_fixed(parse_plugin_options(settings_)),
-                         threads=threads, preview_every=preview_every,
+                         threads=threads, scheduler=scheduler, preview_every=preview_every,
                          max_upload_bytes=int(max_upload_mb * 1024 * 1024), max_length=max_length,
                          max_iterations=max_iterations)
     if work is not None:

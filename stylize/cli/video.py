@@ -8,31 +8,30 @@ commands cannot drift apart; the video's own options come first.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import sys
 
 import click
 
 from stylize.core.errors import UsageError
+from stylize.core.fields import VIDEO, offered_by
 from stylize.core.settings import Settings
 
 from .backend_options import BACKEND_OPTIONS
 from .checks import check_conflicts
 from .config import configurable
 from .progress import duration
-from .run import settings_from_options
 from .run import run as run_command
+from .setting_options import FIELD_OF, settings_from_options
 
-#: ``stylize run`` options taken over: those that define the settings of every frame (Settings'
-#: fields, --preset, --quality, --set, the backend flags, --config) and -q. Not the single content image and
-#: its masks, the output image, its snapshots and checkpoints (the work folder replaces them), its
-#: --force (ours also covers the work folder), nor options of runs only (--resume, --preview ...).
-TAKEN = ({field.name for field in dataclasses.fields(Settings)} - {"mask_tolerance", "options"}) | \
-    {"styles", "preset", "quality", "settings_", "quiet"}
+#: ``stylize run`` options taken over: those of the Settings fields that declare video among their drivers,
+#: --preset, --quality, --set, the backend flags, --config and -q. Not the single content image and its masks,
+#: the output image, its snapshots and checkpoints (the work folder replaces them), its --force (ours also
+#: covers the work folder), nor options of runs only (--resume, --preview ...).
+TAKEN = set(offered_by(Settings, VIDEO)) | {"styles", "preset", "quality", "settings_", "quiet"}
 
 
 def _taken(param: click.Parameter) -> bool:
-    return param.name in TAKEN or param.name in BACKEND_OPTIONS or param.name == "config"
+    return FIELD_OF.get(param.name, param.name) in TAKEN or param.name in BACKEND_OPTIONS or param.name == "config"
 
 
 @click.command()

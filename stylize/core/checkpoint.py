@@ -18,7 +18,6 @@ one-line warning and the run goes on: it is insurance, not the result.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import io
 import json
@@ -35,6 +34,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .errors import ImageError, UsageError
+from .fields import described
 from .files import file_digest, move_into_place
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,6 @@ PREVIOUS = ".prev"
 EVERY = 10
 #: Bumped when the file layout changes; other versions are refused.
 FORMAT = 2  # 2: the image is the working image (StepResult.state), not the shown one
-#: Settings that change how a run is carried out, not the image it makes.
-NOT_FINGERPRINTED = frozenset({"threads", "gpu", "tile_size", "bit_depth", "scheduler"})
 #: How the fingerprint's keys are named in messages (others: ``--name-with-dashes``).
 LABELS = {
     "losses": "--loss",
@@ -86,11 +84,12 @@ def digest(source: Any) -> str:
 def fingerprint(settings: Any, inputs: Mapping[str, Any]) -> dict[str, str]:
     """Canonical text of each setting that defines the result, and of each input's digest.
 
-    ``settings`` is a ``pipeline.Settings``; ``inputs`` maps a name from
+    ``settings`` is a ``Settings`` (its JSON form: a checkpoint of the form before it, ``asdict``'s,
+    reads the same); ``inputs`` maps a name from
     ``LABELS`` to a path or array, a list of them, or None.
     """
-    prints = {name: _canonical(value) for name, value in dataclasses.asdict(settings).items()
-              if name not in NOT_FINGERPRINTED}
+    changes = result_fields(type(settings))  # each field says whether it changes the image made
+    prints = {name: _canonical(value) for name, value in settings.to_dict().items() if name in changes}
     for name, source in inputs.items():
         if source is None:
             prints[name] = "none"
@@ -99,6 +98,11 @@ def fingerprint(settings: Any, inputs: Mapping[str, Any]) -> dict[str, str]:
         else:
             prints[name] = digest(source)
     return prints
+
+
+def result_fields(cls: type) -> set[str]:
+    """The fields of a Settings class that change the result (a resume must match), by their declarations."""
+    return {name for name, (about, _) in described(cls).items() if about.result}
 
 
 def _canonical(value: Any) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 from . import plugins
 from .contracts import IMAGE, Backend, Images, Loss, StyleTarget
 from .errors import NumericalError, UsageError
+from .fields import parse_layers
 from .inputs import blend_weights, one_or_many
 from .settings import Settings
 
@@ -124,7 +125,7 @@ def build_losses(settings: Settings, backend_cls: type[Backend]) -> list[Weighte
         weight = float(options.pop("weight", base))
         term_layers = options.pop("layers", layers[cls.role])
         if isinstance(term_layers, str):
-            term_layers = [part for part in term_layers.replace(",", " ").split() if part]
+            term_layers = parse_layers(term_layers) or []
         if isinstance(term_layers, Mapping):
             options.setdefault("layer_weights", dict(term_layers))
         if cls.role != "image" and not term_layers:

@@ -35,6 +35,8 @@ class ServeConfig:
     fixed_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: BLAS threads of each run (None: OpenBLAS's own choice).
     threads: int | None = None
+    #: A Dask scheduler every job's tiles run on (``Settings.scheduler``; None: on this machine).
+    scheduler: str | None = None
     #: Seconds between two preview images of a running job (at most 1/this images a second).
     preview_every: float = 0.25
     #: Largest request body: an upload (bytes). Other requests take at most ``max_json_bytes``.

@@ -12,13 +12,12 @@ by ``Settings.validate`` and ``Job`` exactly as for the command line.
 """
 from __future__ import annotations
 
-import ast
-import dataclasses
 import math
 from pathlib import Path
 from typing import Any
 
 from stylize.core import plugins
+from stylize.core.fields import FORM, SERVER, Setting, described, offered_by, parse_text
 from stylize.core.errors import StylizeError, UsageError, one_line
 from stylize.core.initial import NAMED as NAMED_INITS
 from stylize.core.options import LOSS_OPTIONS, Option, check, declared
@@ -32,14 +31,23 @@ GROUPS = {"backends": "stylize.backends", "losses": "stylize.losses", "optimizer
           "starts": "stylize.starts"}
 _TYPE_NAMES = {float: "float", int: "int", bool: "bool", str: "str"}
 
-#: Settings a page may set, with the JSON type each takes (``None`` allowed where the default is None).
-FIELDS: dict[str, tuple[type, ...]] = {
-    "backend": (str,), "losses": (list,), "optimizer": (str,), "ratio": (int, float),
-    "iterations": (int,), "tol": (int, float), "length": (int,), "style_scale": (int, float), "preserve_colors": (bool,),
-    "match_colors": (bool,), "mask_tolerance": (int, float), "scales": (int, type(None)),
-    "init": (str,), "seed": (int, type(None)), "content_layers": (str, type(None)),
-    "style_layers": (str, type(None)), "bit_depth": (int,), "ladder": (str,),
-}
+def json_types(about: Setting, default: Any) -> tuple[type, ...]:
+    """The JSON types a page may send for a field: a list for a repeated one, text for one read from text
+    (layers, comma-separated), else its type (a whole number for a number too); null where the default is."""
+    if about.multiple:
+        types: tuple[type, ...] = (list,)
+    elif about.parse is not None:
+        types = (str,)
+    else:
+        types = {float: (int, float), int: (int,), bool: (bool,)}.get(about.type, (str,))
+    return types + ((type(None),) if default is None else ())
+
+
+#: Settings a page may set (their declarations offer them to the form), with the JSON types each takes.
+FIELDS: dict[str, tuple[type, ...]] = {name: json_types(about, default)
+                                       for name, (about, default) in described(Settings).items() if FORM in about.drivers}
+#: Settings the server sets for every job (``ServeConfig``'s attribute of the same name, when not None).
+SERVER_FIELDS = offered_by(Settings, SERVER)
 
 
 def option_json(option: Option, fixed: dict[str, Any], generic: bool = False) -> dict[str, Any]:
@@ -214,12 +222,14 @@ def _settings_fields(given: Any, work: WorkFolder, config: ServeConfig) -> dict[
         if not UPLOAD_ID.fullmatch(init):
             raise _bad(f"init {_short(init)}: choose {', '.join(NAMED_INITS)} or an uploaded image")
         fields["init"] = str(_upload(work, init, "init image"))
-    for name in ("content_layers", "style_layers"):
-        if fields.get(name) is not None:
-            fields[name] = fields[name].replace(",", " ").split() or None
+    about = described(Settings)
+    for name, value in fields.items():
+        if isinstance(value, str) and about[name][0].parse is not None and not about[name][0].multiple:
+            fields[name] = parse_text(about[name][0], value)  # layers: comma-separated text
     fields["options"] = _plugin_options(given.get("options", {}), fields, config)
-    if config.threads is not None:
-        fields["threads"] = config.threads
+    for name in SERVER_FIELDS:  # the server's own (stylize serve --threads, --scheduler) win over the page
+        if getattr(config, name, None) is not None:
+            fields[name] = getattr(config, name)
     return fields
 
 
@@ -278,42 +288,23 @@ def _with_fixed(settings: Settings, config: ServeConfig) -> dict[str, dict[str, 
     return options
 
 
-# -- settings read back from a result ---------------------------------------------------
-
-def parse_settings_repr(text: str) -> dict[str, Any] | None:
-    """The fields of ``repr(Settings(...))`` (PNG text "stylize:settings"), read without evaluating code."""
-    try:
-        node = ast.parse(text, mode="eval").body
-    except (SyntaxError, ValueError):
-        return None
-    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Settings"):
-        return None
-    known = {f.name for f in dataclasses.fields(Settings)}
-    fields = {}
-    for keyword in node.keywords:
-        if keyword.arg not in known:
-            continue
-        try:
-            fields[keyword.arg] = ast.literal_eval(keyword.value)
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            continue
-    return fields
-
+# -- settings read back from a result (their JSON form) -------------------------------
 
 def form_of(fields: dict[str, Any]) -> dict[str, Any]:
-    """Settings fields (from a result's metadata) as the ``settings`` of a job request from the page.
+    """Settings fields (a result's metadata, ``Settings.to_dict``'s form) as the ``settings`` of a job request.
 
     File-path options and settings the page does not set are left out; list
     values become what the page sends (layers comma-separated).
     """
     form: dict[str, Any] = {}
+    about = described(Settings)
     for name in FIELDS:
         if name not in fields:
             continue
         value = fields[name]
-        if name in ("content_layers", "style_layers") and value is not None:
-            value = ",".join(value) if isinstance(value, (list, tuple)) else str(value)
-        elif name == "losses":
+        if FIELDS[name][0] is str and isinstance(value, (list, tuple)):  # a list the page sends as text
+            value = ",".join(map(str, value))
+        elif FIELDS[name][0] is list:
             value = list(value)
         elif name == "init" and value not in NAMED_INITS:
             continue  # an init image: not something the page can name by path

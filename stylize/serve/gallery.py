@@ -1,8 +1,9 @@
 """The gallery: finished results, with the settings read back from their PNG metadata.
 
 Each result carries what made it in its PNG text (written by the Job):
-``stylize:settings`` (the ``Settings`` repr, read here with ``ast``, never
-evaluated), ``stylize:content`` and ``stylize:style`` (upload ids, or paths
+``stylize:settings`` (the settings' JSON form, ``Settings.to_json``; a
+result of a version that wrote a repr shows no settings and cannot be run
+again), ``stylize:content`` and ``stylize:style`` (upload ids, or paths
 of uploads in this work folder for results of earlier versions, mapped back
 to upload ids when those still exist). That is enough to show the settings,
 to compare two results and to run one again.
@@ -18,7 +19,9 @@ from typing import Any
 
 from PIL import Image
 
-from .forms import form_of, parse_settings_repr
+from stylize.core.settings import read_json
+
+from .forms import form_of
 from .uploads import UploadStore
 from .work import JOB_ID, UPLOAD_ID, WorkFolder, regular
 
@@ -66,12 +69,13 @@ class Gallery:
             return None
         if "stylize:settings" not in text:
             return None
-        fields = parse_settings_repr(text["stylize:settings"]) or {}
+        fields = read_json(text["stylize:settings"])
         content = self._input(text.get("stylize:content", ""))
         styles = [self._input(part) for part in self._split_styles(text.get("stylize:style", ""))]
+        readable, fields = fields is not None, fields or {}
         weights = fields.get("style_weights") or [1.0] * len(styles)
         request = None
-        if content["upload"] and styles and all(style["upload"] for style in styles):
+        if readable and content["upload"] and styles and all(style["upload"] for style in styles):
             request = {"content": content["upload"],
                        "styles": [{"upload": style["upload"], "weight": float(weight)}
                                   for style, weight in zip(styles, weights)],

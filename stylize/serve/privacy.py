@@ -43,7 +43,7 @@ def public_metadata(metadata: dict[str, str], settings: Settings, content: Path,
     """A Job's PNG text with its inputs named by upload id and no absolute path in its settings."""
     return {**metadata, "stylize:content": _public_name(content),
             "stylize:style": ", ".join(_public_name(style) for style in styles),
-            "stylize:settings": repr(public_settings(settings))}
+            "stylize:settings": public_settings(settings).to_json()}
 
 
 def public_settings(settings: Settings) -> Settings:

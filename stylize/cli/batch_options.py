@@ -3,7 +3,7 @@
 One code path with ``stylize run``: the batch command carries copies of
 run's click options (so ``--help``, types, ``STYLIZE_*`` variables and
 ``--config`` files behave the same), and each job's ``Settings`` come from
-run's own ``settings_from_options`` on a click context of the run command whose
+``settings_from_options`` on a click context of the run command whose
 parameter sources say what the user gave: the job's own options count as
 given on the command line, so a ``--preset`` fills in only what neither the
 job nor the batch's command line set, exactly as it would for
@@ -18,17 +18,23 @@ from typing import Any, Mapping
 import click
 from click.core import ParameterSource
 
-from stylize.cli import run as run_cli
-from stylize.cli.backend_options import BACKEND_OPTIONS
-from stylize.cli.checks import check_conflicts
-from stylize.cli.config import PLUGIN_OPTIONS, checked_value, option_name, plugin_items
+from stylize.batch.jobs import CSV_LIST, BatchJob, Row, absolute, resolve
 from stylize.core.errors import UsageError
+from stylize.core.fields import BATCH, RUN, Setting, described
 from stylize.core.initial import NAMED as NAMED_INITS
+from stylize.core.settings import Settings
 
-from .jobs import CSV_LIST, BatchJob, Row, absolute, resolve
+from . import run as run_cli
+from .backend_options import BACKEND_OPTIONS
+from .checks import check_conflicts
+from .config import PLUGIN_OPTIONS, checked_value, option_name, plugin_items
+from .setting_options import FIELD_OF, option_for, settings_from_options
 
 #: Options of ``stylize run`` that are not settings but a job's files: every job takes them too.
 FILE_OPTIONS = ("content_mask", "style_masks", "save_every", "save_dir", "checkpoint_every")
+#: Run's options that the batch command has for itself (its cluster's --scheduler): in a manifest they are the
+#: job's setting, on the batch's command line the batch's own.
+BATCH_OWN = ("scheduler",)
 #: What --threads means in a batch (run's help speaks of one run on a whole machine).
 THREADS_HELP = ("BLAS threads of each job (default: the cores a worker declares as its `cores` resource; "
                 "on the local cluster, the machine's cores shared out among its workers).")
@@ -41,16 +47,29 @@ def run_params() -> list[click.Parameter]:
     the settings on as ``**given``: a batch takes those, and the file
     options; the others (the content, the output, --resume, -q, --force,
     --preview ...) concern one run, which the batch command does its own way.
+    Settings fields that declare batch but not run (none today) join as run would make them.
     """
     named = {name for name, p in inspect.signature(run_cli.run.callback).parameters.items()
              if p.kind is not p.VAR_KEYWORD}
-    return [param for param in run_cli.run.params
-            if not param.expose_value or param.name in FILE_OPTIONS or param.name not in named]
+    fields = described(Settings)
+    params = [param for param in run_cli.run.params
+              if (not param.expose_value or param.name in FILE_OPTIONS or param.name not in named)
+              and BATCH in fields.get(FIELD_OF.get(param.name, param.name), (BATCH_TAKES, None))[0].drivers]
+    return params + [option_for(name, about, default) for name, (about, default) in fields.items()
+                     if BATCH in about.drivers and RUN not in about.drivers]
+
+
+#: What a run parameter that is no Settings field (--preset, --set, the file options) declares: batch takes it.
+BATCH_TAKES = Setting("", drivers=frozenset({BATCH}))
 
 
 def with_run_options(command: click.Command) -> click.Command:
-    """Add copies of ``stylize run``'s options to ``command`` (decorator; under ``configurable``)."""
+    """Add copies of ``stylize run``'s options to ``command`` (decorator; under ``configurable``).
+
+    One the batch command has itself (``BATCH_OWN``) stays a manifest key only."""
     for param in run_params():
+        if param.name in BATCH_OWN:
+            continue
         param = copy.copy(param)
         if param.name == "threads":
             param.help = THREADS_HELP
@@ -63,8 +82,11 @@ class RunOptions:
 
     def __init__(self, ctx: click.Context, values: Mapping[str, Any]):
         self.params = {param.name: param for param in run_params() if param.expose_value}
-        self.values = {name: values[name] for name in self.params}
-        self.sources = {name: ctx.get_parameter_source(name) or ParameterSource.DEFAULT for name in self.params}
+        # The batch's own --scheduler is no job's value: a job's is the default unless its manifest row gives one.
+        self.values = {name: param.default if name in BATCH_OWN else values[name]
+                       for name, param in self.params.items()}
+        self.sources = {name: ParameterSource.DEFAULT if name in BATCH_OWN else
+                        ctx.get_parameter_source(name) or ParameterSource.DEFAULT for name in self.params}
         #: ``--set`` items of the config file, the environment and the command line, in that order.
         self.plugin_items = plugin_items(ctx, values[PLUGIN_OPTIONS])
         self.by_key: dict[str, click.Parameter] = {}
@@ -93,7 +115,7 @@ class RunOptions:
         backend_given = {name: values.pop(name) for name in list(values) if name in BACKEND_OPTIONS}
         check_conflicts(output, [content, *styles, files["content_mask"], *(files["style_masks"] or ()),
                                  values["init"]])
-        settings = run_cli.settings_from_options(ctx, values, backend_given)
+        settings = settings_from_options(ctx, values, backend_given)
         return BatchJob(content, styles, output, settings, **files)
 
     def row_options(self, row: Row) -> dict[str, Any]:
