@@ -3,7 +3,9 @@ evaluation and run, a worker SIGKILLed mid-run, the scheduler SIGKILLed (one lin
 on a new cluster), a worker of another stylize version or another network refused by name."""
 from __future__ import annotations
 
+import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +23,7 @@ from stylize.cluster import connection
 from stylize.cluster import objective as cluster
 from stylize.cluster import worker
 from stylize.core import checkpoint as checkpoints
+from stylize.core import memory, speed
 from stylize.core import job as jobs
 from stylize.core.errors import StylizeError
 from stylize.core.events import Failed, Step
@@ -303,3 +306,27 @@ def test_a_worker_with_another_network_is_refused_by_name(tiny_net, tmp_path, mo
     assert f"worker {names[1]} loaded {mine.split(',')[0]}, sha256 " in message  # the same size, not the same sum
     assert f"worker {names[1]} loaded {mine}" not in message
     assert f"worker {names[2]} cannot load it (tiny.prototxt: network definition file not found)" in message
+
+
+def test_the_plan_sizes_tiles_for_the_workers_and_says_both_figures(dask_cluster, tiny, tiny_net, files, photos,
+                                                                    tmp_path):
+    address, _ = dask_cluster
+    info = connection.connect(address).scheduler_info(n_workers=-1)["workers"]
+    smallest = min(w["memory_limit"] for w in info.values())
+    job = stylize.Job(photos["coffee"], photos["astronaut"], **tiny, length=600, scales=2, iterations=4,
+                      tile_size="auto", scheduler=address)
+    coarse, final = job.estimate.plan.levels
+    assert coarse.machines == 0 and coarse.tiles is None  # 300 px: no room for a 256 px core per worker
+    tiles = math.prod(final.tiles.grid(final.shape).counts)
+    assert final.machines == 2 <= tiles and final.worker_bytes <= smallest and job.plan.worker_limit == smallest
+    alone = final.flops / speed.rate("caffe", 1, final.arithmetic)
+    assert final.iteration_seconds == pytest.approx(alone * math.ceil(tiles / 2) / tiles)  # the slower worker's
+
+    result = run_cli(tiny_net, files, "-o", str(tmp_path / "x.png"), "--length", "600", "--tile-size", "auto",
+                     "--dry-run", "--scheduler", address)
+    assert result.exit_code == 0, result.output
+    line, header, row = result.stdout.splitlines()
+    assert re.search(r"planned: one scale \(600 px\), 6 iterations, 600 px tiled \d+x\d+, .* on 2 workers; "
+                     r"expected about .*, memory about .* here, each of 2 workers about [0-9.]+ [MG]iB "
+                     rf"\(of {re.escape(memory.format_bytes(smallest))}\)$", line), line
+    assert header.split()[-3:] == ["machines", "worker", "memory"] and row.split()[-3] == "2"

@@ -240,7 +240,7 @@ class _Run:
         if job.output is not None:
             save_image(image, job.output, metadata=job.metadata, bit_depth=job.settings.bit_depth)
             job._remove_checkpoint()
-        if all(estimate.level_flops):
+        if all(estimate.level_flops) and not any(level.machines for level in job.plan.levels):  # not a cluster's
             self.record_speed(estimate)
         self.emit(events.Finished(job.output, self.clock.elapsed(), image))
         return image
@@ -360,9 +360,9 @@ def _check_files(output, save_every, save_dir, checkpoint_every, resume) -> None
 
 
 def metadata(settings: Settings, content: Source, styles: Sequence[Source]) -> dict[str, str]:
-    """The PNG text of every image a run writes: what went in and with which settings (their JSON form)."""
+    """The PNG text of every image a run writes: what went in and with which settings."""
     return {"Software": "stylize", "stylize:content": source_name(content),
-            "stylize:style": ", ".join(source_name(s) for s in styles), "stylize:settings": settings.to_json()}
+            "stylize:style": ", ".join(source_name(s) for s in styles), "stylize:settings": repr(settings)}
 
 
 def source_name(source: Source) -> str:

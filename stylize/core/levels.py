@@ -110,8 +110,8 @@ def run_level(settings: Settings, backend: Backend, losses: Sequence[WeightedLos
     content = resize(views.content, shape)
     styles = [resize(s, size) for s, size in zip(views.styles, level.style_shapes)]
     make = make_objective
-    if level.tiles is not None:  # the tiles' passes here, or on the machines a capability gives (--scheduler)
-        elsewhere = remote_for(settings)
+    if level.tiles is not None:  # the tiles' passes here, or on the machines the plan spread them over
+        elsewhere = remote_for(settings) if level.machines else None
         make = functools.partial(make_tiled_objective if elsewhere is None else elsewhere.objective,
                                  tiles=level.tiles)
     objective = make(

@@ -12,14 +12,19 @@ tiles), which optimizer runs it, and its bytes, FLOPs and seconds.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
 
-from . import memory, speed, tile_plan
+from . import memory, speed
 from .errors import ImageError, ResourceError, StylizeError, UsageError
 from .images import check_working_size
 from .initial import first_level
 from .schedule import scale_lengths, sizes_at, split_iterations, step_ratio
+from .spread import machines_for, spread
+from .tile_memory import tiled_bytes
+from .tile_refusal import check_tiled_fits
+from .tile_search import SMALL_CORE, cheapest, count, tiled_flops, tiling_of, work
 from .tiling import Tiles, make_tiles
 
 if TYPE_CHECKING:
@@ -62,6 +67,10 @@ class Level:
     bytes: int | None = None
     flops: int | None = None
     iteration_seconds: float | None = None
+    #: The cluster's workers its tiles' passes are spread over (``--scheduler``), each expected to peak at
+    #: ``worker_bytes``; 0: they run in this process.
+    machines: int = 0
+    worker_bytes: int | None = None
 
     @property
     def evaluation(self) -> str:
@@ -86,6 +95,9 @@ class Plan:
     memory_limit: int | None = None
     memory_source: str | None = None
     seconds: float | None = None
+    #: The cluster's workers (``--scheduler``; 0: none) and the smallest one's memory limit (None: not said).
+    workers: int = 0
+    worker_limit: int | None = None
 
     @property
     def iterations(self) -> int:
@@ -169,31 +181,42 @@ def complete(plan: Plan, settings: "Settings", backend: "Backend", losses: Seque
     Under the memory limit each level takes, in this order: the whole image
     with ``optimizer``; the whole image with its smaller variant (float32
     L-BFGS: no more evaluations nor time per iteration, bench/lbfgs_precision.py);
-    else (``--tile-size auto``) the tiling of least ``tile_plan.work`` over
+    else (``--tile-size auto``) the tiling of least ``tile_search.work`` over
     both, ``optimizer`` on equal work, since tiling costs more per evaluation
     (bench/tiling.py). A number N tiles every level larger than N; ``off`` never.
-    Raises UsageError for a ``tile_size`` this run cannot use, ResourceError
+    With a scheduler (``--scheduler``), a level large enough runs on the
+    cluster's workers in tiles that fit them (``spread.spread``), its seconds
+    divided among them. Raises UsageError for a ``tile_size`` this run cannot use, ResourceError
     when the run cannot fit (naming the largest length that would).
     """
     # First: no tiling shrinks what a term keeps for the whole image (the affine term's Laplacian).
     memory.check_terms_fit(losses, plan.final.shape, plan.final.style_shapes, settings.style_scale)
     tiling, fixed = _tiling(settings, backend, losses)
     limit = memory.memory_limit()
+    machines = machines_for(settings, tiling)
     smaller = getattr(optimizer, "smaller", None)  # optional in the Optimizer contract
     variants = [(optimizer, None), *filter(None, [smaller() if smaller is not None else None])]
     levels = []
     for level in plan.levels:
         larger = max(level.shape + sum(level.style_shapes, ()))  # than --tile-size N: tiled
         tiles = fixed if fixed is not None and larger > settings.tile_size else None
-        tiles, opt, note, bytes_needed = _choose(level, tiles, variants, backend, losses, limit,
-                                                 tiling if settings.tile_size == "auto" else None)
-        flops = backend.estimate_flops(level.shape) if tiles is None else tile_plan.tiled_flops(backend, tiles,
-                                                                                                level.shape)
+        auto = tiling if settings.tile_size == "auto" else None
+        spread_over = None if machines is None else spread(level, tiles, variants, backend, losses, limit,
+                                                           machines, tiling, auto is not None)
+        if spread_over is not None:
+            tiles, auto = spread_over[0], None
+        tiles, opt, note, bytes_needed = _choose(level, tiles, variants, backend, losses, limit, auto)
+        flops = backend.estimate_flops(level.shape) if tiles is None else tiled_flops(backend, tiles, level.shape)
         arithmetic = backend.arithmetic(level.shape)
         seconds = None if flops is None else flops / speed.rate(settings.backend, settings.threads, arithmetic)
+        on = {}
+        if spread_over is not None:  # the slowest worker's share of the tiles: ceil(T / N) of T
+            on = {"machines": spread_over[1], "worker_bytes": spread_over[2]}
+            n = count(tiles, level.shape)
+            seconds = None if seconds is None else seconds * math.ceil(n / spread_over[1]) / n
         levels.append(dataclasses.replace(level, tiles=tiles, optimizer=opt, optimizer_note=note,
                                           arithmetic=arithmetic, bytes=bytes_needed, flops=flops,
-                                          iteration_seconds=seconds))
+                                          iteration_seconds=seconds, **on))
     _check_final(levels[-1], settings, backend, losses, tiling if limit is not None else None)
     per_iteration = [level.iteration_seconds for level in levels]
     seconds = None
@@ -201,17 +224,18 @@ def complete(plan: Plan, settings: "Settings", backend: "Backend", losses: Seque
         seconds = plan_cost(plan, per_iteration, 0, plan.iterations)
     return Plan(tuple(levels), memory_bytes=levels[-1].bytes if limit is not None else None,
                 memory_limit=None if limit is None else limit[0], memory_source=None if limit is None else limit[1],
-                seconds=seconds)
+                seconds=seconds, workers=0 if machines is None else machines.count,
+                worker_limit=None if machines is None else machines.smallest)
 
 
 def _tiling(settings: "Settings", backend: "Backend", losses) -> tuple:
     """(the run's ``Tiling``, or None where it cannot or may not tile; the fixed ``Tiles`` of ``--tile-size N``)."""
     setting = settings.tile_size
     if not isinstance(setting, int):
-        return (None if setting == "off" else tile_plan.tiling_of(backend, losses)), None
+        return (None if setting == "off" else tiling_of(backend, losses)), None
     from .tiled_objective import check_tileable
     check_tileable(losses)  # first: a loss without the interface makes the tiling None too
-    tiling = tile_plan.tiling_of(backend, losses)
+    tiling = tiling_of(backend, losses)
     if tiling is None:
         raise UsageError(f"backend {settings.backend!r} cannot be evaluated in tiles (its network mixes "
                          "all positions, or it does not say how); use --tile-size off")
@@ -226,17 +250,17 @@ def _choose(level: Level, tiles: Tiles | None, variants, backend, losses, limit,
     def needed(opt, tiles=tiles) -> int | None:
         if tiles is None:
             return memory.estimate_run_bytes(backend, opt, level.shape, level.style_shapes, losses, level.iterations)
-        return tile_plan.tiled_bytes(backend, opt, losses, tiles, level.shape, level.style_shapes, level.iterations)
+        return tiled_bytes(backend, opt, losses, tiles, level.shape, level.style_shapes, level.iterations)
 
     choices = [(tiles, opt, note) for opt, note in variants]
     if limit is not None:
         fitting = [c for c in choices if memory.within(lambda: needed(c[1]), limit[0])]
         if not fitting and auto_tiling is not None:
             fitting = sorted(((t, opt, note) for opt, note in variants
-                              for t in [tile_plan.cheapest(backend, opt, losses, auto_tiling, level.shape,
-                                                           level.style_shapes, limit[0], level.iterations)]
+                              for t in [cheapest(auto_tiling, level.shape,
+                                                 lambda t, opt=opt: memory.within(lambda: needed(opt, t), limit[0]))]
                               if t is not None),
-                             key=lambda choice: tile_plan.work(choice[0], level.shape))  # stable: float64 on ties
+                             key=lambda choice: work(choice[0], level.shape))  # stable: float64 on ties
         choices = fitting or choices[-1:]
     tiles, opt, note = choices[0]
     try:
@@ -249,17 +273,17 @@ def _check_final(final: Level, settings: "Settings", backend, losses, auto_tilin
     """Refuse (ResourceError) a last level over the memory limit, naming the largest length that fits;
     where ``auto`` found no tiling, the largest that fits in the smallest tiles."""
     if final.tiles is not None:
-        tile_plan.check_tiled_fits(backend, final.optimizer, settings.style_scale, losses, final.tiles, final.shape,
-                                   final.style_shapes, final.iterations)
+        check_tiled_fits(backend, final.optimizer, settings.style_scale, losses, final.tiles, final.shape,
+                         final.style_shapes, final.iterations)
         return
     try:
         memory.check_fits(backend, settings, final.shape, final.style_shapes, final.optimizer, losses=losses,
                           iterations=final.iterations)
     except ResourceError:
         if settings.tile_size == "auto" and auto_tiling is not None:
-            small = make_tiles(auto_tiling, max(tile_plan.SMALL_CORE, auto_tiling.stride))
-            tile_plan.check_tiled_fits(backend, final.optimizer, settings.style_scale, losses, small, final.shape,
-                                       final.style_shapes, final.iterations)
+            small = make_tiles(auto_tiling, max(SMALL_CORE, auto_tiling.stride))
+            check_tiled_fits(backend, final.optimizer, settings.style_scale, losses, small, final.shape,
+                             final.style_shapes, final.iterations)
         raise
 
 

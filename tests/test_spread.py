@@ -1,0 +1,76 @@
+"""Tiles sized for a cluster's workers (``stylize.core.spread``): they fit the smallest worker's memory limit
+and this process's, there are at least as many as workers, and a smaller worker gets smaller tiles."""
+from __future__ import annotations
+
+import pytest
+
+from stylize.backends.caffe_net import CaffeBackend
+from stylize.core.errors import ResourceError
+from stylize.core.plan import Level
+from stylize.core.remote import Machines
+from stylize.core.spread import spread
+from stylize.core.tile_memory import worker_bytes
+from stylize.core.tile_search import count, tiling_of
+from stylize.core.tiling import make_tiles
+from stylize.losses.content import ContentLoss
+from stylize.losses.gram import GramLoss
+from stylize.core.objective import WeightedLoss
+from stylize.optimizers.lbfgs import LBFGS
+
+LAYERS = ["conv1", "conv2"]
+SHAPE = (900, 1300)
+
+
+@pytest.fixture(scope="module")
+def parts(tiny_net):
+    prototxt, weights = tiny_net
+    backend = CaffeBackend(LAYERS, prototxt=prototxt, weights=weights, precision="fp32")
+    losses = [WeightedLoss("content", ContentLoss(["conv2"]), 1.0), WeightedLoss("gram", GramLoss(LAYERS), 1e4)]
+    level = Level(0, max(SHAPE), SHAPE, (SHAPE,), 10, 0)
+    return backend, losses, level, tiling_of(backend, losses)
+
+
+def spread_on(parts, *memory, tiles=None, limit=None):
+    backend, losses, level, tiling = parts
+    return spread(level, tiles, [(LBFGS(), None)], backend, losses, limit, Machines("tcp://x:1", memory), tiling,
+                  auto=True)
+
+
+def test_at_least_a_tile_per_worker_each_within_the_smallest_worker(parts):
+    backend, losses, level, _ = parts
+    for workers in (1, 2, 5, 9):
+        tiles, machines, each = spread_on(parts, *[2 ** 40] * workers)
+        assert count(tiles, SHAPE) >= max(2, workers) and machines == min(workers, count(tiles, SHAPE))
+        assert each == worker_bytes(backend, losses, tiles, SHAPE, level.style_shapes)
+
+
+def test_a_smaller_worker_gets_smaller_tiles(parts):
+    backend, losses, level, _ = parts
+    roomy, _, roomy_each = spread_on(parts, 2 ** 40, 2 ** 40)
+    smallest = roomy_each - 1  # the roomy tiles no longer fit the smaller worker
+    tiles, machines, each = spread_on(parts, 2 ** 40, smallest)
+    assert each <= smallest < roomy_each and count(tiles, SHAPE) > count(roomy, SHAPE)
+    assert max(tiles.grid(SHAPE).largest) <= max(roomy.grid(SHAPE).largest)
+    # Nothing fits a worker below the network's own process: the level stays here.
+    assert spread_on(parts, 2 ** 40, 2 ** 20) is None
+
+
+def test_the_client_limit_counts_too_and_a_fixed_tile_size_is_refused_by_the_workers_figure(parts):
+    backend, losses, level, tiling = parts
+    assert spread_on(parts, 2 ** 40, 2 ** 40, limit=(2 ** 20, "available")) is None  # this process cannot
+    fixed = make_tiles(tiling, 640)
+    needed = worker_bytes(backend, losses, fixed, SHAPE, level.style_shapes)
+    assert spread_on(parts, 2 ** 40, needed, tiles=fixed)[1:] == (2, needed)
+    with pytest.raises(ResourceError, match=r"^not enough memory on the cluster's workers: a 1300x900 px level "
+                                            r"tiled 3x2, .* the smallest of 2 has .*use a smaller --tile-size"):
+        spread_on(parts, 2 ** 40, needed - 1, tiles=fixed)
+
+
+def test_a_level_too_small_for_a_tile_per_worker_runs_here(parts):
+    backend, losses, _, tiling = parts
+    small = Level(0, 300, (200, 300), ((200, 300),), 10, 0)
+    assert spread(small, None, [(LBFGS(), None)], backend, losses, None, Machines("tcp://x:1", (None, None)),
+                  tiling, auto=True) is None
+    wide = Level(0, 600, (300, 600), ((300, 600),), 10, 0)  # room for two 256 px cores: one per worker
+    assert spread(wide, None, [(LBFGS(), None)], backend, losses, None, Machines("tcp://x:1", (None, None)),
+                  tiling, auto=True)[1] == 2
