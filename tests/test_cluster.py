@@ -312,7 +312,7 @@ def test_the_plan_sizes_tiles_for_the_workers_and_says_both_figures(dask_cluster
                                                                     tmp_path):
     address, _ = dask_cluster
     info = connection.connect(address).scheduler_info(n_workers=-1)["workers"]
-    smallest = min(w["memory_limit"] for w in info.values())
+    smallest = int(min(w["memory_limit"] for w in info.values()) * 0.8)  # where Dask pauses a worker
     job = stylize.Job(photos["coffee"], photos["astronaut"], **tiny, length=600, scales=2, iterations=4,
                       tile_size="auto", scheduler=address)
     coarse, final = job.estimate.plan.levels
@@ -328,5 +328,5 @@ def test_the_plan_sizes_tiles_for_the_workers_and_says_both_figures(dask_cluster
     line, header, row = result.stdout.splitlines()
     assert re.search(r"planned: one scale \(600 px\), 6 iterations, 600 px tiled \d+x\d+, .* on 2 workers; "
                      r"expected about .*, memory about .* here, each of 2 workers about [0-9.]+ [MG]iB "
-                     rf"\(of {re.escape(memory.format_bytes(smallest))}\)$", line), line
+                     rf"\(of {re.escape(memory.format_bytes(smallest))} usable\)$", line), line
     assert header.split()[-3:] == ["machines", "worker", "memory"] and row.split()[-3] == "2"

@@ -55,9 +55,9 @@ def summary(plan: Plan, first_step: int = 0) -> str:
 
 
 def workers(plan: Plan) -> str:
-    """``each of 2 workers about 1.2 GiB (of 6.0 GiB)``: the cluster's figure beside this machine's."""
+    """``each of 2 workers about 1.2 GiB (of 4.8 GiB usable)``: the cluster's figure beside this machine's."""
     peaks = [level.worker_bytes for level in plan.levels if level.machines and level.worker_bytes]
-    limit = f" (of {format_bytes(plan.worker_limit)})" if plan.worker_limit else " (no limit set)"
+    limit = f" (of {format_bytes(plan.worker_limit)} usable)" if plan.worker_limit else " (no limit set)"
     peak = f" about {format_bytes(max(peaks))}" if peaks else ""
     used = "" if any(level.machines for level in plan.levels) else ", no scale large enough to use them"
     return f"each of {plan.workers} workers{peak}{limit}{used}"

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Machines:
-    """The workers a level's tiles are spread over: where, and each one's memory limit (bytes; None: none said)."""
+    """The workers a level's tiles are spread over: where, and the memory each one's tiles may use (bytes;
+    None: no limit said)."""
 
     address: str
     memory: tuple[int | None, ...]
@@ -34,7 +35,7 @@ class Machines:
 
     @property
     def smallest(self) -> int | None:
-        """The smallest worker's memory limit: what every tile must fit (None: no worker says one)."""
+        """The smallest worker's memory: what every tile must fit (None: no worker says one)."""
         known = [m for m in self.memory if m]
         return min(known) if known else None
 

@@ -58,5 +58,5 @@ def spread(level, tiles: Tiles | None, variants: Sequence, backend, losses, limi
         raise ResourceError(f"not enough memory on the cluster's workers: a {shape[1]}x{shape[0]} px level "
                             f"{tiles.grid(shape).describe()} needs about {memory.format_bytes(needed)} on each worker "
                             f"(estimated), the smallest of {machines.count} has {memory.format_bytes(smallest)} "
-                            "(dask worker --memory-limit); use a smaller --tile-size, or auto")
+                            "(of its limit, where Dask would pause it); use a smaller --tile-size, or auto")
     return tiles, min(machines.count, count(tiles, shape)), needed
