@@ -236,3 +236,16 @@ def test_no_driver_package_imports_another_or_the_command_line():
                     crossing.append(f"{path.relative_to(root.parent)} imports {target}")
     assert not crossing, crossing
     assert "stylize.batch.jobs" in imports_of(root / "cli" / "batch_options.py")  # the walk sees imports
+
+
+def test_the_job_api_takes_the_scheduler_and_a_resume_may_move_clusters(tiny):
+    import numpy as np
+
+    from stylize.core.job import Job
+
+    picture = np.random.default_rng(0).random((24, 32, 3), dtype=np.float32)
+    job = Job(picture, picture, length=24, iterations=2, scheduler="tcp://127.0.0.1:8786", **tiny)
+    here = Job(picture, picture, length=24, iterations=2, **tiny)
+    assert job.settings.scheduler == "tcp://127.0.0.1:8786" and here.settings.scheduler is None
+    assert job.fingerprint == here.fingerprint  # not a result-changing field
+    assert read_json(job.metadata["stylize:settings"])["scheduler"] == "tcp://127.0.0.1:8786"
