@@ -94,10 +94,20 @@ def catalogue(config: ServeConfig) -> dict[str, Any]:
                         for name, values in PRESETS.items()},
             "qualities": qualities(defaults),
             "defaults": {name: _plain(getattr(defaults, name)) for name in FIELDS},
+            "fields": fields_json(),
             "inits": list(NAMED_INITS),
             "limits": {"max_upload_bytes": config.max_upload_bytes, "max_pixels": config.max_pixels,
                        "max_length": config.max_length, "max_iterations": config.max_iterations,
                        "max_styles": config.max_styles}}
+
+
+def fields_json() -> dict[str, dict[str, Any]]:
+    """What the page needs to offer each setting it may set without a control of its own: from its declaration."""
+    about = described(Settings)
+    return {name: {"type": "list" if types[0] is list else _TYPE_NAMES.get(about[name][0].type, "str"),
+                   "nullable": type(None) in types, "help": about[name][0].help,
+                   "choices": None if about[name][0].choices is None else [_plain(c) for c in about[name][0].choices]}
+            for name, types in FIELDS.items()}
 
 
 def qualities(defaults: Settings) -> dict[str, dict[str, Any]]:

@@ -177,6 +177,43 @@ async function remove(path, name) {
 const BASIC = ["length", "iterations", "tol", "ratio", "style_scale", "scales", "init", "seed", "preserve_colors",
   "match_colors", "mask_tolerance", "content_layers", "style_layers"];
 
+// Settings the page has no control of its own for (a new field, --scheduler, --ladder ...): one input each in
+// "More settings", made from the field's declaration in the catalogue (help, type, choices).
+const MORE = [];
+
+function buildMoreSettings(fields, defaults) {
+  for (const [name, field] of Object.entries(fields)) {
+    if ($(`set-${name}`) || field.type === "list") continue;
+    let input;
+    if (field.choices) {
+      input = el("select", { id: `set-${name}` }, ...field.choices.map((c) => el("option", { value: String(c), text: String(c) })));
+    } else if (field.type === "bool") input = el("input", { type: "checkbox", id: `set-${name}` });
+    else if (field.type === "int" || field.type === "float") {
+      input = el("input", { type: "number", id: `set-${name}`, step: field.type === "int" ? "1" : "any" });
+    } else input = el("input", { type: "text", id: `set-${name}` });
+    input.dataset.type = field.type;
+    input.dataset.nullable = field.nullable ? "1" : "";
+    $("more-settings").append(el("label", { class: field.type === "bool" ? "check" : null, title: field.help },
+      field.type === "bool" ? input : name.replace(/_/g, " "), field.type === "bool" ? name.replace(/_/g, " ") : input));
+    MORE.push(name);
+    setField(name, defaults[name]);
+  }
+}
+
+function moreSettings() {
+  const values = {};
+  for (const name of MORE) {
+    const input = $(`set-${name}`);
+    let value = input.type === "checkbox" ? input.checked : input.value.trim();
+    if (value === "") {
+      if (!input.dataset.nullable) continue;
+      value = null;
+    } else if (input.dataset.type === "int" || input.dataset.type === "float") value = Number(value);
+    values[name] = value;
+  }
+  return values;
+}
+
 function setField(name, value) {
   const input = $(`set-${name}`);
   if (!input) return;
@@ -216,6 +253,7 @@ function buildForm(catalogue) {
   $("set-length").max = catalogue.limits.max_length;
   $("set-iterations").max = catalogue.limits.max_iterations;
   for (const name of BASIC) setField(name, defaults[name]);
+  buildMoreSettings(catalogue.fields || {}, defaults);
   setField("backend", defaults.backend);
   setField("optimizer", defaults.optimizer);
   setLosses(defaults.losses);
@@ -341,6 +379,7 @@ function jobRequest() {
     content_layers: $("set-content_layers").value.trim() || null,
     style_layers: $("set-style_layers").value.trim() || null,
     options: changedOptions(),
+    ...moreSettings(),
   };
   for (const key of ["length", "iterations", "tol", "ratio", "style_scale", "mask_tolerance"]) {
     if (settings[key] === null) delete settings[key];
@@ -390,7 +429,7 @@ function loadRequest(request, quiet = false) {
       if (item) state.styles.push({ upload: item, weight: style.weight, mask: null });
     }
     const settings = request.settings || {};
-    for (const name of BASIC) if (name in settings) setField(name, settings[name]);
+    for (const name of [...BASIC, ...MORE]) if (name in settings) setField(name, settings[name]);
     if (settings.backend) setField("backend", settings.backend);
     if (settings.optimizer) setField("optimizer", settings.optimizer);
     if (settings.losses) setLosses(settings.losses);
