@@ -33,7 +33,8 @@ from stylize.core.fields import BATCH, FORM, RUN, SERVER, VIDEO, described, sett
 from stylize.core.job import metadata
 from stylize.core.settings import Settings, check_tile_size, read_json, settings_from
 from stylize.serve.config import ServeConfig
-from stylize.serve.forms import FIELDS, _settings_fields, form_of
+from stylize.serve.catalogue import FIELDS
+from stylize.serve.forms import _settings_fields, form_of
 from stylize.serve.work import WorkFolder
 
 HELP = {"help_option_names": ["-h", "--help"]}

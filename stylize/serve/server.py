@@ -52,6 +52,7 @@ from stylize import __version__
 from stylize.core.errors import StylizeError, one_line
 
 from . import forms
+from .catalogue import catalogue as catalogue_of
 from .config import ServeConfig
 from .gallery import Gallery
 from .jobs import CLOSE, PREVIEW, FINISHED, JobQueue, JobRecord, job_for
@@ -253,7 +254,7 @@ class WebApp:
 
     async def plugins(self, request: web.Request) -> web.Response:
         if self._catalogue is None:
-            catalogue = await _in_thread(forms.catalogue, self.config)
+            catalogue = await _in_thread(catalogue_of, self.config)
             for broken in catalogue["broken"]:  # a plugin's import error may name files on the server
                 broken["message"] = self.clean(broken["message"])
             self._catalogue = catalogue
