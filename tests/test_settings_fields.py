@@ -250,3 +250,16 @@ def test_the_job_api_takes_the_scheduler_and_a_resume_may_move_clusters(tiny):
     assert job.settings.scheduler == "tcp://127.0.0.1:8786" and here.settings.scheduler is None
     assert job.fingerprint == here.fingerprint  # not a result-changing field
     assert read_json(job.metadata["stylize:settings"])["scheduler"] == "tcp://127.0.0.1:8786"
+
+
+def test_a_video_work_folder_is_keyed_by_the_settings_that_change_the_frames(photos, tiny, tmp_path):
+    from stylize.video import VideoJob
+    from stylize.video.synthetic import pan, write_clip
+
+    clip = write_clip(pan(photos["astronaut"], 2, 48, step=2), tmp_path / "pan.mp4", fps=10)
+    style = photos["coffee"]
+
+    def key(**fields) -> str:
+        return VideoJob(clip, style, tmp_path / "out.mp4", **{**tiny, "length": 48, **fields}).key()
+
+    assert key() == key(threads=2, tile_size=64, bit_depth=16) != key(ratio=5e3)

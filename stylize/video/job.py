@@ -12,6 +12,7 @@ encoded at the source's frame rate, with its audio.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import threading
 import time
@@ -98,9 +99,11 @@ class VideoJob:
         source = [file_digest(p) for p in self.clip.frames] if self.clip.is_folder else file_digest(self.clip.path)
         styles = [s.tobytes().hex()[:64] + str(s.shape) if isinstance(s, np.ndarray) else file_digest(s)
                   for s in self.styles]
-        settings = dataclasses.replace(self.settings, threads=None)  # the same frames with any thread count
-        return run_key(source, styles, settings, self.frame_iterations, self.independent,
-                       self.temporal_weight)
+        # The same frames with any threads, GPU, tiles or bit depth: the fields a checkpoint must match.
+        changes = checkpoints.result_fields(type(self.settings))
+        settings = {name: value for name, value in self.settings.to_dict().items() if name in changes}
+        return run_key(source, styles, json.dumps(settings, sort_keys=True, default=str), self.frame_iterations,
+                       self.independent, self.temporal_weight)
 
     def cancel(self) -> None:
         """Stop after the current frame's current iteration (thread-safe); its checkpoint is kept."""
