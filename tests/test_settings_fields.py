@@ -263,3 +263,13 @@ def test_a_video_work_folder_is_keyed_by_the_settings_that_change_the_frames(pho
         return VideoJob(clip, style, tmp_path / "out.mp4", **{**tiny, "length": 48, **fields}).key()
 
     assert key() == key(threads=2, tile_size=64, bit_depth=16) != key(ratio=5e3)
+
+
+def test_a_checkpoint_written_before_the_json_form_still_matches():
+    """Checkpoints of earlier versions fingerprinted ``dataclasses.asdict`` (tuples and all) as canonical JSON."""
+    settings = settings_from(losses=("gram", "tv"), content_layers=("conv4_2",), style_weights=(3.0, 1.0),
+                             options={"tv": {"weight": 5.0}}, threads=2)
+    earlier = {name: json.dumps(value, sort_keys=True, default=str) for name, value in
+               dataclasses.asdict(settings).items() if name not in {"threads", "gpu", "tile_size", "bit_depth",
+                                                                      "scheduler"}}
+    assert checkpoints.fingerprint(settings, {}) == earlier
