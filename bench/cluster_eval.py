@@ -78,6 +78,7 @@ def main() -> None:
     from stylize.core.tiled_objective import make_tiled_objective
     from stylize.core.tiling import make_tiles
 
+    print(f"load average at the start: {os.getloadavg()[0]:.1f}", flush=True)
     content = load_image(os.path.join(IMAGES, "shipwreck.jpg"))
     content = resize(content, fit_long_side(content.shape[:2], args.length))
     style = load_image(os.path.join(IMAGES, "the_scream.jpg"))
@@ -127,6 +128,11 @@ def report(rows: list[dict], args) -> None:
         print(f"| {r['name']} | {r['tiles']} | {r['wall']:.1f} | {r['client_cpu']:.1f} | {r['worker_cpu']:.1f} | "
               f"{r.get('slowest_worker_cpu', 0):.1f} | {mb:.1f} | {r['peak_client'] / 2**20:.0f} | "
               f"{r.get('peak_worker', 0) / 2**20:.0f} |")
+    for r in rows[1:]:
+        ideal = r["slowest_worker_cpu"] + r["client_cpu"]  # the slower worker's tile seconds plus the client's
+        print(f"{r['name']}: wall {r['wall']:.1f} s against the ideal {ideal:.1f} s (slowest worker CPU + client "
+              f"CPU): {r['wall'] / ideal:.2f}x; all processes' CPU {r['worker_cpu'] + r['client_cpu']:.1f} s "
+              f"against the single process's {rows[0]['client_cpu']:.1f} s")
     one = next((r for r in rows if r.get("bytes") and r["name"].startswith("1 worker")), None)
     if one is None:
         return
