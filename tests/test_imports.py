@@ -16,8 +16,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent / "stylize"
 #: Packages of built-in plugins: like third-party ones, they may use only ``stylize.core``.
 PLUGIN_PACKAGES = ("stylize.backends", "stylize.losses", "stylize.optimizers", "stylize.starts")
-#: Packages being split by the core refactoring of issue 13: their own cycles are tested apart,
-#: expected to fail until that work lands.
 
 
 def module_name(path: Path) -> str:
