@@ -29,7 +29,7 @@ from stylize.cli.main import cli
 from stylize.cli.setting_options import option_for, settings_from_options
 from stylize.core import checkpoint as checkpoints
 from stylize.core.errors import UsageError
-from stylize.core.fields import BATCH, FORM, RUN, SERVER, VIDEO, described, setting
+from stylize.core.fields import BATCH, FORM, RUN, SERVER, VIDEO, described, long_flag, setting
 from stylize.core.job import metadata
 from stylize.core.settings import Settings, check_tile_size, read_json, settings_from
 from stylize.serve.config import ServeConfig
@@ -71,8 +71,7 @@ def sample(name: str) -> tuple[str, object, object]:
 
 
 def flag_of(name: str) -> str:
-    about = FIELDS_ABOUT[name][0]
-    return next(f for f in about.flags if f.startswith("--")) if about.flags else "--" + name.replace("_", "-")
+    return long_flag(name, FIELDS_ABOUT[name][0])
 
 
 def help_of(*command: str) -> str:
@@ -157,7 +156,7 @@ def test_a_checkpoint_refuses_a_change_of_a_field_that_changes_the_result(name):
     saved = checkpoints.fingerprint(Settings(), {})
     now = checkpoints.fingerprint(settings_from(**{name: value}), {})
     if FIELDS_ABOUT[name][0].result:
-        with pytest.raises(UsageError, match=f"cannot resume .*{flag_of(name) if name != 'losses' else '--loss'}"):
+        with pytest.raises(UsageError, match=f"cannot resume .*{flag_of(name)}: "):
             checkpoints.Checkpoint(1, 0, 1, None, saved).check(now, "out.png.checkpoint.npz")
     else:
         assert saved == now

@@ -14,7 +14,7 @@ import math
 import click
 
 from stylize.core.errors import UsageError
-from stylize.core.fields import RUN, Setting, described
+from stylize.core.fields import RUN, Setting, described, long_flag
 from stylize.core.settings import Settings, settings_from
 
 from .config import plugin_items
@@ -24,7 +24,7 @@ _TYPES = {int: click.INT, float: click.FLOAT, str: click.STRING}
 
 def option_for(name: str, about: Setting, default) -> click.Option:
     """The click option of field ``name``."""
-    decls = [*(about.flags or (f"--{name.replace('_', '-')}",)), about.param or name]
+    decls = [*dict.fromkeys([*about.flags, long_flag(name, about)]), about.param or name]
     if about.type is bool:
         return click.Option(decls, is_flag=True, default=default, help=about.help)
     if about.choices is not None:

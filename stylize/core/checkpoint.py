@@ -34,7 +34,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from .errors import ImageError, UsageError
-from .fields import described
+from .fields import described, long_flag
+from .settings import Settings
 from .files import file_digest, move_into_place
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,8 @@ PREVIOUS = ".prev"
 EVERY = 10
 #: Bumped when the file layout changes; other versions are refused.
 FORMAT = 2  # 2: the image is the working image (StepResult.state), not the shown one
-#: How the fingerprint's keys are named in messages (others: ``--name-with-dashes``).
+#: How the fingerprint's keys that are no command-line flag are named in messages (settings: their flag).
 LABELS = {
-    "losses": "--loss",
     "options": "plugin options (--set, and backend options such as --pooling)",
     "content_image": "the content image",
     "style_images": "the style images",
@@ -224,12 +224,17 @@ def differences(saved: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
         before, after = saved.get(key, "none"), now.get(key, "none")
         if before == after:
             continue
-        label = LABELS.get(key, "--" + key.replace("_", "-"))
+        label = LABELS.get(key) or _flag(key)
         if key.endswith(("_image", "_images")):
             differ.append(f"{label} changed")
         else:
             differ.append(f"{label}: {before} in the checkpoint, {after} now")
     return differ
+
+
+def _flag(key: str) -> str:
+    about = described(Settings).get(key)
+    return long_flag(key, about[0]) if about else "--" + key.replace("_", "-")
 
 
 def remove(path: str | os.PathLike) -> None:

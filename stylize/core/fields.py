@@ -79,6 +79,11 @@ def offered_by(cls: type, driver: str) -> list[str]:
     return [name for name, (about, _) in described(cls).items() if driver in about.drivers]
 
 
+def long_flag(name: str, about: Setting) -> str:
+    """How the command line spells a field: ``--loss`` for ``losses``, ``--style-scale`` for ``style_scale``."""
+    return next((flag for flag in about.flags if flag.startswith("--")), "--" + name.replace("_", "-"))
+
+
 def parse_text(about: Setting, text: str) -> Any:
     """A field's value from text, by its declaration."""
     return about.parse(text) if about.parse is not None else text
