@@ -72,8 +72,9 @@ class Settings:
         ("gram",), flags=("--loss",), multiple=True, parse=lambda text: [text], network=True,
         help="Loss plugin; repeat for several. If none of them is a content term, `content` joins automatically "
              "(Gatys transfer is content + style).")
-    optimizer: str = setting("lbfgs", network=True,
-                             help="Optimizer plugin (entry-point group stylize.optimizers; `stylize plugins` lists them).")
+    optimizer: str = setting(
+        "lbfgs", network=True,
+        help="Optimizer plugin (entry-point group stylize.optimizers; `stylize plugins` lists them).")
     # 2e4, twice the reference tool's: chosen by bench/quality.py (bench/README.md, "Figures behind the constants").
     ratio: float = setting(
         2e4, flags=("-r", "--ratio"), type=float, check=positive("ratio"),

@@ -42,8 +42,9 @@ def json_types(about: Setting, default: Any) -> tuple[type, ...]:
 
 
 #: Settings a page may set (their declarations offer them to the form), with the JSON types each takes.
-FIELDS: dict[str, tuple[type, ...]] = {name: json_types(about, default)
-                                       for name, (about, default) in described(Settings).items() if FORM in about.drivers}
+FIELDS: dict[str, tuple[type, ...]] = {
+    name: json_types(about, default) for name, (about, default) in described(Settings).items()
+    if FORM in about.drivers}
 #: Settings the server sets for every job (``ServeConfig``'s attribute of the same name, when not None).
 SERVER_FIELDS = offered_by(Settings, SERVER)
 

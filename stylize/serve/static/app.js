@@ -186,15 +186,18 @@ function buildMoreSettings(fields, defaults) {
     if ($(`set-${name}`) || field.type === "list") continue;
     let input;
     if (field.choices) {
-      input = el("select", { id: `set-${name}` }, ...field.choices.map((c) => el("option", { value: String(c), text: String(c) })));
+      const options = field.choices.map((choice) => el("option", { value: String(choice), text: String(choice) }));
+      input = el("select", { id: `set-${name}` }, ...options);
     } else if (field.type === "bool") input = el("input", { type: "checkbox", id: `set-${name}` });
     else if (field.type === "int" || field.type === "float") {
       input = el("input", { type: "number", id: `set-${name}`, step: field.type === "int" ? "1" : "any" });
     } else input = el("input", { type: "text", id: `set-${name}` });
     input.dataset.type = field.type;
     input.dataset.nullable = field.nullable ? "1" : "";
-    $("more-settings").append(el("label", { class: field.type === "bool" ? "check" : null, title: field.help },
-      field.type === "bool" ? input : name.replace(/_/g, " "), field.type === "bool" ? name.replace(/_/g, " ") : input));
+    const words = name.replace(/_/g, " ");
+    $("more-settings").append(field.type === "bool"
+      ? el("label", { class: "check", title: field.help }, input, words)
+      : el("label", { title: field.help }, words, input));
     MORE.push(name);
     setField(name, defaults[name]);
   }
