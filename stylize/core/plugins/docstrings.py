@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import ast
+import importlib.machinery
 import importlib.util
+import sys
 from pathlib import Path
 
 
 def describe(value: str) -> str | None:
     """First line of the docstring of the object at ``value`` (``"module:Class"``), without importing it.
 
-    The module's source file is located the way ``import`` would find it
-    (``importlib.util.find_spec`` of the top-level package, which executes
-    nothing, then the package's own folders) and parsed with ``ast``. Returns
+    The module's source file is located by the import system's finders,
+    without running any package's ``__init__``, and parsed with ``ast``. Returns
     None when that is not possible without running code: an extension module,
     a class defined elsewhere and re-exported, a docstring built at run time.
     """
@@ -44,43 +45,48 @@ def first_line(doc: str | None) -> str | None:
 def _module_source(module: str) -> Path | None:
     """Path of the ``.py`` file that ``import module`` would run, found without importing anything.
 
-    Follows the import system's order in each folder of the parent package:
-    a regular package (``part/__init__.py``), then a module (``part.py``);
-    folders without ``__init__.py`` form a namespace package only if no
-    folder has either.
+    The import system's own finders search: ``importlib.util.find_spec`` for
+    the top-level name (which runs nothing), then, level by level, each folder's
+    finder from ``sys.path_hooks`` (a package before a module, as ``import``
+    tries them), so that no package's ``__init__`` runs on the way.
     """
     top, *rest = module.split(".")
     try:
-        spec = importlib.util.find_spec(top)  # a top-level name: finds, runs nothing
+        spec = importlib.util.find_spec(top)
     except (ImportError, ValueError):
         return None
-    if spec is None:
+    for depth in range(1, len(rest) + 1):
+        if spec is None or spec.submodule_search_locations is None:
+            return None  # not found, or a plain module, which has no submodules
+        spec = _find(".".join([top, *rest[:depth]]), list(spec.submodule_search_locations))
+    return _python_file(spec.origin) if spec is not None else None
+
+
+def _find(name: str, folders: list[str]) -> importlib.machinery.ModuleSpec | None:
+    """The spec ``import`` finds for ``name`` in a package's ``folders``; a namespace package's portions joined."""
+    portions: list[str] = []
+    for folder in folders:
+        spec = next((finder.find_spec(name) for finder in _finders(folder)), None)
+        if spec is None:
+            continue
+        if spec.loader is not None:
+            return spec
+        portions.extend(spec.submodule_search_locations or ())
+    if not portions:
         return None
-    if not rest:
-        return _python_file(spec.origin)
-    folders = [Path(folder) for folder in spec.submodule_search_locations or ()]
-    for i, part in enumerate(rest):
-        namespace = []
-        for folder in folders:
-            init, source = folder / part / "__init__.py", folder / f"{part}.py"
-            if init.is_file():
-                found = init
-                break
-            if source.is_file():
-                found = source
-                break
-            if (folder / part).is_dir():
-                namespace.append(folder / part)
-        else:
-            found = None
-        if i == len(rest) - 1:
-            return found
-        if found is not None and found.name != "__init__.py":
-            return None  # a plain module has no submodules
-        folders = [found.parent] if found is not None else namespace
-        if not folders:
-            return None
-    return None
+    spec = importlib.machinery.ModuleSpec(name, None, is_package=True)
+    spec.submodule_search_locations = portions
+    return spec
+
+
+def _finders(folder: str):
+    """The finder ``import`` uses for ``folder``: the first of ``sys.path_hooks`` that takes it."""
+    for hook in sys.path_hooks:
+        try:
+            yield hook(folder)
+            return
+        except ImportError:
+            continue
 
 
 def _python_file(origin: str | None) -> Path | None:
