@@ -34,6 +34,7 @@ import json
 import resource
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +47,8 @@ from stylize.core.images import fit_long_side, load_image, resize, save_image
 
 #: content <- style, scikit-image photo names.
 PAIRS = {"night": ("motorcycle", "rocket"), "warm": ("astronaut", "coffee"), "muted": ("coffee", "chelsea")}
-#: Today's network; fp32 as on most users' CPUs.
-NETWORK = {"backend": "caffe-vgg19", "options": {"caffe-vgg19": {"precision": "fp32"}}}
+#: Today's network; fp32 as on most users' CPUs; one BLAS thread, so that CPU seconds compare across runs.
+NETWORK = {"backend": "caffe-vgg19", "threads": 1, "options": {"caffe-vgg19": {"precision": "fp32"}}}
 #: The preset as it was before issue 28 (stylize/core/presets.py at 68c696b).
 BEFORE = {"losses": ("gram", "affine"), "init": "content", "ratio": 1e3}
 #: The optimized variants' common settings: one level from the colour-transferred start.
@@ -73,6 +74,26 @@ CONFIGS: dict[str, dict] = {
     "preset": {"preset": "photo"},
 }
 
+#: Candidates for the preset's optimization between the ``distribution`` start and the smoothing (``--configs
+#: tune-...``, not run by default): which keeps the start's tone (issue 28's targets); ``distribution+smooth``
+#: is the same without any optimization.
+TUNING: dict[str, dict] = {
+    f"tune-{name}": {"start": "distribution", "smooth": SMOOTH,
+                     "stages": [{**ONE_LEVEL, "iterations": iterations, "ratio": ratio, "losses": losses}]}
+    for name, iterations, ratio, losses in (
+        ("r1e3-n64", 64, 1e3, ("gram", "affine")),   # the preset before this tuning
+        ("r1e3-n16", 16, 1e3, ("gram", "affine")),
+        ("r1e4-n16", 16, 1e4, ("gram", "affine")),
+        ("r1e5-n4", 4, 1e5, ("gram", "affine")),
+        ("r1e5-n8", 8, 1e5, ("gram", "affine")),
+        ("r1e5-n16", 16, 1e5, ("gram", "affine")),
+        ("r1e5-n32", 32, 1e5, ("gram", "affine")),
+        ("meancov-r1e4-n16", 16, 1e4, ("meancov", "affine")),
+        ("affine-n16", 16, 1e3, ("affine",)),        # the content and affine terms alone
+    )
+}
+ALL = {**CONFIGS, **TUNING}
+
 
 def photo(name: str) -> np.ndarray:
     from skimage import data
@@ -83,6 +104,24 @@ def photo(name: str) -> np.ndarray:
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+@contextmanager
+def counting():
+    """Counts the network's evaluations (objective calls, with their gradients) made inside the block:
+    what a run costs whatever else shares the CPU."""
+    from stylize.core.objective import Objective
+    counted, finish = [0], Objective.finish
+
+    def counted_finish(self, total, grad):
+        counted[0] += 1
+        return finish(self, total, grad)
+
+    Objective.finish = counted_finish
+    try:
+        yield counted
+    finally:
+        Objective.finish = finish
 
 
 def run_job(content, style, settings: dict, init: str, **job) -> np.ndarray:
@@ -101,7 +140,7 @@ def make(name: str, config: dict, content, style, folder: Path, size: int) -> np
     elif "preset" in config:
         import stylize
         image = stylize.Job(content, style, preset=config["preset"], length=size, checkpoint_every=0,
-                            options=NETWORK["options"]).run()
+                            threads=NETWORK["threads"], options=NETWORK["options"]).run()
     else:
         init = "content"
         if config.get("start"):
@@ -140,11 +179,14 @@ def produce(pair: str, names, size: int, out: Path, cached: bool = False) -> dic
             if cached:
                 continue
             wall, cpu = time.perf_counter(), cpu_seconds()
-            image = make(name, CONFIGS[name], content, style, folder, size)
-            seconds = {"wall_s": time.perf_counter() - wall, "cpu_s": cpu_seconds() - cpu}
+            with counting() as evaluations:
+                image = make(name, ALL[name], content, style, folder, size)
+            seconds = {"wall_s": time.perf_counter() - wall, "cpu_s": cpu_seconds() - cpu,
+                       "evaluations": evaluations[0]}
             save_image(image, path)
             record.write_text(json.dumps(seconds))
-            print(f"{pair} {name}: {seconds['wall_s']:.1f} s wall, {seconds['cpu_s']:.1f} CPU s", flush=True)
+            print(f"{pair} {name}: {seconds['wall_s']:.1f} s wall, {seconds['cpu_s']:.1f} CPU s, "
+                  f"{evaluations[0]} evaluations", flush=True)
         images[name] = load_image(path)
     return images
 
@@ -152,14 +194,15 @@ def produce(pair: str, names, size: int, out: Path, cached: bool = False) -> dic
 def table(pair: str, images: dict[str, np.ndarray], out: Path) -> list[str]:
     content, style = images["content image"], images["style image"]
     rows = [f"**{pair}** ({' <- '.join(PAIRS[pair])}, {content.shape[1]}x{content.shape[0]} px)", "",
-            "| configuration | residual | flat | dL | swd | wall s | CPU s |", "|---|---|---|---|---|---|---|"]
+            "| configuration | residual | flat | dL | swd | wall s | CPU s | evaluations |",
+            "|---|---|---|---|---|---|---|---|"]
     for name, image in images.items():
         if name.endswith(" image"):
             continue
         s = scores(image, content, style)
         t = json.loads((out / pair / f"{name}.json").read_text())
         rows.append(f"| {name} | {s['residual']:.2f} | {s['flat']:.2f} | {s['dL']:.1f} | {s['swd']:.2f} "
-                    f"| {t['wall_s']:.1f} | {t['cpu_s']:.1f} |")
+                    f"| {t['wall_s']:.1f} | {t['cpu_s']:.1f} | {t.get('evaluations', '')} |")
     return rows + [""]
 
 
@@ -189,33 +232,41 @@ def sheet(all_images: dict[str, dict[str, np.ndarray]], path: Path, height: int 
     save_image(np.asarray(picture, np.float32) / 255.0, path)
 
 
-def speed(size: int) -> list[str]:
+def speed(size: int, run: tuple[str, ...] = ("--preset photo",)) -> list[str]:
     """The photo preset against the default run at ``size`` px (the night pair), in what survives contention:
-    each plan's network work (GFLOP: every level's iterations times its evaluation), and the CPU and wall
-    seconds of the preset's parts outside the network (the start, the Laplacian, the smoothing)."""
+    each plan's network work (GFLOP: every level's charged iterations times its evaluation); the runs named
+    in ``run`` run for real (CPU and wall seconds, the network's evaluations counted); and the preset's
+    steps outside the network (the start, the Laplacian, the smoothing of the start) alone."""
     import stylize
-    from stylize.core.eta import plan_cost
+    from stylize.core.plan import plan_cost
     from stylize.losses.affine import matting_laplacian, smooth
     from stylize.starts.colour import distribution
     content, style = (photo(name) for name in PAIRS["night"])
-    lines = [f"Speed at {size} px (night pair, fp32):", "", "| run | levels (px x iterations) | network GFLOP | ",
-             "|---|---|---|"]
+    lines = [f"Speed at {size} px (night pair, fp32, one thread):", "",
+             "| run | levels (px x iterations) | network GFLOP | evaluations | CPU s | wall s |",
+             "|---|---|---|---|---|---|"]
     for name, preset in (("default", None), ("--preset photo", "photo")):
-        job = stylize.Job(content, style, preset=preset, length=size, checkpoint_every=0, options=NETWORK["options"])
-        flops = job.estimate.level_flops
-        total = plan_cost(job.plan, flops, 0, job.plan.iterations) / 1e9
+        job = stylize.Job(content, style, preset=preset, length=size, checkpoint_every=0,
+                          threads=NETWORK["threads"], options=NETWORK["options"])
+        total = plan_cost(job.plan, job.estimate.level_flops, 0, job.plan.iterations) / 1e9
         levels = ", ".join(f"{max(level.shape)} x {level.iterations}" for level in job.plan.levels)
-        lines.append(f"| {name} | {levels} | {total:.0f} |")
+        measured = "| | |"
+        if name in run:
+            wall, cpu = time.perf_counter(), cpu_seconds()
+            with counting() as evaluations:
+                job.run()
+            measured = f"{evaluations[0]} | {cpu_seconds() - cpu:.1f} | {time.perf_counter() - wall:.1f}"
+        lines.append(f"| {name} | {levels} | {total:.0f} | {measured} |")
     work = resize(content, fit_long_side(content.shape[:2], size))
     small = resize(style, fit_long_side(style.shape[:2], size))
     lines += ["", "| preset step outside the network | wall s | CPU s |", "|---|---|---|"]
+    made = {}
     for name, step in (("distribution start", lambda: distribution(work, small)),
                        ("matting Laplacian", lambda: matting_laplacian(work)),
-                       ("smoothing (1e-4)", lambda: smooth(work, laplacian, 1e-4))):
+                       ("smoothing (1e-4) of the start", lambda: smooth(made["distribution start"],
+                                                                        made["matting Laplacian"], 1e-4))):
         wall, cpu = time.perf_counter(), cpu_seconds()
-        result = step()
-        if name == "matting Laplacian":
-            laplacian = result
+        made[name] = step()
         lines.append(f"| {name} | {time.perf_counter() - wall:.1f} | {cpu_seconds() - cpu:.1f} |")
     return lines + [""]
 
@@ -224,16 +275,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=256, help="long side of the outputs in pixels")
     parser.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(ALL),
+                        help="configurations to run (default: all but the tune-* candidates)")
     parser.add_argument("--out", type=Path, default=Path("bench-out/photoreal"), help="kept outputs")
     parser.add_argument("--markdown", type=Path, help="write the tables there too")
     parser.add_argument("--sheet", type=Path, help="write the side-by-side sheet there (PNG)")
     parser.add_argument("--cached", action="store_true", help="tables and sheet of the kept outputs only")
     parser.add_argument("--speed", action="store_true",
                         help="instead: the photo preset's work against the default run's at --size (e.g. 512)")
+    parser.add_argument("--run-default", action="store_true",
+                        help="with --speed: run the default too, not only count its plan's work (minutes)")
     args = parser.parse_args(argv)
     if args.speed:
-        print("\n".join(speed(args.size)))
+        print("\n".join(speed(args.size, ("--preset photo", "default") if args.run_default else ("--preset photo",))))
         return 0
     out = args.out / str(args.size)
     all_images = {pair: produce(pair, args.configs, args.size, out, args.cached) for pair in args.pairs}

@@ -78,9 +78,9 @@ def test_style_masks_must_match_the_style_images(images, captured, tmp_path):
 
 
 @pytest.mark.parametrize("extra, losses, ratio, init", [
-    ([], ("gram", "affine"), 1e3, "distribution"),
+    ([], ("gram", "affine"), 1e5, "distribution"),
     (["-r", "5"], ("gram", "affine"), 5.0, "distribution"),
-    (["--loss", "gram", "--init", "noise"], ("gram",), 1e3, "noise"),
+    (["--loss", "gram", "--init", "noise"], ("gram",), 1e5, "noise"),
 ])
 def test_photo_preset_fills_in_what_the_command_line_leaves(images, captured, extra, losses, ratio, init):
     result = invoke(*run_args(images, "-q", "--preset", "photo", *extra))

@@ -96,7 +96,7 @@ def test_command_line_beats_environment_and_config_file(runs):
 
 def test_preset_fills_in_below_config_and_environment(runs):
     photo = ok(runs("--preset", "photo"))
-    assert (tuple(photo.losses), photo.ratio) == (("gram", "affine"), 1e3)
+    assert (tuple(photo.losses), photo.ratio) == (("gram", "affine"), 1e5)
     settings = ok(runs(config="preset = 'photo'\nratio = 5e3\n", env={"STYLIZE_LOSS": "gram tv"}))
     assert (tuple(settings.losses), settings.ratio, settings.init) == (("gram", "tv"), 5e3, "distribution")
 

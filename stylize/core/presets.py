@@ -14,11 +14,12 @@ DRAFT_ITERATIONS = 24
 BEST_ITERATIONS = 512
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # Luan et al. 2017 without their segmentation network, finished as Li et al. 2018: the start has the
-    # style's whole colour distribution (starts/colour.py), one level of gram + the affine term refines it,
-    # and the affine term's closed-form smoothing makes the result locally affine in the photo again.
-    # Why each piece, measured against a global colour transfer: bench/photoreal.py, docs/photoreal.md.
-    "photo": {"losses": ("gram", "affine"), "init": "distribution", "ratio": 1e3, "scales": 1, "iterations": 64,
+    # Li et al. 2018's two steps with a colour transfer for their network: the start has the style's whole
+    # colour distribution (starts/colour.py), and the affine term's closed-form smoothing makes the result
+    # locally affine in the photo again. Between them the network only touches it (4 iterations, style-led):
+    # every iteration measured cost the style's tone (more: worse), none made it more photo-like than the
+    # smoothing itself does. -n or --quality gives the network more. bench/photoreal.py, docs/photoreal.md.
+    "photo": {"losses": ("gram", "affine"), "init": "distribution", "ratio": 1e5, "scales": 1, "iterations": 4,
               "options": {"affine": {"smooth": 1e-4}}},
 }
 
