@@ -35,15 +35,15 @@ def test_every_form_setting_has_an_input_and_reaches_the_job_request(browser, pa
         if name != "losses":  # the loss checkboxes
             assert browser.find_elements(By.ID, f"set-{name}"), name
     more = browser.execute_script("return MORE")
-    assert {"ladder", "bit_depth", "scheduler"} <= set(more)
+    assert {"ladder", "bit_depth"} <= set(more)
+    assert "scheduler" not in more and not browser.find_elements(By.ID, "set-scheduler")  # the server's, not a visitor's
     box = browser.find_element(By.ID, "more-settings-box")
     box.find_element(By.TAG_NAME, "summary").click()
-    label = browser.find_element(By.ID, "set-scheduler").find_element(By.XPATH, "..")
-    assert "Dask scheduler" in label.get_attribute("title")
+    label = browser.find_element(By.ID, "set-ladder").find_element(By.XPATH, "..")
+    assert "octave" in label.get_attribute("title")
     request = browser.execute_script("return jobRequest()")["settings"]
-    assert request["ladder"] == "octave" and request["bit_depth"] == 8 and request["scheduler"] is None
+    assert request["ladder"] == "octave" and request["bit_depth"] == 8 and "scheduler" not in request
     Select(browser.find_element(By.ID, "set-ladder")).select_by_value("sqrt2")
     Select(browser.find_element(By.ID, "set-bit_depth")).select_by_value("16")
-    browser.find_element(By.ID, "set-scheduler").send_keys("tcp://127.0.0.1:8786")
     request = browser.execute_script("return jobRequest()")["settings"]
-    assert (request["ladder"], request["bit_depth"], request["scheduler"]) == ("sqrt2", 16, "tcp://127.0.0.1:8786")
+    assert (request["ladder"], request["bit_depth"]) == ("sqrt2", 16)

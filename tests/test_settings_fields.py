@@ -150,6 +150,13 @@ def test_the_web_form_takes_it_or_the_server_sets_it(name, tmp_path):
         assert plain(_settings_fields({}, work, config)[name]) == plain(value)
 
 
+def test_a_page_cannot_point_the_server_at_a_scheduler_of_its_choosing(tmp_path):
+    """``scheduler`` is the server's (``stylize serve --scheduler``): a visitor's address is refused, not dialled."""
+    from stylize.serve.work import Refused
+    with pytest.raises(Refused, match="server-only setting"):
+        _settings_fields({"scheduler": "tcp://203.0.113.7:8786"}, WorkFolder(tmp_path), ServeConfig(work=tmp_path))
+
+
 @pytest.mark.parametrize("name", OFFERED)
 def test_a_checkpoint_refuses_a_change_of_a_field_that_changes_the_result(name):
     _, _, value = sample(name)

@@ -158,9 +158,10 @@ class Settings:
         help="Bits per channel of the output and its snapshots. 16 (.png or .tif only; .jpg is refused before "
              "any work) keeps the optimizer's full precision: 65536 levels instead of 256, no banding in smooth "
              "areas when the picture is edited further.")
-    # Not fingerprinted: a resume may move clusters. Not video's (its frames are small), a server's for every job.
+    # Not fingerprinted: a resume may move clusters. Not video's (its frames are small). A server's for every
+    # job, not the page's: a visitor must not make the server connect to an address of their choosing.
     scheduler: str | None = setting(
-        None, result=False, network=True, metavar="ADDRESS", drivers=frozenset({RUN, BATCH, FORM, SERVER}),
+        None, result=False, network=True, metavar="ADDRESS", drivers=frozenset({RUN, BATCH, SERVER}),
         help="A Dask scheduler (e.g. tcp://10.0.0.5:8786): the tiles of every tiled scale's evaluations run on "
              "its workers (each loads the network once), the optimizer and the image stay here; same result as "
              "the tiled run here. Scales evaluated whole run here. Workers need the same stylize version and the "
