@@ -360,9 +360,9 @@ def _check_files(output, save_every, save_dir, checkpoint_every, resume) -> None
 
 
 def metadata(settings: Settings, content: Source, styles: Sequence[Source]) -> dict[str, str]:
-    """The PNG text of every image a run writes: what went in and with which settings."""
+    """The PNG text of every image a run writes: what went in and with which settings (their JSON form)."""
     return {"Software": "stylize", "stylize:content": source_name(content),
-            "stylize:style": ", ".join(source_name(s) for s in styles), "stylize:settings": repr(settings)}
+            "stylize:style": ", ".join(source_name(s) for s in styles), "stylize:settings": settings.to_json()}
 
 
 def source_name(source: Source) -> str:
