@@ -84,3 +84,21 @@ def test_the_photo_preset_on_the_command_line_smooths_unless_told_not_to(tiny_ne
         runs[name] = load_image(tmp_path / f"{name}.png")
     c = resize(photos["coffee"], runs["plain"].shape[:2])
     assert residual(runs["smoothed"], c) < residual(runs["plain"], c)
+
+
+def test_the_bench_counts_every_evaluation_of_a_run_and_only_inside_its_block(tiny, pictures):
+    """bench/photoreal.py reports a run's cost as its network evaluations (what contention does not inflate)."""
+    from photoreal import counting
+
+    from stylize.core.objective import Objective
+    finish = Objective.finish
+    steps = []
+    with counting() as evaluations:
+        photo_job(tiny, pictures, init="reinhard", iterations=3).run(steps.append)
+    assert Objective.finish is finish
+    # L-BFGS evaluates at least once per iteration, and its line search may add more.
+    iterations = sum(1 for event in steps if type(event).__name__ == "Step")
+    assert iterations == 3 and iterations <= evaluations[0] <= 20 * iterations
+    counted = evaluations[0]
+    photo_job(tiny, pictures, init="reinhard", iterations=2).run()
+    assert evaluations[0] == counted  # nothing counted after the block
