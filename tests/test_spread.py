@@ -9,7 +9,7 @@ from stylize.core.errors import ResourceError
 from stylize.core.plan import Level
 from stylize.core.remote import Machines
 from stylize.core.spread import spread
-from stylize.core.tile_memory import worker_bytes
+from stylize.core.tile_memory import client_bytes, tiled_bytes, worker_bytes
 from stylize.core.tile_search import count, tiling_of
 from stylize.core.tiling import make_tiles
 from stylize.losses.content import ContentLoss
@@ -74,3 +74,13 @@ def test_a_level_too_small_for_a_tile_per_worker_runs_here(parts):
     wide = Level(0, 600, (300, 600), ((300, 600),), 10, 0)  # room for two 256 px cores: one per worker
     assert spread(wide, None, [(LBFGS(), None)], backend, losses, None, Machines("tcp://x:1", (None, None)),
                   tiling, auto=True)[1] == 2
+
+
+def test_the_client_of_a_cluster_holds_no_tile(parts):
+    """Its targets and evaluations run on the workers: its memory is the image's and the optimizer's, the same
+    whatever the tiles, below what the tiles cost this process when it runs them."""
+    backend, losses, level, tiling = parts
+    small, large = make_tiles(tiling, 256), make_tiles(tiling, 640)
+    here = [client_bytes(backend, LBFGS(), losses, t, SHAPE, level.style_shapes, 10) for t in (small, large)]
+    tiled = [tiled_bytes(backend, LBFGS(), losses, t, SHAPE, level.style_shapes, 10) for t in (small, large)]
+    assert here[0] == here[1] < tiled[0] < tiled[1]

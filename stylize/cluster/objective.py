@@ -20,6 +20,7 @@ from ..core.tiled_objective import TiledObjective, Totals, add_statistics, make_
 from ..core.tiling import Tiles
 from . import worker
 from .connection import check_networks, connect, watched
+from .targets import set_cluster_targets
 from .traffic import Traffic
 
 
@@ -27,14 +28,15 @@ class ClusterObjective(TiledObjective):
     """``TiledObjective``'s contract, each tile's network passes run on the workers of ``client``;
     ``traffic`` counts the bytes per evaluation."""
 
-    def __init__(self, local: TiledObjective, client, settings: Settings):
+    def __init__(self, local: TiledObjective, client, settings: Settings, checked: bool = False):
         super().__init__(local.backend, local.losses, local.grid)
         self.client, self.traffic = client, Traffic()
         self.address = settings.scheduler or client.scheduler.address
         spec = worker.LevelSpec(settings.backend, settings.options_for(settings.backend), self.layers,
                                 settings.threads, self.feature_terms, self.grid)
         with watched(client, self.address):
-            check_networks(client, spec.network, worker.parameters_digest(local.backend))
+            if not checked:  # else the targets' work checked the workers' network
+                check_networks(client, spec.network, worker.parameters_digest(local.backend))
             workers = len(client.scheduler_info(n_workers=-1)["workers"])
             self.spec = client.scatter(spec, broadcast=True, hash=False)
         self.setup_bytes = workers * _spec_bytes(spec)
@@ -77,8 +79,21 @@ def _spec_bytes(spec: worker.LevelSpec) -> int:
 
 def make_cluster_objective(backend, losses: Sequence[WeightedLoss], content: np.ndarray, style, tiles: Tiles,
                            settings: Settings, **images) -> ClusterObjective:
-    """``make_tiled_objective``'s objective (targets made here, tile by tile) with its evaluations on the
-    cluster at ``settings.scheduler``."""
+    """``make_tiled_objective``'s objective with its targets and evaluations on the cluster at
+    ``settings.scheduler``: this process never runs the network on the scale. ``targets_traffic``
+    counts the targets' bytes."""
     client = connect(settings.scheduler)  # before the targets' work: a missing cluster is said at once
-    local = make_tiled_objective(backend, losses, content, style, tiles, **images)
-    return ClusterObjective(local, client, settings)
+    layers = sorted({layer for term in losses for layer in term.loss.layers})  # the objective's (Objective.layers)
+    network = worker.Network(settings.backend, tuple(sorted(settings.options_for(settings.backend).items())),
+                             tuple(layers), settings.threads)
+    traffic = Traffic()
+
+    def on_workers(*args) -> None:
+        with watched(client, settings.scheduler):
+            check_networks(client, network, worker.parameters_digest(backend))
+            set_cluster_targets(client, network, *args, traffic=traffic)
+
+    local = make_tiled_objective(backend, losses, content, style, tiles, set_targets=on_workers, **images)
+    objective = ClusterObjective(local, client, settings, checked=True)
+    objective.targets_traffic = traffic
+    return objective

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..core.objective import WeightedLoss
-from ..core.tiled_objective import TiledObjective, Totals
+from ..core.tiled_objective import TiledObjective, TiledRunner, Totals
 from ..core.tiling import Tile, TileGrid
 
 
@@ -105,6 +105,33 @@ def _objective(spec: LevelSpec) -> TiledObjective:
     if _LEVEL[0] != spec.token:
         _LEVEL[:] = [spec.token, TiledObjective(_network(spec.network), spec.terms, spec.grid)]
     return _LEVEL[1]
+
+
+def _tile_cores(network: Network, grid: TileGrid, layers: list[str], index: int, pixels: np.ndarray):
+    """Tile ``index`` of ``grid`` (``pixels``: its span) through the network: its core features (copied out of
+    the backend) and its windows."""
+    runner = TiledRunner(_network(network), grid, layers)
+    tile, windows = runner.tiles[index]
+    here = Tile(tile.core, (slice(0, pixels.shape[2]), slice(0, pixels.shape[3])))
+    cores = runner.forward(pixels, here, windows, backward=False)
+    return {layer: np.array(core) for layer, core in cores.items()}, windows
+
+
+def content_features(network: Network, grid: TileGrid, layers: list[str], index: int,
+                     pixels: np.ndarray) -> dict[str, np.ndarray]:
+    """A scale's targets, content: tile ``index``'s core features of the content image's ``layers``."""
+    return _tile_cores(network, grid, layers, index, pixels)[0]
+
+
+def style_statistics(network: Network, grid: TileGrid, terms: list[WeightedLoss], image: int, index: int,
+                     pixels: np.ndarray) -> list[Totals]:
+    """A scale's targets, style: each style term's ``target_statistics`` of tile ``index`` of style image
+    ``image`` (the client adds them up in tile order, as ``core.tiled_objective.style_statistics`` does)."""
+    layers = sorted({layer for t in terms for layer in t.loss.layers})
+    cores, windows = _tile_cores(network, grid, layers, index, pixels)
+    return [term.loss.target_statistics({layer: cores[layer] for layer in term.loss.layers},
+                                        {layer: windows[layer].window for layer in term.loss.layers}, image)
+            for term in terms]
 
 
 def _forward(objective: TiledObjective, index: int, pixels: np.ndarray, backward: bool):

@@ -22,7 +22,7 @@ from .images import check_working_size
 from .initial import first_level
 from .schedule import scale_lengths, sizes_at, split_iterations, step_ratio
 from .spread import machines_for, spread
-from .tile_memory import tiled_bytes
+from .tile_memory import client_bytes, tiled_bytes
 from .tile_refusal import check_tiled_fits
 from .tile_search import SMALL_CORE, cheapest, count, tiled_flops, tiling_of, work
 from .tiling import Tiles, make_tiles
@@ -205,7 +205,8 @@ def complete(plan: Plan, settings: "Settings", backend: "Backend", losses: Seque
                                                            machines, tiling, auto is not None)
         if spread_over is not None:
             tiles, auto = spread_over[0], None
-        tiles, opt, note, bytes_needed = _choose(level, tiles, variants, backend, losses, limit, auto)
+        tiles, opt, note, bytes_needed = _choose(level, tiles, variants, backend, losses, limit, auto,
+                                                 client_bytes if spread_over is not None else tiled_bytes)
         flops = backend.estimate_flops(level.shape) if tiles is None else tiled_flops(backend, tiles, level.shape)
         arithmetic = backend.arithmetic(level.shape)
         seconds = None if flops is None else flops / speed.rate(settings.backend, settings.threads, arithmetic)
@@ -242,15 +243,17 @@ def _tiling(settings: "Settings", backend: "Backend", losses) -> tuple:
     return tiling, make_tiles(tiling, setting)
 
 
-def _choose(level: Level, tiles: Tiles | None, variants, backend, losses, limit, auto_tiling) -> tuple:
+def _choose(level: Level, tiles: Tiles | None, variants, backend, losses, limit, auto_tiling,
+            estimate=tiled_bytes) -> tuple:
     """(tiles, optimizer, its note, bytes) of one level: the first variant that fits ``limit`` with
     ``tiles``, else with ``auto_tiling``'s cheapest tiles, else the smallest variant (which the
-    final check refuses, naming the largest length that fits with it)."""
+    final check refuses, naming the largest length that fits with it). ``estimate``: a tiled level's
+    bytes here (``client_bytes`` where its tiles run on a cluster)."""
 
     def needed(opt, tiles=tiles) -> int | None:
         if tiles is None:
             return memory.estimate_run_bytes(backend, opt, level.shape, level.style_shapes, losses, level.iterations)
-        return tiled_bytes(backend, opt, losses, tiles, level.shape, level.style_shapes, level.iterations)
+        return estimate(backend, opt, losses, tiles, level.shape, level.style_shapes, level.iterations)
 
     choices = [(tiles, opt, note) for opt, note in variants]
     if limit is not None:
@@ -274,7 +277,7 @@ def _check_final(final: Level, settings: "Settings", backend, losses, auto_tilin
     where ``auto`` found no tiling, the largest that fits in the smallest tiles."""
     if final.tiles is not None:
         check_tiled_fits(backend, final.optimizer, settings.style_scale, losses, final.tiles, final.shape,
-                         final.style_shapes, final.iterations)
+                         final.style_shapes, final.iterations, client_bytes if final.machines else tiled_bytes)
         return
     try:
         memory.check_fits(backend, settings, final.shape, final.style_shapes, final.optimizer, losses=losses,

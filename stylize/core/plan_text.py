@@ -60,7 +60,8 @@ def workers(plan: Plan) -> str:
     limit = f" (of {format_bytes(plan.worker_limit)} usable)" if plan.worker_limit else " (no limit set)"
     peak = f" about {format_bytes(max(peaks))}" if peaks else ""
     used = "" if any(level.machines for level in plan.levels) else ", no scale large enough to use them"
-    return f"each of {plan.workers} workers{peak}{limit}{used}"
+    who = f"each of {plan.workers} workers" if plan.workers > 1 else "the worker"
+    return f"{who}{peak}{limit}{used}"
 
 
 def columns(plan: Plan) -> tuple[str, ...]:

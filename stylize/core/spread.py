@@ -7,7 +7,7 @@ from typing import Sequence
 from . import memory
 from .errors import ResourceError, StylizeError
 from .remote import Machines, remote_for
-from .tile_memory import tiled_bytes, worker_bytes
+from .tile_memory import client_bytes, worker_bytes
 from .tile_search import SMALL_CORE, cheapest, count
 from .tiling import Tiles
 
@@ -25,8 +25,8 @@ def spread(level, tiles: Tiles | None, variants: Sequence, backend, losses, limi
 
     ``tiles``: those ``--tile-size N`` gives the level (refused, ResourceError, when a worker cannot hold
     one); else with ``auto`` the cheapest tiling into at least as many tiles as workers (two at least)
-    that fits the smallest worker's memory limit and this process's ``limit`` with one of the optimizer
-    ``variants`` (this process still makes the targets a tile at a time).
+    that fits the smallest worker's memory and this process's ``limit`` (``client_bytes``) with one of the
+    optimizer ``variants``.
     """
     shape, style_shapes = level.shape, level.style_shapes
     smallest = machines.smallest
@@ -43,8 +43,8 @@ def spread(level, tiles: Tiles | None, variants: Sequence, backend, losses, limi
             return None  # smaller tiles would be mostly halo: the level is quicker here
 
         def here(t: Tiles) -> bool:
-            return limit is None or any(memory.within(lambda: tiled_bytes(backend, opt, losses, t, shape,
-                                                                          style_shapes, level.iterations), limit[0])
+            return limit is None or any(memory.within(lambda: client_bytes(backend, opt, losses, t, shape,
+                                                                           style_shapes, level.iterations), limit[0])
                                         for opt, _ in variants)
 
         def fits(t: Tiles) -> bool:

@@ -37,10 +37,11 @@ GRAM_COPIES = 3
 DASK_WORKER_BYTES = 150 * 2 ** 20
 
 
-def _tile_parts(backend: Backend, losses: Sequence[WeightedLoss], tiles: Tiles, shape: Shape,
-                style_shapes: Sequence[Shape]) -> int | None:
-    """One tile's network peak, its feature copies, the whole level's content targets and the Gram
-    statistics: what every process that evaluates tiles holds (None: the backend cannot tell)."""
+def _parts(backend: Backend, losses: Sequence[WeightedLoss], tiles: Tiles, shape: Shape,
+           style_shapes: Sequence[Shape]) -> dict[str, int] | None:
+    """What a level in ``tiles`` holds by part: ``tile``, one tile's network peak (with the process the
+    backend runs in) and its feature copies; ``targets``, the whole level's content targets; ``grams``, the
+    Gram statistics (None: the backend cannot tell)."""
     grids = [tiles.grid(s) for s in (shape, *style_shapes)]
     span = (max(g.largest[0] for g in grids), max(g.largest[1] for g in grids))
     network = backend.estimate_peak_bytes(span)
@@ -56,30 +57,48 @@ def _tile_parts(backend: Backend, losses: Sequence[WeightedLoss], tiles: Tiles, 
     in_tile = tiling.grid(span)
     copies = TILE_FEATURE_COPIES * sum(channels.get(layer, 0) * math.prod(in_tile[layer]) * 4
                                        for layer in layers("content") | layers("style"))
-    targets = sum(channels.get(layer, 0) * math.prod(full[layer]) * 4 for layer in layers("content"))
-    grams = sum(channels.get(layer, 0) ** 2 * 8 * GRAM_COPIES for layer in layers("style"))
-    return network + int(copies) + targets + grams
+    return {"tile": network + int(copies),
+            "targets": sum(channels.get(layer, 0) * math.prod(full[layer]) * 4 for layer in layers("content")),
+            "grams": sum(channels.get(layer, 0) ** 2 * 8 * GRAM_COPIES for layer in layers("style"))}
+
+
+def _image_bytes(optimizer: Optimizer, losses: Sequence[WeightedLoss], shape: Shape, iterations: int | None) -> int:
+    """The image-sized arrays around the objective, the optimizer's state and what the terms hold."""
+    variables = 3 * int(shape[0]) * int(shape[1])
+    state = memory.optimizer_bytes(optimizer, variables, iterations)
+    terms = memory.terms_bytes(losses, shape)  # image-sized whatever the tiles (the affine term's Laplacian)
+    return IMAGE_COPIES * 4 * variables + int(state) + terms
 
 
 def tiled_bytes(backend: Backend, optimizer: Optimizer, losses: Sequence[WeightedLoss], tiles: Tiles,
                 shape: Shape, style_shapes: Sequence[Shape], iterations: int | None = None) -> int | None:
-    """Estimated peak resident memory (bytes) of this process for a level evaluated in ``tiles`` (here, or
-    on a cluster: this process still makes the targets a tile at a time), or None if unknown.
+    """Estimated peak resident memory (bytes) of this process for a level evaluated here in ``tiles``, or
+    None if unknown.
 
     ``iterations``: the level's, the most the optimizer runs (``memory.optimizer_bytes``).
     """
-    parts = _tile_parts(backend, losses, tiles, shape, style_shapes)
+    parts = _parts(backend, losses, tiles, shape, style_shapes)
     if parts is None:
         return None
-    variables = 3 * int(shape[0]) * int(shape[1])
-    state = memory.optimizer_bytes(optimizer, variables, iterations)
-    terms = memory.terms_bytes(losses, shape)  # image-sized whatever the tiles (the affine term's Laplacian)
-    return parts + IMAGE_COPIES * 4 * variables + int(state) + terms
+    return sum(parts.values()) + _image_bytes(optimizer, losses, shape, iterations)
+
+
+def client_bytes(backend: Backend, optimizer: Optimizer, losses: Sequence[WeightedLoss], tiles: Tiles,
+                 shape: Shape, style_shapes: Sequence[Shape], iterations: int | None = None) -> int | None:
+    """Estimated peak resident memory of this process for a level whose tiles (targets and evaluations) run
+    on a cluster's workers: the network loaded but not run (its process at the smallest input), the content
+    targets twice (assembled from the tiles' features as they arrive), the statistics, the image-sized
+    arrays and the optimizer's state."""
+    parts = _parts(backend, losses, tiles, shape, style_shapes)
+    process = backend.estimate_peak_bytes(backend.smallest_input())
+    if parts is None or process is None:
+        return None
+    return process + 2 * parts["targets"] + parts["grams"] + _image_bytes(optimizer, losses, shape, iterations)
 
 
 def worker_bytes(backend: Backend, losses: Sequence[WeightedLoss], tiles: Tiles, shape: Shape,
                  style_shapes: Sequence[Shape]) -> int | None:
     """Estimated peak resident memory of a cluster worker evaluating ``tiles`` of a level: a tile's network
     pass, the level's targets (its spec carries the content targets whole) and Dask's own."""
-    parts = _tile_parts(backend, losses, tiles, shape, style_shapes)
-    return None if parts is None else parts + DASK_WORKER_BYTES
+    parts = _parts(backend, losses, tiles, shape, style_shapes)
+    return None if parts is None else sum(parts.values()) + DASK_WORKER_BYTES

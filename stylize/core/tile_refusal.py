@@ -13,20 +13,22 @@ Shape = Sequence[int]
 
 
 def check_tiled_fits(backend, optimizer, style_scale: float, losses, tiles: Tiles, shape: Shape,
-                     style_shapes: Sequence[Shape], iterations: int | None = None) -> int | None:
+                     style_shapes: Sequence[Shape], iterations: int | None = None,
+                     estimate=tiled_bytes) -> int | None:
     """The tiled estimate of a level, refused (ResourceError) when over the limit; None when the
-    check is off. The refusal names the largest length that fits *tiled* (in the smallest tiles)."""
+    check is off. The refusal names the largest length that fits *tiled* (in the smallest tiles).
+    ``estimate``: ``tiled_bytes``, or ``client_bytes`` for a level on a cluster."""
     limit = memory.memory_limit()
     if limit is None:
         return None
-    needed = tiled_bytes(backend, optimizer, losses, tiles, shape, style_shapes, iterations)
+    needed = estimate(backend, optimizer, losses, tiles, shape, style_shapes, iterations)
     if needed is None or needed <= limit[0]:
         return needed
     small = make_tiles(tiles.tiling, max(SMALL_CORE, tiles.tiling.stride), tiles.halo)
 
     def at(length: int) -> int | None:
-        return tiled_bytes(backend, optimizer, losses, small, *sizes_at(length, shape, style_shapes, style_scale),
-                           iterations)
+        return estimate(backend, optimizer, losses, small, *sizes_at(length, shape, style_shapes, style_scale),
+                        iterations)
 
     low = memory.largest_length(at, limit[0], max(shape[:2]))
     advice = f"--length {low} would fit tiled" if low is not None else "no --length would fit, even tiled"

@@ -202,12 +202,14 @@ def set_tiled_targets(backend: Backend, losses: Sequence[WeightedLoss], content:
 def make_tiled_objective(backend: Backend, losses: Sequence[WeightedLoss], content: np.ndarray,
                          style: np.ndarray | Sequence[np.ndarray], tiles: Tiles, *,
                          style_weights: Sequence[float] | None = None, regions: np.ndarray | None = None,
-                         style_regions: Sequence[np.ndarray] | None = None) -> TiledObjective:
-    """``stylize.core.objective.make_objective`` tile by tile: targets and evaluations in ``tiles``."""
+                         style_regions: Sequence[np.ndarray] | None = None,
+                         set_targets=set_tiled_targets) -> TiledObjective:
+    """``stylize.core.objective.make_objective`` tile by tile: targets and evaluations in ``tiles``;
+    ``set_targets``: ``set_tiled_targets``' contract, here or elsewhere (a cluster's workers)."""
     check_tileable(losses)
     styles = one_or_many(style)
     scaled = prepare_terms(losses, Images(content, styles, blend_weights(style_weights, len(styles)), regions,
                                           style_regions))
-    set_tiled_targets(backend, losses, content, styles, tiles)
+    set_targets(backend, losses, content, styles, tiles)
     return TiledObjective(backend, scaled, tiles.grid(content.shape))
 
