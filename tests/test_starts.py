@@ -39,10 +39,10 @@ class TestFile(StartContract):
 
 
 def test_the_builtins_are_registered_and_named_by_init():
-    assert {"content", "style", "noise", "file"} <= set(plugins.names(initial.GROUP))
+    assert {"content", "style", "noise", "file"} <= set(plugins.names(plugins.STARTS))
     assert "file" not in initial.named() and {"content", "style", "noise"} <= set(initial.named())
-    assert initial.chosen("noise") == ("noise", {})
-    assert initial.chosen("some/picture.png") == ("file", {"path": "some/picture.png"})
+    assert plugins.chosen_start("noise") == ("noise", {})
+    assert plugins.chosen_start("some/picture.png") == ("file", {"path": "some/picture.png"})
 
 
 def test_content_and_style_starts_are_the_images_resized():
@@ -86,7 +86,7 @@ def test_a_start_s_options_are_checked_and_converted():
     settings = Settings(init="noise", options={"noise": {"exponent": "2"}})
     settings.validate()
     assert settings.options == {"noise": {"exponent": 2.0}}
-    assert isinstance(initial.make_start(settings), Noise) and initial.make_start(settings).exponent == 2.0
+    assert isinstance(plugins.make_start(settings), Noise) and plugins.make_start(settings).exponent == 2.0
 
 
 def test_a_start_that_makes_the_wrong_shape_is_a_plugin_error(monkeypatch):

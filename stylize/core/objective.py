@@ -102,16 +102,13 @@ def content_weight(shape: Sequence[int]) -> float:
 def build_losses(settings: Settings, backend_cls: type[Backend]) -> list[WeightedLoss]:
     """Instantiate the losses of ``settings`` with their layers and base weights.
 
-    Gatys transfer is content + style: when no listed loss has the content
-    role, the ``content`` loss joins, so ``--loss gram`` gives a proper
-    transfer. A loss's base weight is 1 for content terms, ``ratio`` for
+    The losses are ``plugins.loss_classes``' (``content`` joins a run that
+    has no content term). A loss's base weight is 1 for content terms, ``ratio`` for
     style terms and ``default_weight`` for image terms, unless its options
     give a ``weight``; content and image terms are further scaled by
     ``content_weight`` at each resolution (both sum over pixels).
     """
-    classes = {name: plugins.load("stylize.losses", name) for name in dict.fromkeys(settings.losses)}
-    if not any(cls.role == "content" for cls in classes.values()):
-        classes = {"content": plugins.load("stylize.losses", "content"), **classes}
+    classes = plugins.loss_classes(settings)
     layers = {"content": settings.content_layers or backend_cls.default_content_layers,
               "style": settings.style_layers or backend_cls.default_style_layers,
               "image": ()}
@@ -185,6 +182,5 @@ def _features(backend: Backend, image: np.ndarray, terms: Sequence[WeightedLoss]
 
 def make_backend(settings: Settings, losses: Sequence[WeightedLoss],
                  backend_cls: type[Backend] | None = None) -> Backend:
-    backend_cls = backend_cls or plugins.load("stylize.backends", settings.backend)
-    layers = sorted({layer for term in losses for layer in term.loss.layers})
-    return backend_cls(layers, gpu=settings.gpu, threads=settings.threads, **settings.options_for(settings.backend))
+    """The backend of ``settings``, reading the layers ``losses`` read (``plugins.make_backend``)."""
+    return plugins.make_backend(settings, (layer for term in losses for layer in term.loss.layers), backend_cls)

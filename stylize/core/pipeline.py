@@ -40,7 +40,7 @@ class Pipeline:
     @classmethod
     def load(cls, settings: Settings, plan: Plan) -> "Pipeline":
         """Load the network and the other plugins; refuse a plan the network cannot take (ImageError)."""
-        backend_cls = plugins.load("stylize.backends", settings.backend)
+        backend_cls = plugins.backend_class(settings)
         losses = build_losses(settings, backend_cls)
         backend = make_backend(settings, losses, backend_cls)
         check_network_sizes(plan, backend.smallest_input(), settings.backend)

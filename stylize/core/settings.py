@@ -181,12 +181,15 @@ class Settings:
 
     def _validate_plugins(self, start: tuple[str, type]) -> None:
         """Every plugin exists, and every option given to one is an option it declares."""
-        backend = plugins.load("stylize.backends", self.backend)
+        backend = plugins.backend_class(self)
         backend.check_device(self.gpu)
         used = {self.backend: ("backend", backend, ()),
-                self.optimizer: ("optimizer", plugins.load("stylize.optimizers", self.optimizer), ())}
-        for name in dict.fromkeys(["content", *self.losses]):
-            used[name] = ("loss", plugins.load("stylize.losses", name), plugin_options.LOSS_OPTIONS)
+                self.optimizer: ("optimizer", plugins.optimizer_class(self), ())}
+        losses = plugins.loss_classes(self)
+        # Options for content are taken even where a loss of the content role stands in for it.
+        losses.setdefault(plugins.CONTENT, plugins.loss_class(plugins.CONTENT))
+        for name, cls in losses.items():
+            used[name] = ("loss", cls, plugin_options.LOSS_OPTIONS)
         used.setdefault(start[0], ("start", start[1], ()))  # a start named like another plugin shares its options
         stray = sorted(set(self.options) - set(used))
         if stray:

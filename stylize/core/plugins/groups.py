@@ -6,16 +6,11 @@ import re
 
 from ..contracts import Backend, Loss, Optimizer, StartImage
 
+BACKENDS, LOSSES, OPTIMIZERS, STARTS = "stylize.backends", "stylize.losses", "stylize.optimizers", "stylize.starts"
 #: Entry-point group -> the contract its plugins implement.
-GROUPS = {
-    "stylize.backends": Backend,
-    "stylize.losses": Loss,
-    "stylize.optimizers": Optimizer,
-    "stylize.starts": StartImage,
-}
+GROUPS = {BACKENDS: Backend, LOSSES: Loss, OPTIMIZERS: Optimizer, STARTS: StartImage}
 #: Entry-point group -> the word a message uses for one of its plugins.
-KIND = {"stylize.backends": "backend", "stylize.losses": "loss", "stylize.optimizers": "optimizer",
-        "stylize.starts": "start"}
+KIND = {BACKENDS: "backend", LOSSES: "loss", OPTIMIZERS: "optimizer", STARTS: "start"}
 
 
 def _squeezed(group: str) -> str:
