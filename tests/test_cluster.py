@@ -26,7 +26,7 @@ from stylize.core import checkpoint as checkpoints
 from stylize.core import memory, speed
 from stylize.core import job as jobs
 from stylize.core.errors import StylizeError
-from stylize.core.events import Failed, Step
+from stylize.core.events import Failed, LevelStarted, Step
 from stylize.core.objective import WeightedLoss
 from stylize.core.settings import Settings
 from stylize.core.tiled_objective import add_statistics, make_tiled_objective
@@ -258,9 +258,25 @@ def test_a_lost_scheduler_stops_the_run_in_one_line_and_resume_finishes_on_a_new
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(undisturbed)))
 
 
+def lost_run(cluster, tiny, photos, out, on_event, **given) -> tuple:
+    """A Job on ``cluster`` (``start_cluster``'s, ended here) that ``on_event`` makes lose it: (the Job, its
+    ClusterLost)."""
+    address, scheduler, workers, _ = cluster
+    options = {"caffe": {**tiny["options"]["caffe"], "precision": "fp32"}}
+    job = stylize.Job(photos["coffee"], photos["astronaut"], **{**tiny, "options": options}, output=out,
+                      tile_size=12, tol=0, seed=0, scheduler=address, checkpoint_every=1000, **given)
+    try:
+        with pytest.raises(connection.ClusterLost) as caught:
+            job.run(on_event)
+    finally:
+        end(address, scheduler, workers)
+    return job, caught.value
+
+
 def test_a_scheduler_lost_mid_evaluation_keeps_the_iteration_reached(tiny, photos, tmp_path, monkeypatch):
     monkeypatch.setattr(connection, "CONNECT_TIMEOUT", 5)
-    address, scheduler, workers, _ = start_cluster(None, None)
+    cluster = start_cluster(None, None)
+    address, scheduler = cluster[:2]
     out, seen, timer = tmp_path / "out.png", [], []
 
     def on_event(event):
@@ -270,20 +286,12 @@ def test_a_scheduler_lost_mid_evaluation_keeps_the_iteration_reached(tiny, photo
             timer.append(threading.Timer(0.02, kill, (scheduler,)))
             timer[0].start()
 
-    options = {"caffe": {**tiny["options"]["caffe"], "precision": "fp32"}}
-    job = stylize.Job(photos["coffee"], photos["astronaut"], **{**tiny, "options": options}, output=out,
-                      iterations=200, length=40, scales=1, tile_size=12, tol=0, seed=0, scheduler=address,
-                      checkpoint_every=1000)
-    try:
-        with pytest.raises(connection.ClusterLost) as caught:
-            job.run(on_event)
-        timer[0].join()
-    finally:
-        end(address, scheduler, workers)
+    _, error = lost_run(cluster, tiny, photos, out, on_event, iterations=200, length=40, scales=1)
+    timer[0].join()
     reached = [e.step for e in seen if isinstance(e, Step)][-1]
     assert 3 <= reached < 200 and isinstance(seen[-1], Failed) and seen[-1].exit_code == 1
-    assert str(caught.value).startswith(f"the Dask scheduler at {address} was lost (")
-    assert str(caught.value).endswith(f"iteration {reached} is kept in {checkpoints.path_for(out)}")
+    assert str(error).startswith(f"the Dask scheduler at {address} was lost (")
+    assert str(error).endswith(f"iteration {reached} is kept in {checkpoints.path_for(out)}")
     assert checkpoints.load(checkpoints.path_for(out)).step == reached and not out.exists()
 
 
@@ -338,3 +346,50 @@ def test_the_plan_sizes_tiles_for_the_workers_and_says_both_figures(dask_cluster
                      rf"expected about .*, memory about .* here, {who} about [0-9.]+ [MG]iB "
                      rf"\(of {re.escape(memory.format_bytes(smallest))} usable\)$", line), line
     assert header.split()[-3:] == ["machines", "worker", "memory"] and row.split()[-3] == str(n)
+
+
+def test_a_cluster_left_without_workers_stops_the_run_in_one_line(tiny, photos, tmp_path, monkeypatch):
+    """Every worker killed mid-run: Dask cancels the tiles that need the scale's spec; the run stops, its
+    iteration kept."""
+    monkeypatch.setattr(connection, "NO_WORKER_TIMEOUT", 2)
+    cluster = start_cluster(None, None)
+    address, _, workers, _ = cluster
+    out, seen = tmp_path / "out.png", []
+
+    def on_event(event):
+        seen.append(event)
+        if isinstance(event, Step) and event.step == 3:
+            for worker_process in workers:
+                kill(worker_process)
+
+    started = time.monotonic()
+    _, error = lost_run(cluster, tiny, photos, out, on_event, iterations=200, length=40, scales=1)
+    assert [e.step for e in seen if isinstance(e, Step)][-1] == 3 and time.monotonic() - started < 60
+    assert str(error) == (f"every worker of the Dask cluster at {address} was lost, and this scale's spec "
+                          f"with them; start workers (`dask worker {address} --nthreads 1`) and continue "
+                          f"with --resume; iteration 3 is kept in {checkpoints.path_for(out)}")
+    assert checkpoints.load(checkpoints.path_for(out)).step == 3 and not out.exists()
+
+
+def test_a_scale_that_finds_no_worker_stops_the_run_after_a_while(tiny, photos, tmp_path, monkeypatch):
+    """Every worker gone between scales: the next scale's tasks would wait for one forever; after
+    NO_WORKER_TIMEOUT the run stops, the first scale's result kept."""
+    monkeypatch.setattr(connection, "NO_WORKER_TIMEOUT", 2)
+    cluster = start_cluster(None, None)
+    address, _, workers, _ = cluster
+    out, steps = tmp_path / "out.png", []
+
+    def on_event(event):
+        if isinstance(event, Step):
+            steps.append(event.step)
+        if isinstance(event, LevelStarted) and event.level.index == 1:
+            for worker_process in workers:
+                kill(worker_process)
+
+    job, error = lost_run(cluster, tiny, photos, out, on_event, iterations=8, length=48, scales=2)
+    boundary = job.plan.levels[1].first_step
+    assert steps[-1] == boundary and job.plan.levels[1].machines > 0
+    assert str(error) == (f"the Dask cluster at {address} has had no worker for 2 s; start workers "
+                          f"(`dask worker {address} --nthreads 1`) and continue with --resume; "
+                          f"iteration {boundary} is kept in {checkpoints.path_for(out)}")
+    assert checkpoints.load(checkpoints.path_for(out)).step == boundary

@@ -13,13 +13,16 @@ import atexit
 import concurrent.futures
 import contextlib
 import logging
-from typing import Iterator
+import time
+from typing import Iterator, Sequence
 
 from ..core.errors import StylizeError, one_line
 from . import worker
 
 #: Seconds to wait for the scheduler and for a first worker (and, once lost, for it to come back).
 CONNECT_TIMEOUT = 30
+#: Seconds a scale's tiles wait on a cluster without any worker before the run stops (ClusterLost).
+NO_WORKER_TIMEOUT = 60
 _CLIENTS: dict[str, object] = {}
 
 
@@ -89,6 +92,36 @@ def watched(client, address: str) -> Iterator[None]:
         raise lost(address, one_line(e)) from None
 
 
+def gather(client, address: str, futures: Sequence) -> list:
+    """The futures' results, in order. A lost worker's tasks are retried on another as long as one is
+    left; ClusterLost when every worker went and the scale's spec with them (Dask cancels the tasks that
+    need it), or when the cluster has had no worker at all for ``NO_WORKER_TIMEOUT`` seconds (Dask would
+    wait for one forever)."""
+    from distributed import wait
+    alone_since = None
+    while True:
+        try:
+            with client.as_current():  # wait() asks for the default client, which this one is not
+                wait(futures, timeout=min(5.0, NO_WORKER_TIMEOUT))
+            return client.gather(futures)
+        except TimeoutError:
+            if client.status != "running":
+                raise
+        except concurrent.futures.CancelledError:
+            if client.status != "running":
+                raise  # the scheduler went: ``watched`` says so
+            raise ClusterLost(f"every worker of the Dask cluster at {address} was lost, and this scale's spec with "
+                              f"them; start workers (`dask worker {address} --nthreads 1`) and continue with "
+                              "--resume") from None
+        if client.scheduler_info(n_workers=-1)["workers"]:
+            alone_since = None
+        elif alone_since is None:
+            alone_since = time.monotonic()
+        elif time.monotonic() - alone_since >= NO_WORKER_TIMEOUT:
+            raise ClusterLost(f"the Dask cluster at {address} has had no worker for {NO_WORKER_TIMEOUT} s; start "
+                              f"workers (`dask worker {address} --nthreads 1`) and continue with --resume")
+
+
 def check_versions(client) -> None:
     """Refuse the cluster if any worker runs a stylize version other than this process's."""
     mine = worker.version()
@@ -102,16 +135,13 @@ def check_networks(client, network: worker.Network, mine: str | None) -> None:
     """Load ``network`` on every worker (once per worker process: its tiles' tasks find it) and refuse,
     by name, a worker that cannot or whose parameters differ from ``mine`` (``worker.parameters_digest``)."""
     workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
-    futures = {address: client.submit(worker.network_digest, network, workers=[address], allow_other_workers=False,
-                                      pure=False) for address in workers}
+    futures = [client.submit(worker.network_check, network, workers=[address], allow_other_workers=False, pure=False)
+               for address in workers]
     refused = []
-    for address, future in futures.items():
-        try:
-            theirs = future.result()
-        except StylizeError as e:
-            refused.append(f"worker {address} cannot load it ({one_line(e)})")
-            continue
-        if mine is not None and theirs != mine:
+    for address, (theirs, error) in zip(workers, gather(client, client.scheduler.address, futures)):
+        if error is not None:
+            refused.append(f"worker {address} cannot load it ({error})")
+        elif mine is not None and theirs != mine:
             refused.append(f"worker {address} loaded {theirs}")
     if refused:
         raise StylizeError(f"the network differs on the cluster: backend {network.backend!r} with "

@@ -19,7 +19,7 @@ from ..core.settings import Settings
 from ..core.tiled_objective import TiledObjective, Totals, add_statistics, make_tiled_objective
 from ..core.tiling import Tiles
 from . import worker
-from .connection import check_networks, connect, watched
+from .connection import check_networks, connect, gather, watched
 from .targets import set_cluster_targets
 from .traffic import Traffic
 
@@ -53,7 +53,7 @@ class ClusterObjective(TiledObjective):
                    for index, piece in enumerate(pieces)]
         traffic.send("pixels", pieces)
         totals: list[Totals] = [{} for _ in self.feature_terms]
-        for stats in self.client.gather(futures):  # in tile order: the same sums as the local objective's
+        for stats in gather(self.client, self.address, futures):  # in tile order: the local objective's sums
             traffic.receive("statistics", stats)
             add_statistics(totals, stats)
         total = self.feature_value(totals)
@@ -64,7 +64,7 @@ class ClusterObjective(TiledObjective):
                    for index, piece in enumerate(pieces)]
         traffic.send("pixels", pieces)
         grad = np.zeros_like(x)
-        for (rows, cols), tile_grad in reversed(list(zip(spans, self.client.gather(futures)))):
+        for (rows, cols), tile_grad in reversed(list(zip(spans, gather(self.client, self.address, futures)))):
             if tile_grad is not None:  # added in the local objective's order (last tile first)
                 traffic.receive("gradients", tile_grad)
                 grad[:, :, rows, cols] += tile_grad
@@ -91,7 +91,7 @@ def make_cluster_objective(backend, losses: Sequence[WeightedLoss], content: np.
     def on_workers(*args) -> None:
         with watched(client, settings.scheduler):
             check_networks(client, network, worker.parameters_digest(backend))
-            set_cluster_targets(client, network, *args, traffic=traffic)
+            set_cluster_targets(client, settings.scheduler, network, *args, traffic=traffic)
 
     local = make_tiled_objective(backend, losses, content, style, tiles, set_targets=on_workers, **images)
     objective = ClusterObjective(local, client, settings, checked=True)

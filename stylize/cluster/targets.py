@@ -15,6 +15,7 @@ from ..core.objective import WeightedLoss
 from ..core.tiled_objective import TiledRunner, Totals, add_statistics
 from ..core.tiling import Tiles
 from . import worker
+from .connection import gather
 from .traffic import Traffic
 
 
@@ -23,7 +24,7 @@ def _pieces(backend, image: np.ndarray, runner: TiledRunner) -> list[np.ndarray]
     return [np.ascontiguousarray(x[:, :, rows, cols]) for rows, cols in (tile.span for tile, _ in runner.tiles)]
 
 
-def set_cluster_targets(client, network: worker.Network, backend, losses: Sequence[WeightedLoss],
+def set_cluster_targets(client, address: str, network: worker.Network, backend, losses: Sequence[WeightedLoss],
                         content: np.ndarray, styles: Sequence[np.ndarray], tiles: Tiles, traffic: Traffic) -> None:
     """Give the content and style terms their targets, each tile's network pass on a worker."""
     content_terms = [t for t in losses if t.loss.role == "content"]
@@ -35,7 +36,7 @@ def set_cluster_targets(client, network: worker.Network, backend, losses: Sequen
         futures = [client.submit(worker.content_features, network, runner.grid, layers, index, piece, pure=False)
                    for index, piece in enumerate(pieces)]
         features: dict[str, np.ndarray] = {}
-        for (_, windows), cores in zip(runner.tiles, client.gather(futures)):
+        for (_, windows), cores in zip(runner.tiles, gather(client, address, futures)):
             traffic.receive("targets: features", cores)
             for layer, core in cores.items():
                 window = windows[layer].window
@@ -56,7 +57,7 @@ def set_cluster_targets(client, network: worker.Network, backend, losses: Sequen
             futures = [client.submit(worker.style_statistics, network, runner.grid, shared, image_index, index, piece,
                                      pure=False) for index, piece in enumerate(pieces)]
             totals: list[Totals] = [{} for _ in style_terms]
-            for stats in client.gather(futures):  # in tile order: the local sums
+            for stats in gather(client, address, futures):  # in tile order: the local sums
                 traffic.receive("targets: statistics", stats)
                 add_statistics(totals, stats)
             per_image.append(totals)

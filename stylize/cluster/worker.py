@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..core.errors import StylizeError, one_line
 from ..core.objective import WeightedLoss
 from ..core.tiled_objective import TiledObjective, TiledRunner, Totals
 from ..core.tiling import Tile, TileGrid
@@ -96,9 +97,13 @@ def _network(network: Network):
     return _NETWORKS[key]
 
 
-def network_digest(network: Network) -> str | None:
-    """Load ``network`` here (kept for the tiles' tasks) and say what it loaded (``parameters_digest``)."""
-    return parameters_digest(_network(network))
+def network_check(network: Network) -> tuple[str | None, str | None]:
+    """Load ``network`` here (kept for the tiles' tasks): (what it loaded, ``parameters_digest``; None) or
+    (None, the one-line error that refused it)."""
+    try:
+        return parameters_digest(_network(network)), None
+    except StylizeError as e:
+        return None, one_line(e)
 
 
 def _objective(spec: LevelSpec) -> TiledObjective:
