@@ -162,10 +162,11 @@ class Settings:
     # job, not the page's: a visitor must not make the server connect to an address of their choosing.
     scheduler: str | None = setting(
         None, result=False, network=True, metavar="ADDRESS", drivers=frozenset({RUN, BATCH, SERVER}),
-        help="A Dask scheduler (e.g. tcp://10.0.0.5:8786): the tiles of every tiled scale's evaluations run on "
-             "its workers (each loads the network once), the optimizer and the image stay here; same result as "
-             "the tiled run here. Scales evaluated whole run here. Workers need the same stylize version and the "
-             "network's files at the same paths. See docs/cluster.md.")
+        help="A Dask scheduler (e.g. tcp://10.0.0.5:8786): the tiles of every tiled scale (targets and "
+             "evaluations) run on its workers, sized for the smallest worker's memory, each loading the network "
+             "once; the optimizer and the image stay here; same result as the tiled run here. Scales evaluated "
+             "whole run here. A worker with another stylize version or other network files is refused by name. "
+             "See docs/cluster.md.")
     #: Options for plugins, by plugin name: ``{"adam": {"lr": 2.0}, "tv": {"weight": 1e5}}``; a loss's
     #: ``weight`` replaces its default weight, ``layers`` its layers. The drivers' ``--set``, not a flag.
     options: dict[str, dict[str, Any]] = setting(
