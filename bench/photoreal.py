@@ -20,10 +20,13 @@ Reinhard start, each with its ``+smooth`` finish (Li et al. 2018's closed form, 
 a strong affine term from that result), ``regions`` (``start`` with the style's Grams per matched
 region: k-means of content and style pixels together on VGG19 conv4_1 features and Lab colour,
 bench/photoreal_regions.py) and ``preset``, today's ``--preset photo`` (from the ``distribution``
-start, with its smoothing). Every run is in fp32
-(``--precision fp32``: most users' CPUs have no bf16).
+start, with its smoothing). ``TUNING`` (``--configs tune-...``, not run by default): the candidates for
+the preset's optimization between that start and the smoothing, and the smoothing's strength alone.
+Every run is in fp32 (``--precision fp32``: most users' CPUs have no bf16) on one BLAS thread, and its
+network evaluations are counted (``counting``): CPU seconds and evaluations survive a shared machine.
+``--speed --size 512`` compares the preset's work with the default run's (docs/photoreal.md).
 
-Outputs are kept in ``--out`` (``PAIR/CONFIG.png`` with ``.json``: wall and CPU seconds), and a
+Outputs are kept in ``--out`` (``PAIR/CONFIG.png`` with ``.json``: wall and CPU seconds, evaluations), and a
 rerun computes only what is missing: delete a file to recompute it. Heavy (each optimized variant is
 a VGG19 run): run it under ``flock /tmp/stylize-bench.lock``.
 """
