@@ -126,14 +126,20 @@ def test_a_distributed_evaluation_equals_the_local_tiled_one(dask_cluster, tiny_
     per = remote.traffic.per_evaluation()
     assert remote.grid.counts == (4, 6) and remote.traffic.evaluations == 2
     assert per["out: pixels"] == 2 * spans and per["in: gradients"] == spans
-    totals, stats = _statistics(remote, x)
+    totals, stats = _statistics(local, x)  # made here: the local objective holds the content target
     assert per["in: statistics"] == stats  # one set per tile, in the losses' precision
     assert per["out: totals"] == 2 * sum(v.nbytes for sums in totals for v in sums.values())  # to each worker
     # The targets were made there: every tile of the content and the two styles went out once.
     shapes = [content.shape[:2], *(s.shape[:2] for s in styles)]
     sent = sum(h * w for shape in shapes for h, w in (t.span_shape for t in tiles.grid(shape).tiles())) * 3 * 4
     assert remote.targets_traffic.sent == {"targets: pixels": sent}
-    assert set(remote.targets_traffic.received) == {"targets: features", "targets: statistics"}
+    # The content target stayed there, one future per tile (its core features), never crossing to the client.
+    assert set(remote.targets_traffic.received) == {"targets: statistics"}
+    content_loss = remote.feature_terms[0].loss
+    assert not hasattr(content_loss, "targets") and len(remote.content) == len(remote.runner.tiles)
+    held = remote.client.gather(remote.content[0])
+    np.testing.assert_array_equal(held["conv2"], local.feature_terms[0].loss.targets["conv2"][
+        :, local.runner.tiles[0][1]["conv2"].window.rows, local.runner.tiles[0][1]["conv2"].window.cols])
 
 
 def _statistics(objective, x):

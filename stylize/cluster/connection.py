@@ -93,17 +93,24 @@ def watched(client, address: str) -> Iterator[None]:
 
 
 def gather(client, address: str, futures: Sequence) -> list:
-    """The futures' results, in order. A lost worker's tasks are retried on another as long as one is
-    left; ClusterLost when every worker went and the scale's spec with them (Dask cancels the tasks that
-    need it), or when the cluster has had no worker at all for ``NO_WORKER_TIMEOUT`` seconds (Dask would
-    wait for one forever)."""
+    """The futures' results, in order (``wait_for`` them first)."""
+    wait_for(client, address, futures)
+    return client.gather(futures)
+
+
+def wait_for(client, address: str, futures: Sequence) -> None:
+    """Return when every future is done, their results left on the workers; a task's error raised here. A
+    lost worker's tasks are retried on another as long as one is left; ClusterLost when every worker went
+    and the scale's spec with them (Dask cancels the tasks that need it), or when the cluster has had no
+    worker at all for ``NO_WORKER_TIMEOUT`` seconds (Dask would wait for one forever)."""
     from distributed import wait
     alone_since = None
     while True:
         try:
             with client.as_current():  # wait() asks for the default client, which this one is not
                 wait(futures, timeout=min(5.0, NO_WORKER_TIMEOUT))
-            return client.gather(futures)
+            client.gather([f for f in futures if f.status in ("error", "cancelled")])  # raises, as gather would
+            return
         except TimeoutError:
             if client.status != "running":
                 raise

@@ -19,7 +19,7 @@ from ..core.settings import Settings
 from ..core.tiled_objective import TiledObjective, Totals, add_statistics, make_tiled_objective
 from ..core.tiling import Tiles
 from . import worker
-from .connection import check_networks, connect, gather, watched
+from .connection import check_networks, connect, gather, wait_for, watched
 from .targets import set_cluster_targets
 from .traffic import Traffic
 
@@ -28,9 +28,12 @@ class ClusterObjective(TiledObjective):
     """``TiledObjective``'s contract, each tile's network passes run on the workers of ``client``;
     ``traffic`` counts the bytes per evaluation."""
 
-    def __init__(self, local: TiledObjective, client, settings: Settings, checked: bool = False):
+    def __init__(self, local: TiledObjective, client, settings: Settings, checked: bool = False,
+                 content: list | None = None):
         super().__init__(local.backend, local.losses, local.grid)
         self.client, self.traffic = client, Traffic()
+        #: Each tile's content target, held on the workers (``set_cluster_targets``); None: no content term.
+        self.content = content or [None] * len(self.runner.tiles)
         self.address = settings.scheduler or client.scheduler.address
         spec = worker.LevelSpec(settings.backend, settings.options_for(settings.backend), self.layers,
                                 settings.threads, self.feature_terms, self.grid)
@@ -46,12 +49,8 @@ class ClusterObjective(TiledObjective):
             return self._evaluate(x)
 
     def _evaluate(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        spans = [tile.span for tile, _ in self.runner.tiles]
-        pieces = [np.ascontiguousarray(x[:, :, rows, cols]) for rows, cols in spans]
         traffic = self.traffic
-        futures = [self.client.submit(worker.statistics, self.spec, index, piece, pure=False)
-                   for index, piece in enumerate(pieces)]
-        traffic.send("pixels", pieces)
+        futures = [self._submit(worker.statistics, x, index, "pixels") for index in range(len(self.content))]
         totals: list[Totals] = [{} for _ in self.feature_terms]
         for stats in gather(self.client, self.address, futures):  # in tile order: the local objective's sums
             traffic.receive("statistics", stats)
@@ -60,16 +59,26 @@ class ClusterObjective(TiledObjective):
         workers = len(self.client.scheduler_info(n_workers=-1)["workers"])
         shared = self.client.scatter(totals, broadcast=True, hash=False)
         traffic.send("totals", totals, copies=workers)
-        futures = [self.client.submit(worker.gradient, self.spec, index, piece, shared, pure=False)
-                   for index, piece in enumerate(pieces)]
-        traffic.send("pixels", pieces)
+        futures = [self._submit(worker.gradient, x, index, "pixels", shared) for index in range(len(self.content))]
+        wait_for(self.client, self.address, futures)
         grad = np.zeros_like(x)
-        for (rows, cols), tile_grad in reversed(list(zip(spans, gather(self.client, self.address, futures)))):
-            if tile_grad is not None:  # added in the local objective's order (last tile first)
+        for (tile, _), future in reversed(list(zip(self.runner.tiles, futures))):
+            tile_grad = future.result()  # one tile's at a time here, added in the local objective's order
+            if tile_grad is not None:
                 traffic.receive("gradients", tile_grad)
+                rows, cols = tile.span
                 grad[:, :, rows, cols] += tile_grad
+            del tile_grad, future
         traffic.evaluations += 1
         return self.finish(total + self.add_image_terms(x, grad), grad)
+
+    def _submit(self, task, x: np.ndarray, index: int, kind: str, *more):
+        """Submit ``task`` for tile ``index`` with its span of ``x``, made as it is sent and not kept here (the
+        scheduler keeps it while the task may be retried): the client holds no second image of spans."""
+        rows, cols = self.runner.tiles[index][0].span
+        piece = np.ascontiguousarray(x[:, :, rows, cols])
+        self.traffic.send(kind, piece)
+        return self.client.submit(task, self.spec, index, piece, self.content[index], *more, pure=False)
 
 
 def _spec_bytes(spec: worker.LevelSpec) -> int:
@@ -86,14 +95,14 @@ def make_cluster_objective(backend, losses: Sequence[WeightedLoss], content: np.
     layers = sorted({layer for term in losses for layer in term.loss.layers})  # the objective's (Objective.layers)
     network = worker.Network(settings.backend, tuple(sorted(settings.options_for(settings.backend).items())),
                              tuple(layers), settings.threads)
-    traffic = Traffic()
+    traffic, held = Traffic(), []
 
     def on_workers(*args) -> None:
         with watched(client, settings.scheduler):
             check_networks(client, network, worker.parameters_digest(backend))
-            set_cluster_targets(client, settings.scheduler, network, *args, traffic=traffic)
+            held.append(set_cluster_targets(client, settings.scheduler, network, *args, traffic=traffic))
 
     local = make_tiled_objective(backend, losses, content, style, tiles, set_targets=on_workers, **images)
-    objective = ClusterObjective(local, client, settings, checked=True)
+    objective = ClusterObjective(local, client, settings, checked=True, content=held[0])
     objective.targets_traffic = traffic
     return objective

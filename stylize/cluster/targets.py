@@ -15,7 +15,7 @@ from ..core.objective import WeightedLoss
 from ..core.tiled_objective import TiledRunner, Totals, add_statistics
 from ..core.tiling import Tiles
 from . import worker
-from .connection import gather
+from .connection import gather, wait_for
 from .traffic import Traffic
 
 
@@ -25,26 +25,21 @@ def _pieces(backend, image: np.ndarray, runner: TiledRunner) -> list[np.ndarray]
 
 
 def set_cluster_targets(client, address: str, network: worker.Network, backend, losses: Sequence[WeightedLoss],
-                        content: np.ndarray, styles: Sequence[np.ndarray], tiles: Tiles, traffic: Traffic) -> None:
-    """Give the content and style terms their targets, each tile's network pass on a worker."""
+                        content: np.ndarray, styles: Sequence[np.ndarray], tiles: Tiles, traffic: Traffic) -> list | None:
+    """Give the style terms their targets, each tile's network pass on a worker; the content terms' targets
+    stay there: returned as one future per tile (its core features, held by the worker that made them and
+    made again from the tile's pixels by the scheduler if that worker is lost), None without a content term.
+    The client neither holds nor ships them (at 8192 px, conv4_2's are 1.5 GB)."""
     content_terms = [t for t in losses if t.loss.role == "content"]
+    held = None
     if content_terms:
         layers = sorted({layer for t in content_terms for layer in t.loss.layers})
         runner = TiledRunner(backend, tiles.grid(content.shape), layers)  # the windows only: no network here
         pieces = _pieces(backend, content, runner)
         traffic.send("targets: pixels", pieces)
-        futures = [client.submit(worker.content_features, network, runner.grid, layers, index, piece, pure=False)
-                   for index, piece in enumerate(pieces)]
-        features: dict[str, np.ndarray] = {}
-        for (_, windows), cores in zip(runner.tiles, gather(client, address, futures)):
-            traffic.receive("targets: features", cores)
-            for layer, core in cores.items():
-                window = windows[layer].window
-                if layer not in features:
-                    features[layer] = np.empty((core.shape[0], *window.shape), np.float32)
-                features[layer][:, window.rows, window.cols] = core
-        for term in content_terms:
-            term.loss.set_target(features)
+        held = [client.submit(worker.content_features, network, runner.grid, layers, index, piece, pure=False)
+                for index, piece in enumerate(pieces)]
+        wait_for(client, address, held)
     style_terms = [t for t in losses if t.loss.role == "style"]
     if style_terms:
         layers = sorted({layer for t in style_terms for layer in t.loss.layers})
@@ -63,3 +58,4 @@ def set_cluster_targets(client, address: str, network: worker.Network, backend, 
             per_image.append(totals)
         for position, term in enumerate(style_terms):
             term.loss.set_target_statistics([sums[position] for sums in per_image])
+    return held

@@ -37,7 +37,8 @@ class Network(NamedTuple):
 @dataclass
 class LevelSpec:
     """All a worker needs for one level: the backend to build, the weighted feature terms (losses with their
-    targets), the tile grid; sent to every worker once per level."""
+    targets, but for the content terms': each tile's task brings its own), the tile grid; sent to every worker
+    once per level."""
 
     backend: str
     options: dict[str, Any]
@@ -139,24 +140,43 @@ def style_statistics(network: Network, grid: TileGrid, terms: list[WeightedLoss]
             for term in terms]
 
 
-def _forward(objective: TiledObjective, index: int, pixels: np.ndarray, backward: bool):
+class TileTarget:
+    """A content target known on one tile's core only (``content_features`` of that tile): ``window.crop`` of it
+    gives that core, as of the whole image's target, so a worker holds its tiles' targets, never the whole."""
+
+    def __init__(self, window, core: np.ndarray):
+        self.window, self.core = window, core
+
+    def __getitem__(self, key) -> np.ndarray:
+        if tuple(key[-2:]) != (self.window.rows, self.window.cols):
+            raise IndexError(f"this worker holds the content target of core {self.window} only, not of {key}")
+        return self.core
+
+
+def _forward(objective: TiledObjective, index: int, pixels: np.ndarray, backward: bool,
+             content: dict[str, np.ndarray] | None):
     tile, windows = objective.runner.tiles[index]
+    for term in objective.feature_terms:  # the content terms' targets: this tile's, made on a worker (None: in the spec)
+        if term.loss.role == "content" and content is not None:
+            term.loss.targets = {layer: TileTarget(windows[layer].window, content[layer]) for layer in term.loss.layers}
     here = Tile(tile.core, (slice(0, pixels.shape[2]), slice(0, pixels.shape[3])))  # the pixels are the span
     return objective.runner.forward(pixels, here, windows, backward=backward), windows
 
 
-def statistics(spec: LevelSpec, index: int, pixels: np.ndarray) -> list[Totals]:
-    """Round 1: tile ``index``'s statistics, one mapping per feature term (``pixels``: its span of the input),
-    in the losses' own precision (float32 Gram sums): the client adds them in float64 as the local objective does."""
+def statistics(spec: LevelSpec, index: int, pixels: np.ndarray, content: dict[str, np.ndarray] | None) -> list[Totals]:
+    """Round 1: tile ``index``'s statistics, one mapping per feature term (``pixels``: its span of the input;
+    ``content``: its content target, ``content_features``), in the losses' own precision (float32 Gram sums):
+    the client adds them in float64 as the local objective does."""
     objective = _objective(spec)
-    cores, windows = _forward(objective, index, pixels, backward=False)
+    cores, windows = _forward(objective, index, pixels, False, content)
     return objective.tile_statistics(cores, windows)
 
 
-def gradient(spec: LevelSpec, index: int, pixels: np.ndarray, totals: list[Totals]) -> np.ndarray | None:
+def gradient(spec: LevelSpec, index: int, pixels: np.ndarray, content: dict[str, np.ndarray] | None,
+             totals: list[Totals]) -> np.ndarray | None:
     """Round 2: the gradient of the whole image's feature terms with respect to tile ``index``'s input pixels,
     given the whole image's statistics ``totals``; None when no term reads this tile."""
     objective = _objective(spec)
-    cores, windows = _forward(objective, index, pixels, backward=True)
+    cores, windows = _forward(objective, index, pixels, True, content)
     grads = objective.tile_gradients(cores, windows, totals)
     return np.array(objective.backend.backward(grads), np.float32) if grads else None
