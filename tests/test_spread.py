@@ -78,9 +78,21 @@ def test_a_level_too_small_for_a_tile_per_worker_runs_here(parts):
 
 def test_the_client_of_a_cluster_holds_no_tile(parts):
     """Its targets and evaluations run on the workers: its memory is the image's and the optimizer's, the same
-    whatever the tiles, below what the tiles cost this process when it runs them."""
+    whatever the tiles, while what the tiles cost this process when it runs them grows with them."""
     backend, losses, level, tiling = parts
     small, large = make_tiles(tiling, 256), make_tiles(tiling, 640)
     here = [client_bytes(backend, LBFGS(), losses, t, SHAPE, level.style_shapes, 10) for t in (small, large)]
     tiled = [tiled_bytes(backend, LBFGS(), losses, t, SHAPE, level.style_shapes, 10) for t in (small, large)]
-    assert here[0] == here[1] < tiled[0] < tiled[1]
+    assert here[0] == here[1] and tiled[0] < tiled[1]
+
+
+def test_the_client_of_a_cluster_holds_no_content_target(parts):
+    """The content targets stay on the workers (each tile's where it was made): the client's figure is the
+    same with or without a content term, while a worker's counts them."""
+    backend, losses, level, tiling = parts
+    tiles = make_tiles(tiling, 256)
+    style_only = losses[1:]
+    here = [client_bytes(backend, LBFGS(), terms, tiles, SHAPE, level.style_shapes, 10) for terms in (losses, style_only)]
+    there = [worker_bytes(backend, terms, tiles, SHAPE, level.style_shapes) for terms in (losses, style_only)]
+    assert here[0] == here[1]
+    assert there[0] > there[1]

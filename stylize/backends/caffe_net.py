@@ -148,9 +148,9 @@ class CaffeBackend(Backend):
         return np.ascontiguousarray(grad[..., ::-1].transpose(2, 0, 1)[np.newaxis], dtype=np.float32) / 255.0
 
     def input_bounds(self, shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        mean = self.mean_bgr.reshape(1, 3, 1, 1)
-        return (np.broadcast_to(-mean, shape).astype(np.float32),
-                np.broadcast_to(255.0 - mean, shape).astype(np.float32))
+        mean = self.mean_bgr.reshape(1, 3, 1, 1).astype(np.float32)
+        # Per-channel constants, broadcast (read-only views): two image-sized arrays fewer for a run's whole level.
+        return np.broadcast_to(-mean, shape), np.broadcast_to(np.float32(255.0) - mean, shape)
 
     # -- network ----------------------------------------------------------------
     def _reshape(self, shape: tuple[int, ...]) -> None:

@@ -25,6 +25,10 @@ Shape = Sequence[int]
 #: best and the latest x reported, and the image an image term or a checkpoint deprocesses
 #: (with its temporaries).
 IMAGE_COPIES = 12
+#: Float32 image-sized arrays a cluster client (``--scheduler``) holds at its peak besides the optimizer's
+#: declared state: measured by bench/cluster_client.py (14.7 with Adam, whose own five arrays it does not
+#: declare; 11.2 with L-BFGS), the inputs, the start and the gradient with the image terms' temporaries.
+CLIENT_IMAGE_COPIES = 15
 #: Feature-sized float32 arrays per layer read, of the largest tile, that a tiled evaluation holds
 #: beyond what ``Backend.estimate_peak_bytes`` counts: the losses' contiguous copies of a core (a
 #: view into the tile) and the tile-sized gradient arrays the cores' gradients are put into.
@@ -62,12 +66,14 @@ def _parts(backend: Backend, losses: Sequence[WeightedLoss], tiles: Tiles, shape
             "grams": sum(channels.get(layer, 0) ** 2 * 8 * GRAM_COPIES for layer in layers("style"))}
 
 
-def _image_bytes(optimizer: Optimizer, losses: Sequence[WeightedLoss], shape: Shape, iterations: int | None) -> int:
-    """The image-sized arrays around the objective, the optimizer's state and what the terms hold."""
+def _image_bytes(optimizer: Optimizer, losses: Sequence[WeightedLoss], shape: Shape, iterations: int | None,
+                 copies: float = IMAGE_COPIES) -> int:
+    """The image-sized arrays around the objective (``copies`` of them), the optimizer's state and what the
+    terms hold."""
     variables = 3 * int(shape[0]) * int(shape[1])
     state = memory.optimizer_bytes(optimizer, variables, iterations)
     terms = memory.terms_bytes(losses, shape)  # image-sized whatever the tiles (the affine term's Laplacian)
-    return IMAGE_COPIES * 4 * variables + int(state) + terms
+    return int(copies * 4 * variables) + int(state) + terms
 
 
 def tiled_bytes(backend: Backend, optimizer: Optimizer, losses: Sequence[WeightedLoss], tiles: Tiles,
@@ -86,19 +92,20 @@ def tiled_bytes(backend: Backend, optimizer: Optimizer, losses: Sequence[Weighte
 def client_bytes(backend: Backend, optimizer: Optimizer, losses: Sequence[WeightedLoss], tiles: Tiles,
                  shape: Shape, style_shapes: Sequence[Shape], iterations: int | None = None) -> int | None:
     """Estimated peak resident memory of this process for a level whose tiles (targets and evaluations) run
-    on a cluster's workers: the network loaded but not run (its process at the smallest input), the content
-    targets twice (assembled from the tiles' features as they arrive), the statistics, the image-sized
-    arrays and the optimizer's state."""
+    on a cluster's workers: the network loaded but not run (its process at the smallest input), the
+    statistics, a client's image-sized arrays and the optimizer's state; the content targets stay on the
+    workers (``stylize.cluster.targets``)."""
     parts = _parts(backend, losses, tiles, shape, style_shapes)
     process = backend.estimate_peak_bytes(backend.smallest_input())
     if parts is None or process is None:
         return None
-    return process + 2 * parts["targets"] + parts["grams"] + _image_bytes(optimizer, losses, shape, iterations)
+    return process + parts["grams"] + _image_bytes(optimizer, losses, shape, iterations, CLIENT_IMAGE_COPIES)
 
 
 def worker_bytes(backend: Backend, losses: Sequence[WeightedLoss], tiles: Tiles, shape: Shape,
                  style_shapes: Sequence[Shape]) -> int | None:
     """Estimated peak resident memory of a cluster worker evaluating ``tiles`` of a level: a tile's network
-    pass, the level's targets (its spec carries the content targets whole) and Dask's own."""
+    pass, the level's targets (counted whole: a worker holds the content targets of the tiles it made and
+    of those whose tasks it ran) and Dask's own."""
     parts = _parts(backend, losses, tiles, shape, style_shapes)
     return None if parts is None else sum(parts.values()) + DASK_WORKER_BYTES

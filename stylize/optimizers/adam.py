@@ -126,6 +126,7 @@ class Adam(Optimizer):
             m += scratch
             v *= b2
             np.multiply(grad, grad, out=scratch)
+            grad = None  # not held through the next evaluation: an image-sized array less at its peak
             scratch *= (1 - b2)
             v += scratch
             # x -= lr_t * m_hat / (sqrt(v_hat) + eps), with the bias corrections folded into lr_t.
