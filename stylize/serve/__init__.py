@@ -1,8 +1,10 @@
 """``stylize serve``: a local web app over the Job API, with a live preview of every run.
 
-The server (``server``: aiohttp) serves one plain HTML/CSS/JS page
-(``static/``), a JSON API and server-sent events; ``jobs`` queues the runs
-(one at a time) and keeps their events for pages that reload; ``uploads``
+The web app (``app``: aiohttp, run on its own thread by ``server``) serves
+one plain HTML/CSS/JS page (``static/``) and a JSON API, each request passed
+by ``guard`` first; ``stream`` sends a job's events (server-sent events);
+``jobs`` queues the runs (one at a time) and ``record`` keeps each one's
+events for pages that reload; ``room`` prunes the work folder; ``uploads``
 checks uploaded images as the command line checks its inputs; ``forms``
 builds the page's forms from the installed plugins' declared options and
 checks what the page sends; ``gallery`` reads results' settings back from

@@ -58,7 +58,7 @@ def preview_server(job, *, enabled: bool = True, host: str = "127.0.0.1", port: 
         yield Preview(None)
         return
     from .config import ServeConfig
-    from .jobs import RUNNING, JobRecord
+    from .record import RUNNING, JobRecord
     from .server import Server
     from .work import new_job_id
 
