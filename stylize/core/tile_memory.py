@@ -26,9 +26,9 @@ Shape = Sequence[int]
 #: (with its temporaries).
 IMAGE_COPIES = 12
 #: Float32 image-sized arrays a cluster client (``--scheduler``) holds at its peak besides the optimizer's
-#: declared state: measured by bench/cluster_client.py (14.7 with Adam, whose own five arrays it does not
-#: declare; 11.2 with L-BFGS), the inputs, the start and the gradient with the image terms' temporaries.
-CLIENT_IMAGE_COPIES = 15
+#: declared state: measured by bench/cluster_client.py (12.1 at 3072 px with Adam, whose own five arrays it
+#: does not declare; 11.2 with L-BFGS), the inputs, the start and the gradient with the image terms' temporaries.
+CLIENT_IMAGE_COPIES = 12.5
 #: Feature-sized float32 arrays per layer read, of the largest tile, that a tiled evaluation holds
 #: beyond what ``Backend.estimate_peak_bytes`` counts: the losses' contiguous copies of a core (a
 #: view into the tile) and the tile-sized gradient arrays the cores' gradients are put into.
