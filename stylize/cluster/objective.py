@@ -62,8 +62,9 @@ class ClusterObjective(TiledObjective):
         futures = [self._submit(worker.gradient, x, index, "pixels", shared) for index in range(len(self.content))]
         wait_for(self.client, self.address, futures)
         grad = np.zeros_like(x)
-        for (tile, _), future in reversed(list(zip(self.runner.tiles, futures))):
-            tile_grad = future.result()  # one tile's at a time here, added in the local objective's order
+        for tile, _ in reversed(self.runner.tiles):  # the local objective's order: the last tile first
+            future = futures.pop()  # released once added: the scheduler drops its copy of the tile's pixels
+            tile_grad = future.result()  # one tile's at a time here
             if tile_grad is not None:
                 traffic.receive("gradients", tile_grad)
                 rows, cols = tile.span
