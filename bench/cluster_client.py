@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 import tracemalloc
@@ -57,6 +58,7 @@ def main() -> None:
     print(f"tiles of {args.tile_size} px, {args.iterations} iterations, 2 workers; load average "
           f"{os.getloadavg()[0]:.1f}", flush=True)
     address, scheduler, workers, _ = start_cluster(None, None)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # `timeout` too ends the scheduler and workers (finally)
     measured: dict[str, list[tuple[int, int]]] = {}  # optimizer: [(array bytes, peak less its state)]
     try:
         print("| size | optimizer | peak above the start MiB | optimizer state MiB | image-sized arrays besides |")
