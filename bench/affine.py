@@ -71,7 +71,7 @@ def photo(length: int):
     import numpy as np
     from skimage import data
 
-    from stylize.core.images import resize
+    from stylize.core.io.images import resize
     return resize(data.astronaut().astype(np.float32) / 255.0, (length * 3 // 4, length))
 
 
@@ -82,7 +82,7 @@ def matrix_bytes(matrix) -> int:
 
 def measure(kind: str, length: int) -> dict:
     from stylize.core import IMAGE
-    from stylize.core.memory import peak_resident_bytes, resident_bytes
+    from stylize.core.planning.memory import peak_resident_bytes, resident_bytes
     from stylize.losses.affine import AffineLoss
 
     image = photo(length)

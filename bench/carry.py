@@ -44,8 +44,8 @@ def main() -> None:
     from multiscale import bench_images, full_resolution_scorer
 
     from stylize import Job
-    from stylize.core import levels
-    from stylize.core.settings import Settings
+    from stylize.core.run import levels
+    from stylize.core.request.settings import Settings
 
     content, style = bench_images(args.size)
     score = full_resolution_scorer(content, style)

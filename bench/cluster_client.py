@@ -45,9 +45,10 @@ def main() -> None:
     import numpy as np
 
     import stylize
-    from stylize.core import memory, plugins
-    from stylize.core.images import fit_long_side, load_image, resize
-    from stylize.core.settings import Settings
+    from stylize.core.planning import memory
+    from stylize.core import plugins
+    from stylize.core.io.images import fit_long_side, load_image, resize
+    from stylize.core.request.settings import Settings
     from tests.test_cluster import end, start_cluster
     from tests.tinynet import write_tiny_net
 

@@ -72,11 +72,11 @@ def main() -> None:
 
     from stylize.cluster.objective import ClusterObjective
     from stylize.core import plugins
-    from stylize.core.images import fit_long_side, load_image, resize
-    from stylize.core.objective import build_losses, make_backend
-    from stylize.core.settings import Settings
-    from stylize.core.tiled_objective import make_tiled_objective
-    from stylize.core.tiling import make_tiles
+    from stylize.core.io.images import fit_long_side, load_image, resize
+    from stylize.core.evaluation.objective import build_losses, make_backend
+    from stylize.core.request.settings import Settings
+    from stylize.core.evaluation.tiled_objective import make_tiled_objective
+    from stylize.core.evaluation.tiling import make_tiles
 
     print(f"load average at the start: {os.getloadavg()[0]:.1f}", flush=True)
     content = load_image(os.path.join(IMAGES, "shipwreck.jpg"))

@@ -42,13 +42,13 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stylize.core import checkpoint as checkpoints  # noqa: E402
+from stylize.core.run import checkpoint as checkpoints  # noqa: E402
 from stylize.core.errors import ImageError  # noqa: E402
 
 #: The real command; with $STYLIZE_CRASH_AT=N it kills itself (SIGKILL) right after writing checkpoint N.
 WRAPPER = textwrap.dedent("""
     import os, signal
-    from stylize.core import checkpoint
+    from stylize.core.run import checkpoint
     at = int(os.environ.get("STYLIZE_CRASH_AT") or 0)
     if at:
         save = checkpoint.Checkpoint.save

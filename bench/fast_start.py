@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from stylize.core import Images
-    from stylize.core.inputs import load_inputs
+    from stylize.core.io.inputs import load_inputs
     from stylize.starts import magenta
     from stylize.starts.fast import Fast
 

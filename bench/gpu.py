@@ -61,8 +61,8 @@ def child_agree(gpu: int, size: int) -> dict:
     from multiscale import bench_images
 
     from stylize.core import plugins
-    from stylize.core.objective import build_losses, make_backend, make_objective
-    from stylize.core.settings import Settings
+    from stylize.core.evaluation.objective import build_losses, make_backend, make_objective
+    from stylize.core.request.settings import Settings
 
     content, style = bench_images(size)
     out = {}
@@ -87,7 +87,7 @@ def child_eval(gpu: int, size: int, repeat: int) -> dict:
     from speed import settings_for, timed_evaluations
 
     from stylize.core import plugins
-    from stylize.core.objective import build_losses, make_backend, make_objective
+    from stylize.core.evaluation.objective import build_losses, make_backend, make_objective
 
     content, style = bench_images(size)
     with tempfile.TemporaryDirectory() as folder:
@@ -171,7 +171,7 @@ def machine() -> dict:
 
 
 def main() -> None:
-    from stylize.core.settings import Settings  # light: no Caffe
+    from stylize.core.request.settings import Settings  # light: no Caffe
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpu", type=int, default=0, help="the GPU (-1: a dry run on the CPU)")

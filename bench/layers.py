@@ -25,7 +25,7 @@ seconds inside sgemm (the bf16 shim's clock, when it is built; it counts
 fp32 calls too), so also what the convolutions spend outside GEMM
 (im2col, col2im, bias); and the sum of the layers' times against the
 whole pass timed in one call. Writes everything to --json. The BLAS
-threads follow --threads as in a run (stylize/core/threads.py).
+threads follow --threads as in a run (stylize/core/run/threads.py).
 
     .venv/bin/python bench/layers.py --sizes 64 --repeat 1                        # quick
     flock /tmp/stylize-bench.lock .venv/bin/python bench/layers.py --sizes 128 256 512 --repeat 5
@@ -150,8 +150,8 @@ def measure(size: int, repeat: int, threads: int | None, precision: str | None =
 
     from stylize.backends import bf16
     from stylize.core import plugins
-    from stylize.core.objective import build_losses, make_backend
-    from stylize.core.threads import run_threads
+    from stylize.core.evaluation.objective import build_losses, make_backend
+    from stylize.core.run.threads import run_threads
 
     content, _ = bench_images(size)
     with tempfile.TemporaryDirectory() as folder:

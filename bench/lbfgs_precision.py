@@ -28,9 +28,9 @@ PRECISIONS = ("float64", "float32")
 
 CHILD = r"""
 import json, sys, time
-from stylize.core import events
-from stylize.core.job import Job
-from stylize.core.objective import Objective
+from stylize.core.run import events
+from stylize.core.run.job import Job
+from stylize.core.evaluation.objective import Objective
 spec = json.loads(sys.argv[1])
 calls = [0]
 original = Objective.__call__

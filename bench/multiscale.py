@@ -29,7 +29,7 @@ def bench_images(size: int):
     import numpy as np
     from skimage import data
 
-    from stylize.core.images import fit_long_side, load_image, resize
+    from stylize.core.io.images import fit_long_side, load_image, resize
 
     here = os.path.dirname(os.path.abspath(__file__))
     content = resize(data.astronaut().astype(np.float32) / 255.0, (size, size))
@@ -45,9 +45,9 @@ def full_resolution_scorer(content, style, settings=None):
     score is their sum.
     """
     from stylize.core import plugins
-    from stylize.core.images import resize
-    from stylize.core.objective import WeightedLoss, build_losses, make_backend, make_objective
-    from stylize.core.settings import Settings
+    from stylize.core.io.images import resize
+    from stylize.core.evaluation.objective import WeightedLoss, build_losses, make_backend, make_objective
+    from stylize.core.request.settings import Settings
 
     scoring = settings or Settings(length=max(content.shape[:2]), scales=1)
     backend_cls = plugins.load("stylize.backends", scoring.backend)
@@ -88,8 +88,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from stylize import Job, events
-    from stylize.core.schedule import scale_lengths
-    from stylize.core.settings import Settings
+    from stylize.core.request.schedule import scale_lengths
+    from stylize.core.request.settings import Settings
 
     content, style = bench_images(args.size)
     score = full_resolution_scorer(content, style)

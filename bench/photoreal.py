@@ -46,13 +46,13 @@ from PIL import Image, ImageDraw
 from photoreal_scores import scores
 
 from stylize.starts.colour import TRANSFERS
-from stylize.core.images import fit_long_side, load_image, resize, save_image
+from stylize.core.io.images import fit_long_side, load_image, resize, save_image
 
 #: content <- style, scikit-image photo names.
 PAIRS = {"night": ("motorcycle", "rocket"), "warm": ("astronaut", "coffee"), "muted": ("coffee", "chelsea")}
 #: Today's network; fp32 as on most users' CPUs; one BLAS thread, so that CPU seconds compare across runs.
 NETWORK = {"backend": "caffe-vgg19", "threads": 1, "options": {"caffe-vgg19": {"precision": "fp32"}}}
-#: The preset as it was before issue 28 (stylize/core/presets.py at 68c696b).
+#: The preset as it was before issue 28 (stylize/core/request/presets.py at 68c696b).
 BEFORE = {"losses": ("gram", "affine"), "init": "content", "ratio": 1e3}
 #: The optimized variants' common settings: one level from the colour-transferred start.
 ONE_LEVEL = {"scales": 1, "iterations": 100, "ratio": 1e3, "losses": ("gram", "affine")}
@@ -116,7 +116,7 @@ def cpu_seconds() -> float:
 def counting():
     """Counts the network's evaluations (objective calls, with their gradients) made inside the block:
     what a run costs whatever else shares the CPU."""
-    from stylize.core.objective import Objective
+    from stylize.core.evaluation.objective import Objective
     counted, finish = [0], Objective.finish
 
     def counted_finish(self, total, grad):
@@ -244,7 +244,7 @@ def speed(size: int, run: tuple[str, ...] = ("--preset photo",)) -> list[str]:
     in ``run`` run for real (CPU and wall seconds, the network's evaluations counted); and the preset's
     steps outside the network (the start, the Laplacian, the smoothing of the start) alone."""
     import stylize
-    from stylize.core.plan import plan_cost
+    from stylize.core.planning.plan import plan_cost
     from stylize.losses.affine import matting_laplacian, smooth
     from stylize.starts.colour import distribution
     content, style = (photo(name) for name in PAIRS["night"])
@@ -304,7 +304,7 @@ def main(argv=None) -> int:
         lines += table(pair, images, out)
     print("\n".join(lines))
     if args.markdown:
-        from stylize.core.files import atomic_write
+        from stylize.core.io.files import atomic_write
         with atomic_write(args.markdown) as f:
             f.write("\n".join(lines).encode())
     if args.sheet:

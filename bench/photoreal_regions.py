@@ -8,7 +8,7 @@ quarter of the image's resolution, are clustered by k-means over the content's
 and the style's positions *together*, so a cluster is one kind of region in
 both photos and the regions are matched by construction. The result is a
 pair of colour-coded masks, exactly what ``--content-mask`` / ``--style-mask``
-take, fed to the existing per-region Gram terms (stylize/core/masks.py).
+take, fed to the existing per-region Gram terms (stylize/core/io/masks.py).
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from scipy.cluster.vq import kmeans2
 from scipy.ndimage import zoom
 
 from stylize.core import plugins
-from stylize.core.images import resize
-from stylize.core.masks import resize_nearest
+from stylize.core.io.images import resize
+from stylize.core.io.masks import resize_nearest
 from stylize.starts.colour import rgb_to_lab
 
 #: The layer whose features say what a region is, and their principal components kept.

@@ -41,8 +41,8 @@ def load_average() -> str:
 def objective_at(size: int, precision: str, content, style):
     """VGG19's default objective at ``size`` px, its network in ``precision``."""
     from stylize.core import plugins
-    from stylize.core.objective import build_losses, make_backend, make_objective
-    from stylize.core.settings import Settings
+    from stylize.core.evaluation.objective import build_losses, make_backend, make_objective
+    from stylize.core.request.settings import Settings
 
     settings = Settings(length=size, scales=1, options={"caffe-vgg19": {"precision": precision}})
     cls = plugins.load("stylize.backends", settings.backend)
@@ -56,7 +56,7 @@ def measure_evaluations(size: int, repeat: int, threads: int | None) -> dict:
 
     from multiscale import bench_images
     from stylize.backends import bf16
-    from stylize.core.threads import run_threads
+    from stylize.core.run.threads import run_threads
 
     content, style = bench_images(size)
     objectives = {p: objective_at(size, p, content, style) for p in ("fp32", "bf16")}

@@ -89,7 +89,7 @@ def parse_config(spec: str) -> Config:
     (``lbfgs.history=20``). Values are numbers, true/false or text.
     """
     from stylize.cli.run import parse_plugin_options
-    from stylize.core.settings import Settings
+    from stylize.core.request.settings import Settings
 
     name, colon, rest = spec.partition(":")
     name = name.strip()
@@ -218,7 +218,7 @@ def materialize(work: Path, source: str) -> str:
     if not path.exists():
         from skimage import data
 
-        from stylize.core.images import save_image
+        from stylize.core.io.images import save_image
         save_image(getattr(data, name)().astype("float32") / 255.0, path)
     return str(path.resolve())
 

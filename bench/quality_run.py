@@ -5,7 +5,7 @@
 
 The run goes through ``stylize.Job`` exactly as ``stylize run`` drives it
 (an output file, checkpoints every 10 iterations, the thread pools of
-``stylize.core.threads``), so its wall time is what a user waits for:
+``stylize.core.run.threads``), so its wall time is what a user waits for:
 from before the Job is made (reading the images, loading the network,
 the targets) to the output written. Along the way the image is kept as
 PNG at each level's last iteration and every ``every`` iterations of the
@@ -44,8 +44,8 @@ def checkpoints(levels, every: int) -> set[int]:
 
 def main(folder: Path) -> None:
     from stylize import Job, events
-    from stylize.core.files import atomic_write
-    from stylize.core.images import save_image
+    from stylize.core.io.files import atomic_write
+    from stylize.core.io.images import save_image
 
     spec = json.loads((folder / "spec.json").read_text())
     key = spec["key"]

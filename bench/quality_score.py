@@ -110,9 +110,9 @@ SCORERS = {"vgg": VGGScorer, "effnet": EffNetScorer}
 
 def score_run(network: str, folder: Path, scorers: dict) -> int:
     """Score the run's kept images not scored yet; returns how many were scored now."""
-    from stylize.core.files import atomic_write
-    from stylize.core.images import load_image, resize
-    from stylize.core.inputs import load_inputs
+    from stylize.core.io.files import atomic_write
+    from stylize.core.io.images import load_image, resize
+    from stylize.core.io.inputs import load_inputs
 
     record = json.loads((folder / "run.json").read_text())
     path = folder / f"scores-{network}.json"
@@ -141,10 +141,10 @@ def score_run(network: str, folder: Path, scorers: dict) -> int:
 
 
 def main(network: str, folders: list[str]) -> None:
-    from stylize.core.threads import run_threads
+    from stylize.core.run.threads import run_threads
 
     scorers: dict = {}
-    with run_threads(None):  # NumPy's BLAS on one thread beside the network's (stylize.core.threads)
+    with run_threads(None):  # NumPy's BLAS on one thread beside the network's (stylize.core.run.threads)
         for folder in folders:
             count = score_run(network, Path(folder), scorers)
             if count:

@@ -19,8 +19,8 @@ import argparse
 import numpy as np
 from PIL import Image
 
-from stylize.core.images import load_image, resize
-from stylize.core.tiling import edges
+from stylize.core.io.images import load_image, resize
+from stylize.core.evaluation.tiling import edges
 
 #: The network's total stride (VGG up to conv5_1): tile borders lie on multiples of it.
 STRIDE = 16

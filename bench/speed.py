@@ -68,13 +68,13 @@ def caffe_blas_kernels() -> str:
 
 
 def peak_rss_bytes() -> int:
-    from stylize.core.memory import peak_resident_bytes
+    from stylize.core.planning.memory import peak_resident_bytes
     return peak_resident_bytes()
 
 
 def wait_for_peak(process: subprocess.Popen) -> int:
     """A child's peak RSS, read from /proc until it exits (its ``ru_maxrss`` would carry ours)."""
-    from stylize.core.memory import peak_resident_bytes
+    from stylize.core.planning.memory import peak_resident_bytes
     peak = 0
     while process.poll() is None:
         peak = max(peak, peak_resident_bytes(process.pid) or 0)
@@ -120,8 +120,8 @@ def backend_options(name: str, layers, folder: str) -> tuple[dict, str]:
 
 def settings_for(name: str, size: int, folder: str, **given):
     from stylize.core import plugins
-    from stylize.core.objective import build_losses
-    from stylize.core.settings import Settings
+    from stylize.core.evaluation.objective import build_losses
+    from stylize.core.request.settings import Settings
 
     settings = Settings(backend=name, length=size, scales=1, **given)
     losses = build_losses(settings, plugins.load("stylize.backends", name))
@@ -138,7 +138,7 @@ def measure_eval(name: str, size: int, repeat: int, weight_grads: bool) -> dict:
     from multiscale import bench_images
 
     from stylize.core import plugins
-    from stylize.core.objective import build_losses, make_backend, make_objective
+    from stylize.core.evaluation.objective import build_losses, make_backend, make_objective
 
     content, style = bench_images(size)
     with tempfile.TemporaryDirectory() as folder:
@@ -178,7 +178,7 @@ def measure_lbfgs(name: str, size: int, iterations: int) -> dict:
     from multiscale import bench_images
 
     from stylize import Job, events
-    from stylize.core import memory
+    from stylize.core.planning import memory
 
     content, style = bench_images(size)
     os.environ[memory.LIMIT_VARIABLE] = "1T"  # the check must run (and pass) to give its estimate
@@ -208,9 +208,9 @@ def measure_run(length: int, iterations: int) -> dict:
     """The default `stylize run` as a command: wall time and peak memory, then its objective at full size."""
     from multiscale import full_resolution_scorer
 
-    from stylize.core import memory
-    from stylize.core.images import load_image
-    from stylize.core.inputs import load_inputs
+    from stylize.core.planning import memory
+    from stylize.core.io.images import load_image
+    from stylize.core.io.inputs import load_inputs
     from stylize.optimizers.lbfgs import LBFGS
 
     content_path = os.path.join("examples", "images", "astronaut.jpg")
@@ -290,7 +290,7 @@ def print_tables(rows: list[dict], lbfgs: list[dict], run: dict | None) -> None:
 
 
 def main() -> None:
-    from stylize.core.settings import Settings  # light: no Caffe
+    from stylize.core.request.settings import Settings  # light: no Caffe
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backends", nargs="*", default=list(BACKENDS), metavar="NAME",

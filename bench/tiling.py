@@ -41,9 +41,9 @@ ROWS = {
 
 CHILD = r"""
 import json, sys, time
-from stylize.core.job import Job
-from stylize.core.objective import Objective
-from stylize.core.tiled_objective import TiledObjective
+from stylize.core.run.job import Job
+from stylize.core.evaluation.objective import Objective
+from stylize.core.evaluation.tiled_objective import TiledObjective
 spec = json.loads(sys.argv[1])
 times = []
 def peak():
@@ -77,12 +77,12 @@ print(json.dumps({"shape": list(job.plan.final.shape), "tiles": estimate.tiles[-
 OVERHEAD = r"""
 import json, statistics, sys, time
 import numpy as np
-from stylize.core.images import fit_long_side, load_image, resize
-from stylize.core.objective import build_losses, make_backend, make_objective
-from stylize.core.settings import Settings
-from stylize.core.tiled_objective import make_tiled_objective
-from stylize.core.tiling import make_tiles
-from stylize.core.threads import run_threads
+from stylize.core.io.images import fit_long_side, load_image, resize
+from stylize.core.evaluation.objective import build_losses, make_backend, make_objective
+from stylize.core.request.settings import Settings
+from stylize.core.evaluation.tiled_objective import make_tiled_objective
+from stylize.core.evaluation.tiling import make_tiles
+from stylize.core.run.threads import run_threads
 spec = json.loads(sys.argv[1])
 settings = Settings()
 from stylize.core import plugins
@@ -127,7 +127,7 @@ def overhead(args) -> dict:
 def estimate_whole(length: int, content: str, style: str, optimizer: str) -> int:
     """The whole-image run's estimate (no limit), for rows whose limit is a share of it."""
     code = ("import json, os, sys\nos.environ['STYLIZE_MEMORY_LIMIT'] = '100000GiB'\n"
-            "from stylize.core.job import Job\n"
+            "from stylize.core.run.job import Job\n"
             f"print(Job({content!r}, {style!r}, length={length}, scales=1, tile_size='off', "
             f"optimizer={optimizer!r}).estimate.memory_bytes)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)

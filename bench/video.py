@@ -44,7 +44,7 @@ def clip_frames(count: int, length: int):
 def run(method: str, clip: Path, style: str, folder: Path, args) -> dict:
     import numpy as np
 
-    from stylize.core.images import load_image
+    from stylize.core.io.images import load_image
     from stylize.video import VideoJob, events
     from stylize.video.measure import frame_errors, warping_errors
 
@@ -76,7 +76,7 @@ def animation(results: dict, path: Path, fps: float) -> None:
     import numpy as np
     from PIL import Image
 
-    from stylize.core.images import to_uint8
+    from stylize.core.io.images import to_uint8
 
     pairs = zip(results["independent"]["outputs"], results["temporal"]["outputs"])
     images = [Image.fromarray(to_uint8(np.concatenate([a, np.ones((a.shape[0], 4, 3)), b], axis=1)))

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from stylize.core import StylizeError, load_image, resize
-from stylize.core.images import save_image
+from stylize.core.io.images import save_image
 
 
 def side_by_side(paths: list[str], height: int | None = None, gap: int = 8) -> np.ndarray:

@@ -14,11 +14,11 @@ returns the image; ``Job`` drives the same run step by step, with events
 (``stylize.events``) and ``cancel()``. See ``stylize.api``.
 """
 from . import batch  # callable: stylize.batch(jobs, client=None) runs jobs on Dask (see stylize.batch)
-from . import cluster  # registers --scheduler (one picture's tiles on Dask) with core's hook, stylize.core.remote
+from . import cluster  # registers --scheduler (one picture's tiles on Dask) with core's hook, stylize.core.evaluation.remote
 from .api import Cancelled, Interrupted, Job, events, stylize
-from .core.inputs import load_inputs
-from .core.pipeline import transfer
-from .core.settings import Settings
+from .core.io.inputs import load_inputs
+from .core.request.settings import Settings
+from .core.run.pipeline import transfer
 
 __all__ = ["Cancelled", "Interrupted", "Job", "Settings", "batch", "events", "load_inputs", "stylize", "transfer"]
 __version__ = "0.1.0"

@@ -15,12 +15,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .core import checkpoint as checkpoints
-from .core import events
 from .core.contracts import StepResult
-from .core.inputs import Source
-from .core.job import Cancelled, Interrupted, Job, metadata
-from .core.settings import Settings, settings_from
+from .core.io.inputs import Source
+from .core.request.settings import Settings, settings_from
+from .core.run import checkpoint as checkpoints
+from .core.run import events
+from .core.run.job import Cancelled, Interrupted, Job, metadata
 
 __all__ = ["Cancelled", "Interrupted", "Job", "events", "metadata", "settings_from", "stylize"]
 

@@ -26,8 +26,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from stylize.backends.cuda import refusal_words
-from stylize.core.images import MAX_PIXELS
-from stylize.core.png_text import chunk
+from stylize.core.io.images import MAX_PIXELS
+from stylize.core.io.png_text import chunk
 
 from .tinynet import PROTOTXT
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from stylize.backends import bf16, zoo
-from stylize.core.images import fit_long_side, load_image, resize
+from stylize.core.io.images import fit_long_side, load_image, resize
 
 from .tinynet import write_tiny_net
 
@@ -86,11 +86,11 @@ class _StandInPipeline:
         self.settings, self.plan, self.transfer = settings, plan, transfer
 
     def estimate(self):
-        from stylize.core.events import Estimate
+        from stylize.core.run.events import Estimate
         return Estimate(None, None, None, (None,) * len(self.plan.levels), None)
 
     def run(self, inputs, on_step, start=None, on_level=None, views=None):
-        from stylize.core.objective import Objective
+        from stylize.core.evaluation.objective import Objective
 
         class NoTerms(Objective):
             def __init__(self):
@@ -106,9 +106,9 @@ def replace_transfer(monkeypatch):
     """``replace_transfer(fake)``: Jobs (the CLI's and the API's) run ``fake`` instead of their pipeline.
 
     ``fake(content, styles, settings, callback=, content_mask=, style_masks=, start=)`` is called like
-    ``stylize.core.pipeline.transfer``, which it may call itself to run for real around a spy.
+    ``stylize.core.run.pipeline.transfer``, which it may call itself to run for real around a spy.
     """
-    from stylize.core.job import Job
+    from stylize.core.run.job import Job
 
     def install(fake):
         monkeypatch.setattr(Job, "pipeline", property(lambda job: _StandInPipeline(job.settings, job.plan, fake)))

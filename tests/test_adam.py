@@ -14,10 +14,10 @@ from PIL import Image
 from stylize.backends.caffe_vgg import VGG19
 from stylize.cli.main import cli
 from stylize.core import UsageError, plugins
-from stylize.core.images import fit_long_side, resize
-from stylize.core.objective import build_losses, make_backend, make_objective
-from stylize.core.pipeline import transfer
-from stylize.core.settings import Settings
+from stylize.core.io.images import fit_long_side, resize
+from stylize.core.evaluation.objective import build_losses, make_backend, make_objective
+from stylize.core.run.pipeline import transfer
+from stylize.core.request.settings import Settings
 from stylize.optimizers.adam import Adam
 
 TARGET = np.array([[3.0, -2.0, 0.5, 0.0]], np.float32)

@@ -11,8 +11,9 @@ from PIL import Image
 
 from stylize import Job
 from stylize.cli.main import cli
-from stylize.core import IMAGE, memory
-from stylize.core.plan import sizes_at
+from stylize.core import IMAGE
+from stylize.core.planning import memory
+from stylize.core.planning.plan import sizes_at
 from stylize.losses.affine import AffineLoss
 
 

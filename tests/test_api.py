@@ -12,10 +12,10 @@ from PIL import Image
 import stylize as package
 from stylize import Interrupted, Settings, load_inputs, stylize, transfer
 from stylize.cli.main import cli
-from stylize.core import checkpoint as checkpoints
-from stylize.core import pipeline
+from stylize.core.run import checkpoint as checkpoints
+from stylize.core.run import pipeline
 from stylize.core.errors import UsageError
-from stylize.core.images import to_uint8
+from stylize.core.io.images import to_uint8
 
 
 @pytest.fixture
@@ -39,7 +39,9 @@ def pictures(tmp_path):
 
 
 def test_exports():
-    from stylize.core import inputs, job, settings
+    from stylize.core.io import inputs
+    from stylize.core.run import job
+    from stylize.core.request import settings
     assert {"stylize", "Settings", "transfer", "load_inputs", "Interrupted", "Job", "Cancelled",
             "events"} <= set(package.__all__)
     assert (Settings, transfer, load_inputs) == (settings.Settings, pipeline.transfer, inputs.load_inputs)

@@ -14,10 +14,10 @@ from stylize.backends.caffe_vgg import VGG19
 from stylize.backends.vgg_architecture import VGG19_BLOCKS, vgg_layers, vgg_prototxt
 from stylize.cli.backend_options import declared_backend_options
 from stylize.core import Option, PluginError, Step, chain_tiling
-from stylize.core.objective import WeightedLoss, make_backend, make_objective
-from stylize.core.settings import Settings
-from stylize.core.tiled_objective import make_tiled_objective
-from stylize.core.tiling import make_tiles
+from stylize.core.evaluation.objective import WeightedLoss, make_backend, make_objective
+from stylize.core.request.settings import Settings
+from stylize.core.evaluation.tiled_objective import make_tiled_objective
+from stylize.core.evaluation.tiling import make_tiles
 from stylize.losses.content import ContentLoss
 from stylize.losses.gram import GramLoss
 from stylize.testing import BackendContract
@@ -44,7 +44,7 @@ class TestVGG19(BackendContract):
     @classmethod
     def one_thread(cls):
         """Tiny evaluations: a second BLAS thread only waits on the first (20x slower on a busy machine)."""
-        from stylize.core.threads import run_threads
+        from stylize.core.run.threads import run_threads
         with run_threads(1):
             yield
 

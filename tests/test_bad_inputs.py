@@ -91,7 +91,7 @@ def test_failure_while_writing_leaves_no_partial_file(workspace, monkeypatch, ex
 def test_truncated_images_are_never_loaded_silently():
     """Pillow's LOAD_TRUNCATED_IMAGES would turn a cut file into a grey-padded image."""
     import stylize.cli.main  # noqa: F401  (everything the command imports)
-    import stylize.core.images  # noqa: F401
+    import stylize.core.io.images  # noqa: F401
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
 
 

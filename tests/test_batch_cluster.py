@@ -28,7 +28,7 @@ import stylize
 from stylize.batch import BatchJob
 from stylize.batch.events import JobProgress, JobStarted
 from stylize.cli.main import cli
-from stylize.core import checkpoint as checkpoints
+from stylize.core.run import checkpoint as checkpoints
 from stylize.core.errors import ImageError
 
 from .test_batch_jobs import write_images
@@ -38,7 +38,7 @@ SITECUSTOMIZE = textwrap.dedent("""
     _path = os.environ.get("STYLIZE_TEST_DELAY_FILE")
     if _path and os.path.exists(_path):
         import time
-        from stylize.core import objective
+        from stylize.core.evaluation import objective
         _delay = float(open(_path).read())
         _evaluate = objective.Objective.__call__
         def _slowly(self, x):

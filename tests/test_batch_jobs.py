@@ -26,9 +26,9 @@ from stylize.cli import run as run_cli
 from stylize.cli.batch import batch as batch_command
 from stylize.cli.batch_options import RunOptions
 from stylize.cli.main import cli
-from stylize.core import checkpoint as checkpoints
+from stylize.core.run import checkpoint as checkpoints
 from stylize.core.errors import ImageError, UsageError
-from stylize.core.events import Estimate
+from stylize.core.run.events import Estimate
 
 
 def invoke(*args: str, **kwargs):

@@ -14,7 +14,7 @@ from stylize.backends import bf16
 from stylize.backends.caffe_net import CaffeBackend
 from stylize.backends.pycaffe import import_caffe
 from stylize.core import UsageError
-from stylize.core.images import load_image, save_image
+from stylize.core.io.images import load_image, save_image
 from stylize.testing import gradient_errors
 
 from .test_backend import linear_probe
@@ -173,7 +173,7 @@ def test_refused_in_one_line_where_the_cpu_lacks_it(monkeypatch):
 
 
 def test_refused_before_any_image_is_read(monkeypatch, tiny_net):
-    from stylize.core.settings import Settings
+    from stylize.core.request.settings import Settings
     monkeypatch.setattr(bf16, "cpu_has_bf16", lambda: False)
     prototxt, weights = tiny_net
     settings = Settings(backend="caffe", content_layers=["conv2"], style_layers=["conv1"],

@@ -14,11 +14,12 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from stylize.core import checkpoint, png_text
+from stylize.core.run import checkpoint
+from stylize.core.io import png_text
 from stylize.core.errors import ImageError, UsageError
-from stylize.core.image_formats import quantize
-from stylize.core.images import load_image, save_image
-from stylize.core.settings import Settings
+from stylize.core.io.image_formats import quantize
+from stylize.core.io.images import load_image, save_image
+from stylize.core.request.settings import Settings
 
 METADATA = {"Software": "stylize", "stylize:settings": "Settings(bit_depth=16)",
             "stylize:content": "photo ü.jpg", "stylize:style": "絵.png"}  # Latin-1 (tEXt) and not (iTXt)
@@ -99,7 +100,7 @@ def test_png_text_refuses_what_png_does_not_allow():
 
 
 def test_the_gallery_reads_a_16_bit_result(tmp_path):
-    from stylize.core.job import metadata
+    from stylize.core.run.job import metadata
     from stylize.serve.gallery import Gallery
     from stylize.serve.uploads import UploadStore
     from stylize.serve.work import WorkFolder

@@ -21,7 +21,7 @@ from PIL import Image
 
 from stylize import Job, events
 from stylize.cli.main import cli
-from stylize.core import checkpoint as checkpoints
+from stylize.core.run import checkpoint as checkpoints
 from stylize.core.errors import ImageError
 
 
@@ -137,7 +137,7 @@ def test_a_checkpoint_the_disk_refuses_is_a_warning_and_the_run_finishes(tmp_pat
 
 def test_an_output_the_disk_refuses_keeps_the_last_checkpoint_to_resume_from(tmp_path, tiny, inputs, monkeypatch):
     """The output's write fails as ``save_image`` reports a full disk (its OSError as an ImageError, exit 3)."""
-    from stylize.core import job as jobs
+    from stylize.core.run import job as jobs
 
     output = tmp_path / "out.png"
     real = jobs.save_image

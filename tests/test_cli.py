@@ -284,7 +284,7 @@ def test_debug_shows_the_exception_instead(images):
 
 
 def test_interrupt_is_one_line_and_writes_nothing(images, replace_transfer):
-    from stylize.core import pipeline
+    from stylize.core.run import pipeline
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
@@ -404,7 +404,7 @@ def test_models_fetch_needs_a_name():
 def test_save_every_writes_numbered_snapshots_and_ctrl_c_keeps_the_image(images, replace_transfer, weights_installed):
     from PIL import Image
 
-    from stylize.core import pipeline
+    from stylize.core.run import pipeline
 
     result = invoke(*run_args(images, "-q", "-l", "32", "-n", "4", "--scales", "1", "--save-every", "2"))
     assert result.exit_code == 0, result.output

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stylize.core import pipeline
+from stylize.core.run import pipeline
 from stylize.core.errors import UsageError
-from stylize.core.presets import QUALITIES
-from stylize.core.settings import Settings, settings_from
+from stylize.core.request.presets import QUALITIES
+from stylize.core.request.settings import Settings, settings_from
 
 from .test_cli import assert_one_line_error, images, invoke, run_args  # noqa: F401  (fixture)
 

@@ -22,15 +22,15 @@ from stylize.backends.caffe_net import CaffeBackend
 from stylize.cluster import connection
 from stylize.cluster import objective as cluster
 from stylize.cluster import worker
-from stylize.core import checkpoint as checkpoints
-from stylize.core import memory, speed
-from stylize.core import job as jobs
+from stylize.core.run import checkpoint as checkpoints
+from stylize.core.planning import memory, speed
+from stylize.core.run import job as jobs
 from stylize.core.errors import StylizeError
-from stylize.core.events import Failed, LevelStarted, Step
-from stylize.core.objective import WeightedLoss
-from stylize.core.settings import Settings
-from stylize.core.tiled_objective import add_statistics, make_tiled_objective
-from stylize.core.tiling import make_tiles
+from stylize.core.run.events import Failed, LevelStarted, Step
+from stylize.core.evaluation.objective import WeightedLoss
+from stylize.core.request.settings import Settings
+from stylize.core.evaluation.tiled_objective import add_statistics, make_tiled_objective
+from stylize.core.evaluation.tiling import make_tiles
 from stylize.losses.content import ContentLoss
 from stylize.losses.gram import GramLoss
 from stylize.losses.tv import TotalVariationLoss

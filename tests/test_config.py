@@ -15,9 +15,9 @@ from PIL import Image
 from stylize.cli.config import env_name
 from stylize.cli.main import cli
 from stylize.cli.run import run
-from stylize.core import pipeline
+from stylize.core.run import pipeline
 from stylize.core.errors import UsageError
-from stylize.core.settings import Settings
+from stylize.core.request.settings import Settings
 
 
 @pytest.fixture(autouse=True)

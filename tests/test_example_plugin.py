@@ -82,7 +82,7 @@ def test_histogram_loss_brings_the_style_colours(example_installed, vgg19_weight
     """The image-space loss sees the style image through set_images and pulls the colours towards it."""
     import stylize
     from stylize.core import IMAGE, Images
-    from stylize.core.images import fit_long_side, resize
+    from stylize.core.io.images import fit_long_side, resize
     from stylize_example.histogram import HistogramLoss
 
     def distance(image):  # the histogram loss of ``image`` against the style at its size

@@ -10,8 +10,8 @@ import pytest
 from stylize import Job, events
 from stylize.core import Images
 from stylize.core.errors import ModelError, PluginError
-from stylize.core.images import resize
-from stylize.core.settings import Settings
+from stylize.core.io.images import resize
+from stylize.core.request.settings import Settings
 from stylize.starts import magenta
 from stylize.starts.fast import Fast
 from stylize.testing import StartContract
@@ -83,7 +83,7 @@ def test_another_version_of_the_package_is_refused_before_any_image_is_read(monk
 
 def test_without_the_extra_the_cli_says_which_to_install_in_one_line(tmp_path, photos):
     """A real `stylize run --init fast` in a Python where onnxruntime cannot be found."""
-    from stylize.core.images import save_image
+    from stylize.core.io.images import save_image
     content, style = tmp_path / "c.png", tmp_path / "s.png"
     save_image(resize(photos["coffee"], (32, 48)), content)
     save_image(resize(photos["astronaut"], (32, 32)), style)

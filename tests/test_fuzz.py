@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from stylize.core.errors import ImageError
-from stylize.core.images import load_image
+from stylize.core.io.images import load_image
 
 #: Exit codes a bad input may give: success, and the categories of stylize.core.errors.
 ALLOWED_EXITS = {0, 2, 3, 4, 5, 6}

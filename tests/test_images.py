@@ -1,4 +1,4 @@
-"""stylize.core.images: reading any image as RGB floats, scaling, atomic writing."""
+"""stylize.core.io.images: reading any image as RGB floats, scaling, atomic writing."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from stylize.core.errors import ImageError
-from stylize.core.images import (FORMATS, check_output_path, fit_long_side, load_image, resize,
+from stylize.core.io.images import (FORMATS, check_output_path, fit_long_side, load_image, resize,
                                  save_image, to_uint8)
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
@@ -380,7 +380,7 @@ def test_decompression_bombs_are_refused_before_decoding(tmp_path, size):
     """Over MAX_PIXELS, with Pillow's warning silenced (below its own hard limit) or its error replaced."""
     import warnings
 
-    from stylize.core.images import MAX_PIXELS
+    from stylize.core.io.images import MAX_PIXELS
     assert size[0] * size[1] > MAX_PIXELS
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a warning would fail the test
@@ -436,7 +436,7 @@ def test_16_bit_rgb_png(tmp_path):
 # -- check_new_output and check_working_size --------------------------------------
 
 def test_existing_output_needs_force(tmp_path):
-    from stylize.core.images import check_new_output
+    from stylize.core.io.images import check_new_output
     (tmp_path / "out.png").write_bytes(b"earlier")
     with pytest.raises(ImageError, match="already exists; pass --force"):
         check_new_output(tmp_path / "out.png")
@@ -446,14 +446,14 @@ def test_existing_output_needs_force(tmp_path):
 
 
 def test_new_output_folders_are_not_created_by_the_check(tmp_path):
-    from stylize.core.images import check_new_output
+    from stylize.core.io.images import check_new_output
     check_new_output(tmp_path / "a" / "b" / "out.png")
     assert listing(tmp_path) == []
 
 
 @pytest.mark.parametrize("where", ["file", "sysfs"])
 def test_unwritable_output_folder(tmp_path, where):
-    from stylize.core.images import check_new_output
+    from stylize.core.io.images import check_new_output
     if where == "file":
         (tmp_path / "notes.txt").write_text("x")
         target, fragment = tmp_path / "notes.txt" / "sub" / "out.png", "is a file, not a folder"
@@ -473,7 +473,7 @@ def test_unwritable_output_folder(tmp_path, where):
     ((60, 512), 0.25, "128x15 px at the coarsest scale"),
 ])
 def test_check_working_size(shape, coarsest, error):
-    from stylize.core.images import MIN_SIDE, check_working_size
+    from stylize.core.io.images import MIN_SIDE, check_working_size
     assert MIN_SIDE == 16
     if error is None:
         check_working_size((*shape, 3), "content image c.png", coarsest)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from stylize import Cancelled, Job, events
-from stylize.core import checkpoint as checkpoints
+from stylize.core.run import checkpoint as checkpoints
 from stylize.core.errors import ImageError, UsageError
 
 
@@ -139,9 +139,9 @@ def test_eta_weights_each_level_by_its_cost_and_charges_each_levels_start():
     """4 coarse iterations (cost 1 each, plus the level's start) took 8 s: the finer ones cost 4 and 16 each."""
     import time
 
-    from stylize.core.eta import LEVEL_START_ITERATIONS as S, Clock
-    from stylize.core.plan import make_plan
-    from stylize.core.settings import Settings
+    from stylize.core.run.eta import LEVEL_START_ITERATIONS as S, Clock
+    from stylize.core.planning.plan import make_plan
+    from stylize.core.request.settings import Settings
 
     plan = make_plan(Settings(iterations=7, scales=3), (512, 512), [(512, 512)], level_iterations=[4, 2, 1])
     clock = Clock(plan, level_costs=[1, 4, 16])
@@ -164,9 +164,9 @@ def test_eta_starts_from_the_recorded_rate_and_moves_to_the_runs_own():
     """Expected 2 s per unit of cost; the run measures 4 s per unit: the ETA moves from 2 toward 4."""
     import time
 
-    from stylize.core.eta import LEVEL_START_ITERATIONS as S, PRIOR_ITERATIONS, Clock
-    from stylize.core.plan import make_plan
-    from stylize.core.settings import Settings
+    from stylize.core.run.eta import LEVEL_START_ITERATIONS as S, PRIOR_ITERATIONS, Clock
+    from stylize.core.planning.plan import make_plan
+    from stylize.core.request.settings import Settings
 
     plan = make_plan(Settings(iterations=7, scales=3), (512, 512), [(512, 512)], level_iterations=[4, 2, 1])
     total = Clock(plan, [1, 4, 16]).cost(0, 7)
@@ -190,14 +190,14 @@ def test_progress_line_shows_each_terms_share_and_the_eta():
 
 @pytest.mark.parametrize("key, suggestion", [("rl", "lr"), ("betta1", "beta1"), ("dacay", "decay")])
 def test_a_misspelt_plugin_option_suggests_the_declared_one(key, suggestion):
-    from stylize.core.options import check
+    from stylize.core.contracts.options import check
     from stylize.optimizers.adam import Adam
     with pytest.raises(UsageError, match=f"optimizer 'adam' has no option '{key}'; did you mean '{suggestion}'"):
         check("optimizer", "adam", Adam, {key: 1.0})
 
 
 def test_tol_ends_each_level_once_its_objective_stops_improving(tiny, pictures):
-    from stylize.core.convergence import WINDOW, Stall
+    from stylize.core.run.convergence import WINDOW, Stall
     stall = Stall(0.01)
     assert not any(stall(100.0 - 0.001 * i) for i in range(WINDOW))  # not before a whole window
     assert stall(100.0 - 0.001 * WINDOW)  # 0.02% over the window: stalled
@@ -220,7 +220,7 @@ def test_tol_ends_each_level_once_its_objective_stops_improving(tiny, pictures):
 
 
 def test_a_long_run_records_this_machines_rate_for_the_next_estimate(tmp_path, monkeypatch):
-    from stylize.core import speed
+    from stylize.core.planning import speed
     monkeypatch.setenv("STYLIZE_HOME", str(tmp_path))
     assert speed.rate("caffe-vgg19", None) == speed.ASSUMED_RATE
     many = speed.MIN_ITERATIONS
@@ -246,8 +246,8 @@ def test_each_level_is_estimated_and_recorded_at_the_rate_of_its_arithmetic(tiny
     use that rate, and the run records a rate for each arithmetic from its own levels' seconds."""
     import json
 
-    from stylize.core import speed
-    from stylize.core.eta import LEVEL_START_ITERATIONS
+    from stylize.core.planning import speed
+    from stylize.core.run.eta import LEVEL_START_ITERATIONS
     monkeypatch.setenv("STYLIZE_HOME", str(tmp_path))
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "speed.json").write_text(json.dumps({"caffe/1": 1e9, "caffe/1/fast": 4e9}))

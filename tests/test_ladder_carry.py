@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from stylize.core import UsageError
-from stylize.core.pipeline import transfer
-from stylize.core.plan import make_plan
-from stylize.core.schedule import scale_lengths, split_iterations, step_ratio
-from stylize.core.settings import Settings
+from stylize.core.run.pipeline import transfer
+from stylize.core.planning.plan import make_plan
+from stylize.core.request.schedule import scale_lengths, split_iterations, step_ratio
+from stylize.core.request.settings import Settings
 from stylize.optimizers import lbfgs32
 from stylize.optimizers.adam import Adam
 from stylize.optimizers.lbfgs import LBFGS

@@ -13,7 +13,8 @@ from PIL import Image
 
 from stylize import Job, events
 from stylize.cli.main import cli
-from stylize.core import ResourceError, UsageError, memory
+from stylize.core import ResourceError, UsageError
+from stylize.core.planning import memory
 from stylize.optimizers import lbfgs32
 from stylize.optimizers.lbfgs import LBFGS
 from stylize.testing import OptimizerContract

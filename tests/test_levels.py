@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 import stylize
-from stylize.core import levels, remote
+from stylize.core.run import levels
+from stylize.core.evaluation import remote
 from stylize.core.errors import UsageError
-from stylize.core.settings import Settings
+from stylize.core.request.settings import Settings
 
 from .test_imports import import_graph
 

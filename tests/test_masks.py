@@ -6,10 +6,10 @@ import pytest
 from PIL import Image
 
 from stylize.core import StyleTarget, UsageError
-from stylize.core.colors import luminance, match_colors, match_luminance, restore_colors
-from stylize.core.images import resize
-from stylize.core.inputs import Inputs
-from stylize.core.masks import palette, regions, resize_nearest, resize_regions, split_regions
+from stylize.core.run.colors import luminance, match_colors, match_luminance, restore_colors
+from stylize.core.io.images import resize
+from stylize.core.io.inputs import Inputs
+from stylize.core.io.masks import palette, regions, resize_nearest, resize_regions, split_regions
 from stylize.losses.gram import GramLoss, gram
 
 from stylize.testing import gradient_errors as coordinate_check

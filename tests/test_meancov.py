@@ -121,9 +121,9 @@ def test_a_real_run_through_the_job_lowers_the_style_term(tiny_net, photos):
 def test_tiled_objective_equals_the_whole_on_the_tiny_net(tiny_net):
     """Real tiles of a real network (4x6, halos), two blended styles and two regions: the untiled result."""
     from stylize.backends.caffe_net import CaffeBackend
-    from stylize.core.objective import WeightedLoss, make_objective
-    from stylize.core.tiled_objective import make_tiled_objective
-    from stylize.core.tiling import make_tiles
+    from stylize.core.evaluation.objective import WeightedLoss, make_objective
+    from stylize.core.evaluation.tiled_objective import make_tiled_objective
+    from stylize.core.evaluation.tiling import make_tiles
 
     from .test_tiling import LAYERS, images, masks
 

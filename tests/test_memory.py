@@ -14,9 +14,9 @@ import pytest
 import scipy.optimize
 
 from stylize.backends.caffe_vgg import VGG19
-from stylize.core import memory
+from stylize.core.planning import memory
 from stylize.core.errors import ImageError, ResourceError, UsageError
-from stylize.core.settings import Settings
+from stylize.core.request.settings import Settings
 from stylize.optimizers.lbfgs import LBFGS, _bound_pairs
 
 IMAGES = Path(__file__).parent.parent / "examples" / "images"
@@ -47,10 +47,10 @@ MEASURE = textwrap.dedent("""
     import json, os, sys
     import numpy as np
     from skimage import data
-    from stylize.core import memory
-    from stylize.core.images import load_image, resize
-    from stylize.core.pipeline import transfer
-    from stylize.core.settings import Settings
+    from stylize.core.planning import memory
+    from stylize.core.io.images import load_image, resize
+    from stylize.core.run.pipeline import transfer
+    from stylize.core.request.settings import Settings
     size = int(sys.argv[1])
     content = resize(data.astronaut().astype(np.float32) / 255.0, (size, size))
     style = resize(load_image(sys.argv[2]), (size, size))
@@ -71,7 +71,7 @@ MEASURE = textwrap.dedent("""
 def test_a_child_process_peak_is_its_own():
     """ru_maxrss would report this test runner's size for the child (Linux keeps it across exec)."""
     held = np.ones(2 ** 29 // 8)  # 512 MiB resident here
-    done = subprocess.run([sys.executable, "-c", "from stylize.core import memory; print(memory.peak_resident_bytes())"],
+    done = subprocess.run([sys.executable, "-c", "from stylize.core.planning import memory; print(memory.peak_resident_bytes())"],
                           capture_output=True, text=True, timeout=60, check=True)
     assert memory.peak_resident_bytes() >= held.nbytes
     assert int(done.stdout) < held.nbytes / 4

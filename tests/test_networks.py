@@ -14,8 +14,8 @@ from stylize.backends.caffe_vgg import VGG16, VGG19
 from stylize.backends.vgg_architecture import vgg_prototxt
 from stylize.cli.main import cli
 from stylize.core import ModelError, UsageError
-from stylize.core.objective import build_losses
-from stylize.core.settings import Settings
+from stylize.core.evaluation.objective import build_losses
+from stylize.core.request.settings import Settings
 
 BACKENDS = {"caffe-vgg16": VGG16, "caffe-googlenet": GoogLeNet, "caffe-caffenet": CaffeNet}
 OFFICIAL = {"bvlc_googlenet.prototxt": "models/bvlc_googlenet/deploy.prototxt",

@@ -9,7 +9,7 @@ import pytest
 
 from stylize.backends.caffe_net import CaffeBackend
 from stylize.backends.caffe_vgg import VGG19
-from stylize.core.objective import Objective, WeightedLoss
+from stylize.core.evaluation.objective import Objective, WeightedLoss
 from stylize.losses.content import ContentLoss
 from stylize.losses.gram import GramLoss
 from stylize.losses.tv import TotalVariationLoss

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from stylize.core.images import fit_long_side, resize
-from stylize.core.pipeline import transfer
-from stylize.core.settings import Settings
+from stylize.core.io.images import fit_long_side, resize
+from stylize.core.run.pipeline import transfer
+from stylize.core.request.settings import Settings
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import pytest
 
 from stylize import Job
 from stylize.core.errors import UsageError
-from stylize.core.images import load_image, resize
+from stylize.core.io.images import load_image, resize
 from stylize.starts.colour import reinhard
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -55,8 +55,8 @@ def test_a_negative_smoothing_strength_is_refused(tiny, pictures):
 
 
 def test_the_photo_presets_plugin_options_merge_under_the_users():
-    from stylize.core.presets import preset
-    from stylize.core.settings import Settings
+    from stylize.core.request.presets import preset
+    from stylize.core.request.settings import Settings
     assert preset("photo")["options"]["affine"]["smooth"] > 0
     settings = Settings.from_preset("photo", options={"caffe-vgg19": {"precision": "fp32"}, "affine": {"weight": 1e7}})
     assert settings.options == {"caffe-vgg19": {"precision": "fp32"},
@@ -71,7 +71,7 @@ def test_the_photo_preset_on_the_command_line_smooths_unless_told_not_to(tiny_ne
     from click.testing import CliRunner
 
     from stylize.cli.main import cli
-    from stylize.core.images import save_image
+    from stylize.core.io.images import save_image
     content, style = save_image(photos["coffee"], tmp_path / "c.png"), save_image(photos["chelsea"], tmp_path / "s.png")
     prototxt, weights = tiny_net
     base = ["run", "-q", "-c", str(content), "-s", str(style), "-b", "caffe", "--prototxt", prototxt,
@@ -90,7 +90,7 @@ def test_the_bench_counts_every_evaluation_of_a_run_and_only_inside_its_block(ti
     """bench/photoreal.py reports a run's cost as its network evaluations (what contention does not inflate)."""
     from photoreal import counting
 
-    from stylize.core.objective import Objective
+    from stylize.core.evaluation.objective import Objective
     finish = Objective.finish
     steps = []
     with counting() as evaluations:

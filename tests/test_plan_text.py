@@ -9,8 +9,9 @@ from click.testing import CliRunner
 from PIL import Image
 
 from stylize.cli.main import cli
-from stylize.core import memory, plan_text
-from stylize.core.job import Job
+from stylize.core.planning import memory
+from stylize.core.run import plan_text
+from stylize.core.run.job import Job
 
 
 @pytest.fixture

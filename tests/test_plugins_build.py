@@ -9,7 +9,7 @@ import pytest
 from stylize.backends.caffe_net import CaffeBackend
 from stylize.core import plugins
 from stylize.core.errors import PluginError
-from stylize.core.settings import Settings
+from stylize.core.request.settings import Settings
 from stylize.losses.content import ContentLoss
 from stylize.optimizers.adam import Adam
 

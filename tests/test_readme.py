@@ -67,7 +67,7 @@ def test_each_way_to_run_it_has_its_own_page():
 
 def expected_default(param: click.Option) -> str:
     """How the README's table names an option's default: what `stylize run` itself declares."""
-    from stylize.core.presets import QUALITIES
+    from stylize.core.request.presets import QUALITIES
     if param.name == "quality":  # its default is the quality that changes nothing
         return next(name for name, values in QUALITIES.items() if not values)
     if param.is_flag:

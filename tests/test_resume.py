@@ -21,14 +21,14 @@ from click.testing import CliRunner
 from PIL import Image
 
 from stylize.cli.main import cli
-from stylize.core import checkpoint as checkpoints
+from stylize.core.run import checkpoint as checkpoints
 from stylize.core.errors import ImageError, UsageError
-from stylize.core.settings import Settings
+from stylize.core.request.settings import Settings
 
 #: The real CLI, with every objective evaluation slowed by $TEST_EVALUATION_DELAY seconds.
 SLOW_CLI = textwrap.dedent("""
     import os, time
-    from stylize.core import objective
+    from stylize.core.evaluation import objective
     delay = float(os.environ.get("TEST_EVALUATION_DELAY", "0"))
     evaluate = objective.Objective.__call__
     def slowly(self, x):
@@ -174,9 +174,9 @@ def test_resume_of_a_finished_run_does_not_overwrite_it(job):
 
 def test_resume_continues_from_the_working_image_with_preserved_colors(job, monkeypatch):
     """With --preserve-colors the shown image is recoloured; a resume must start from what the optimizer had."""
-    from stylize.core.levels import Start
-    from stylize.core.pipeline import transfer
-    from stylize.core.images import load_image
+    from stylize.core.run.levels import Start
+    from stylize.core.run.pipeline import transfer
+    from stylize.core.io.images import load_image
     from stylize.optimizers.lbfgs import LBFGS
 
     starts, real_minimize = [], LBFGS.minimize
@@ -200,7 +200,7 @@ def test_resume_continues_from_the_working_image_with_preserved_colors(job, monk
 
 
 def test_checkpoints_are_written_every_n_and_removed_at_the_end(job, replace_transfer):
-    from stylize.core import pipeline
+    from stylize.core.run import pipeline
 
     seen = {}
     real = pipeline.transfer

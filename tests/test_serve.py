@@ -27,11 +27,11 @@ import requests
 from PIL import Image
 
 from stylize import Job, events
-from stylize.core import checkpoint as checkpoints
+from stylize.core.run import checkpoint as checkpoints
 from stylize.core import plugins
 from stylize.core.errors import UsageError
-from stylize.core.options import LOSS_OPTIONS, declared
-from stylize.core.settings import Settings
+from stylize.core.contracts.options import LOSS_OPTIONS, declared
+from stylize.core.request.settings import Settings
 from stylize.serve import preview_server
 from stylize.serve.config import ServeConfig, is_loopback
 from stylize.serve.server import Server

@@ -95,8 +95,8 @@ def test_the_page_runs_a_job_with_a_live_preview_in_chromium(browser, server, tm
     assert "the_scream.jpg" in find("#style-list").text
 
     # The quality choice fills in the iterations, and normal puts the default back.
-    from stylize.core.presets import QUALITIES
-    from stylize.core.settings import Settings
+    from stylize.core.request.presets import QUALITIES
+    from stylize.core.request.settings import Settings
     for quality, iterations in (("draft", QUALITIES["draft"]["iterations"]), ("normal", Settings.iterations)):
         Select(find("#set-quality")).select_by_value(quality)
         assert find("#set-iterations").get_attribute("value") == str(iterations), quality

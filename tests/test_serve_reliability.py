@@ -20,7 +20,7 @@ import pytest
 import requests
 from PIL import Image
 
-from stylize.core import checkpoint as checkpoints
+from stylize.core.run import checkpoint as checkpoints
 from stylize.core.errors import UsageError
 from stylize.serve.storage import parse_size
 

@@ -1,6 +1,6 @@
 """The page offers every setting the server takes, also those it has no control of its own for, in Chromium.
 
-A setting that declares the web form among its drivers (``stylize.core.fields``)
+A setting that declares the web form among its drivers (``stylize.core.request.fields``)
 and that the page has no hand-made input for gets one under "More settings",
 made from the catalogue (its help, type and choices); what is chosen there is
 in the job request the page sends, and "run again" puts a result's value back.
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from stylize.core.fields import FORM, offered_by
-from stylize.core.settings import Settings
+from stylize.core.request.fields import FORM, offered_by
+from stylize.core.request.settings import Settings
 from stylize.serve.config import ServeConfig
 from stylize.serve.server import Server
 

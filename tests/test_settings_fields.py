@@ -27,11 +27,11 @@ from stylize.cli.batch_options import BATCH_OWN, RunOptions
 from stylize.cli.config import option_name
 from stylize.cli.main import cli
 from stylize.cli.setting_options import option_for, settings_from_options
-from stylize.core import checkpoint as checkpoints
+from stylize.core.run import checkpoint as checkpoints
 from stylize.core.errors import UsageError
-from stylize.core.fields import BATCH, FORM, RUN, SERVER, VIDEO, described, long_flag, setting
-from stylize.core.job import metadata
-from stylize.core.settings import Settings, check_tile_size, read_json, settings_from
+from stylize.core.request.fields import BATCH, FORM, RUN, SERVER, VIDEO, described, long_flag, setting
+from stylize.core.run.job import metadata
+from stylize.core.request.settings import Settings, check_tile_size, read_json, settings_from
 from stylize.serve.config import ServeConfig
 from stylize.serve.catalogue import FIELDS
 from stylize.serve.forms import _settings_fields, form_of
@@ -248,7 +248,7 @@ def test_no_driver_package_imports_another_or_the_command_line():
 def test_the_job_api_takes_the_scheduler_and_a_resume_may_move_clusters(tiny):
     import numpy as np
 
-    from stylize.core.job import Job
+    from stylize.core.run.job import Job
 
     picture = np.random.default_rng(0).random((24, 32, 3), dtype=np.float32)
     job = Job(picture, picture, length=24, iterations=2, scheduler="tcp://127.0.0.1:8786", **tiny)

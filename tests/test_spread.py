@@ -1,4 +1,4 @@
-"""Tiles sized for a cluster's workers (``stylize.core.spread``): they fit the smallest worker's memory limit
+"""Tiles sized for a cluster's workers (``stylize.core.planning.spread``): they fit the smallest worker's memory limit
 and this process's, there are at least as many as workers, and a smaller worker gets smaller tiles."""
 from __future__ import annotations
 
@@ -6,15 +6,15 @@ import pytest
 
 from stylize.backends.caffe_net import CaffeBackend
 from stylize.core.errors import ResourceError
-from stylize.core.plan import Level
-from stylize.core.remote import Machines
-from stylize.core.spread import spread
-from stylize.core.tile_memory import client_bytes, tiled_bytes, worker_bytes
-from stylize.core.tile_search import count, tiling_of
-from stylize.core.tiling import make_tiles
+from stylize.core.planning.plan import Level
+from stylize.core.evaluation.remote import Machines
+from stylize.core.planning.spread import spread
+from stylize.core.planning.tile_memory import client_bytes, tiled_bytes, worker_bytes
+from stylize.core.planning.tile_search import count, tiling_of
+from stylize.core.evaluation.tiling import make_tiles
 from stylize.losses.content import ContentLoss
 from stylize.losses.gram import GramLoss
-from stylize.core.objective import WeightedLoss
+from stylize.core.evaluation.objective import WeightedLoss
 from stylize.optimizers.lbfgs import LBFGS
 
 LAYERS = ["conv1", "conv2"]

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from stylize import Job, events
-from stylize.core import initial, plugins
+from stylize.core.request import initial
+from stylize.core import plugins
 from stylize.core.errors import UsageError
-from stylize.core.images import resize, save_image
-from stylize.core.settings import Settings
+from stylize.core.io.images import resize, save_image
+from stylize.core.request.settings import Settings
 from stylize.starts.file import File
 from stylize.starts.noise import Noise
 from stylize.starts.simple import Content, Style
@@ -115,7 +116,7 @@ def test_the_job_emits_the_start_first_and_optimizes_from_it(tiny, pictures):
 
 
 def test_a_file_start_runs_through_transfer(tiny, pictures, tmp_path):
-    from stylize.core.pipeline import transfer
+    from stylize.core.run.pipeline import transfer
     path = tmp_path / "start.png"
     save_image(np.full((20, 20, 3), 0.25, np.float32), path)
     seen = []

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from stylize.core import objective
-from stylize.core.colors import luminance
-from stylize.core.images import fit_long_side, resize
-from stylize.core.pipeline import transfer
-from stylize.core.settings import Settings
+from stylize.core.evaluation import objective
+from stylize.core.run.colors import luminance
+from stylize.core.io.images import fit_long_side, resize
+from stylize.core.run.pipeline import transfer
+from stylize.core.request.settings import Settings
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from stylize.backends.sizes import tiling as prototxt_tiling
 from stylize.backends.vgg_architecture import VGG19_BLOCKS, vgg_prototxt
 from stylize.cli.main import cli
 from stylize.core import Loss, UsageError
-from stylize.core.objective import WeightedLoss, make_objective
-from stylize.core.tiled_objective import TiledObjective, make_tiled_objective
-from stylize.core.tiling import halo_for, make_tiles
+from stylize.core.evaluation.objective import WeightedLoss, make_objective
+from stylize.core.evaluation.tiled_objective import TiledObjective, make_tiled_objective
+from stylize.core.evaluation.tiling import halo_for, make_tiles
 from stylize.losses.content import ContentLoss
 from stylize.losses.gram import GramLoss
 from stylize.losses.tv import TotalVariationLoss
@@ -215,7 +215,7 @@ def test_cli_tiled_run_gives_the_untiled_image(tiny_net, files, tmp_path):
 
 
 def test_cli_refusal_names_the_largest_length_that_fits_tiled(tiny_net, files, tmp_path):
-    from stylize.core import memory
+    from stylize.core.planning import memory
     result = run_cli(tiny_net, files, "-o", str(tmp_path / "x.png"), env={memory.LIMIT_VARIABLE: "1KiB"})
     assert result.exit_code == 7
     assert "stylize: error: not enough memory" in result.output and "tiled" in result.output

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from stylize import Cancelled, Job, events
-from stylize.core import checkpoint as checkpoints
+from stylize.core.run import checkpoint as checkpoints
 
 
 @pytest.fixture

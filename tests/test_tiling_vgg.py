@@ -7,11 +7,11 @@ import pytest
 from PIL import Image
 
 from stylize.backends.caffe_vgg import VGG19
-from stylize.core import memory
-from stylize.core.job import Job
-from stylize.core.objective import WeightedLoss, make_objective
-from stylize.core.tiled_objective import make_tiled_objective
-from stylize.core.tiling import make_tiles
+from stylize.core.planning import memory
+from stylize.core.run.job import Job
+from stylize.core.evaluation.objective import WeightedLoss, make_objective
+from stylize.core.evaluation.tiled_objective import make_tiled_objective
+from stylize.core.evaluation.tiling import make_tiles
 from stylize.losses.content import ContentLoss
 from stylize.losses.gram import GramLoss
 
@@ -29,7 +29,7 @@ def vgg19(vgg19_weights):
 
 @pytest.fixture(scope="module")
 def scene(photos, painting):
-    from stylize.core.images import resize
+    from stylize.core.io.images import resize
     content = resize(photos["astronaut"][:320, 20:500], SHAPE)
     styles = [resize(painting, (100, 80)), resize(photos["coffee"], (90, 120))]
     start = np.clip(content + np.random.default_rng(0).normal(0, 0.1, content.shape), 0, 1).astype(np.float32)

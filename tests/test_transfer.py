@@ -4,12 +4,12 @@ import pytest
 import scipy.optimize
 
 from stylize.backends.caffe_vgg import VGG19
-from stylize.core.images import fit_long_side, resize
+from stylize.core.io.images import fit_long_side, resize
 from stylize.starts.noise import pink_noise
-from stylize.core.objective import build_losses, content_weight, make_backend, make_objective
-from stylize.core.pipeline import transfer
-from stylize.core.schedule import scale_lengths, split_iterations
-from stylize.core.settings import Settings
+from stylize.core.evaluation.objective import build_losses, content_weight, make_backend, make_objective
+from stylize.core.run.pipeline import transfer
+from stylize.core.request.schedule import scale_lengths, split_iterations
+from stylize.core.request.settings import Settings
 from stylize.optimizers.lbfgs import LBFGS
 
 

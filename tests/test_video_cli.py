@@ -74,7 +74,7 @@ def test_continues_at_the_first_unfinished_frame(clip, tiny_flags, tmp_path):
 
 
 def test_a_part_of_a_folder_of_frames(clip, tiny_flags, tmp_path):
-    from stylize.core.images import save_image
+    from stylize.core.io.images import save_image
 
     _, frames = clip
     folder = tmp_path / "frames"

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stylize.core.images import load_image
+from stylize.core.io.images import load_image
 from stylize.video import VideoJob
 from stylize.video.measure import frame_errors, warping_errors
 from stylize.video.synthetic import pan, write_clip

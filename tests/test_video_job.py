@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stylize.core import events as job_events
+from stylize.core.run import events as job_events
 from stylize.video import VideoJob, events
 from stylize.video.synthetic import pan, write_clip
 
@@ -21,7 +21,7 @@ def tiny(tiny_net):
 
 
 def test_a_cut_starts_a_new_shot_and_later_frames_keep_to_the_warped_output(photos, tiny, tmp_path):
-    from stylize.core.images import resize
+    from stylize.core.io.images import resize
 
     square_coffee = resize(photos["coffee"], (400, 400))
     frames = pan(photos["astronaut"], 3, 48, step=2) + pan(square_coffee, 2, 48, step=2)
@@ -52,7 +52,7 @@ def test_a_later_frame_starts_from_the_previous_output_warped(photos, tiny, tmp_
     clip = write_clip(pan(photos["astronaut"], 2, 48, step=3), tmp_path / "c.mp4", fps=10)
     job = VideoJob(clip, STYLE, tmp_path / "o.mp4", iterations=20, frame_iterations=1, keep_work=True, **tiny)
     job.run()
-    from stylize.core.images import load_image
+    from stylize.core.io.images import load_image
 
     second, warped = load_image(job.work.out(2)), load_image(job.work.frame("warped", 2))
     source = load_image(job.work.source(2))

@@ -25,9 +25,9 @@ import time
 from dataclasses import dataclass
 from typing import IO
 
-from stylize.core import events
+from stylize.core.run import events
 from stylize.core.errors import INTERNAL_ERROR_EXIT, StylizeError, one_line
-from stylize.core.job import Cancelled
+from stylize.core.run.job import Cancelled
 
 from .jobs import BatchJob
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from stylize.core import checkpoint as checkpoints
+from stylize.core.run import checkpoint as checkpoints
 from stylize.core.errors import UsageError
-from stylize.core.job import Job
-from stylize.core.settings import Settings, settings_from
+from stylize.core.run.job import Job
+from stylize.core.request.settings import Settings, settings_from
 
 #: Fields of an output pattern (``-o 'out/{content}-{style}.png'``).
 PATTERN_FIELDS = {

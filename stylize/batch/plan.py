@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from stylize.core.errors import INTERNAL_ERROR_EXIT, StylizeError, UsageError, one_line
-from stylize.core.events import Estimate
-from stylize.core.fields import described
-from stylize.core.job import Job
-from stylize.core.memory import memory_limit
-from stylize.core.pipeline import Pipeline
-from stylize.core.plan import check_network_sizes
+from stylize.core.run.events import Estimate
+from stylize.core.request.fields import described
+from stylize.core.run.job import Job
+from stylize.core.planning.memory import memory_limit
+from stylize.core.run.pipeline import Pipeline
+from stylize.core.planning.plan import check_network_sizes
 
 from .jobs import BatchJob
 

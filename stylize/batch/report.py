@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from stylize.core.files import atomic_write
+from stylize.core.io.files import atomic_write
 
 from .events import (CANCELLED, DONE, FAILED, SKIPPED, BatchEvent, JobEnded, JobProgress, JobResult,
                      JobStarted)

@@ -24,9 +24,9 @@ import time
 import uuid
 from typing import Callable, Sequence
 
-from stylize.core import checkpoint as checkpoints
+from stylize.core.run import checkpoint as checkpoints
 from stylize.core.errors import INTERNAL_ERROR_EXIT, ResourceError, StylizeError, one_line
-from stylize.core.memory import format_bytes
+from stylize.core.planning.memory import format_bytes
 
 from . import worker as tasks
 from .events import (CANCELLED, FAILED, SKIPPED, BatchEvent, BatchInterrupted, JobEnded, JobProgress, JobResult,

@@ -22,7 +22,7 @@ import click
 
 from stylize.core import plugins
 from stylize.core.errors import PluginError, StylizeError
-from stylize.core.options import Option
+from stylize.core.contracts.options import Option
 
 _TYPES = {float: click.FLOAT, int: click.INT, bool: click.BOOL}
 

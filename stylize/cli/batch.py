@@ -18,9 +18,9 @@ from stylize.batch.plan import FAILED as REFUSED
 from stylize.batch.plan import FINISHED, RESUME, local_layout, plan
 from stylize.batch.report import REPORT_NAME, Tracker, report_path, summary_rows, table, totals, write_report
 from stylize.batch.runner import RETRIES, Batch
-from stylize.core import plan_text
+from stylize.core.run import plan_text
 from stylize.core.errors import StylizeError, UsageError
-from stylize.core.memory import format_bytes
+from stylize.core.planning.memory import format_bytes
 
 from .batch_options import RunOptions, with_run_options
 from .config import configurable

@@ -20,9 +20,9 @@ from click.core import ParameterSource
 
 from stylize.batch.jobs import CSV_LIST, BatchJob, Row, absolute, resolve
 from stylize.core.errors import UsageError
-from stylize.core.fields import BATCH, RUN, Setting, described
-from stylize.core.initial import NAMED as NAMED_INITS
-from stylize.core.settings import Settings
+from stylize.core.request.fields import BATCH, RUN, Setting, described
+from stylize.core.request.initial import NAMED as NAMED_INITS
+from stylize.core.request.settings import Settings
 
 from . import run as run_cli
 from .backend_options import BACKEND_OPTIONS

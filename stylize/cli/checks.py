@@ -11,9 +11,9 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from stylize.core import checkpoint as checkpoints
+from stylize.core.run import checkpoint as checkpoints
 from stylize.core.errors import ImageError, UsageError
-from stylize.core.images import check_new_output
+from stylize.core.io.images import check_new_output
 
 
 def check_output(output: str, *, force: bool, resume: bool, save_every: int | None,

@@ -88,7 +88,7 @@ def option_lines(cls: type, kind: str) -> list[str]:
     A loss's own options come first, then the ``weight`` and ``layers``
     every loss takes. A plugin that declares nothing gets its options unchecked.
     """
-    from stylize.core.options import LOSS_OPTIONS, declared
+    from stylize.core.contracts.options import LOSS_OPTIONS, declared
 
     own = declared(cls)
     options = [*(own or {}).values(), *(LOSS_OPTIONS if kind == "loss" else ())]

@@ -14,8 +14,8 @@ import sys
 
 import click
 
-from stylize.core import events, plan_text
-from stylize.core.plan_text import duration
+from stylize.core.run import events, plan_text
+from stylize.core.run.plan_text import duration
 
 
 def describe(step: events.Step) -> str:

@@ -5,8 +5,8 @@ import sys
 
 import click
 
-from stylize.core import checkpoint as checkpoints
-from stylize.core.presets import BEST_ITERATIONS, DRAFT_ITERATIONS, PRESETS, QUALITIES
+from stylize.core.run import checkpoint as checkpoints
+from stylize.core.request.presets import BEST_ITERATIONS, DRAFT_ITERATIONS, PRESETS, QUALITIES
 
 from .backend_options import BACKEND_OPTIONS, backend_options
 from .config import configurable, load_config
@@ -101,7 +101,7 @@ def run(ctx, content, styles, output, content_mask, style_masks, save_every, sav
               style_masks=style_masks or None, save_every=save_every, save_dir=save_dir,
               checkpoint_every=checkpoint_every, resume=resume)
     if dry_run:
-        from stylize.core import plan_text
+        from stylize.core.run import plan_text
         job.estimate  # the complete plan: loads the network, refuses what cannot fit
         click.echo("\n".join([plan_text.summary(job.plan, job.first_step), *plan_text.table(job.plan)]))
         return

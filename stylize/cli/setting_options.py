@@ -1,6 +1,6 @@
 """The command line's options for ``Settings`` fields, made from each field's declaration, and settings from them.
 
-A field offered by a command (``stylize.core.fields``: ``RUN`` for ``stylize
+A field offered by a command (``stylize.core.request.fields``: ``RUN`` for ``stylize
 run``, whose options ``stylize video`` and ``stylize batch`` copy) becomes a
 click option with the field's flags, help, type and default; nothing here
 names a field. Settings are then made by core's ``settings_from`` from what
@@ -14,8 +14,8 @@ import math
 import click
 
 from stylize.core.errors import UsageError
-from stylize.core.fields import RUN, Setting, described, long_flag
-from stylize.core.settings import Settings, settings_from
+from stylize.core.request.fields import RUN, Setting, described, long_flag
+from stylize.core.request.settings import Settings, settings_from
 
 from .config import plugin_items
 

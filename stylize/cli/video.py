@@ -13,8 +13,8 @@ import sys
 import click
 
 from stylize.core.errors import UsageError
-from stylize.core.fields import VIDEO, offered_by
-from stylize.core.settings import Settings
+from stylize.core.request.fields import VIDEO, offered_by
+from stylize.core.request.settings import Settings
 
 from .backend_options import BACKEND_OPTIONS
 from .checks import check_conflicts

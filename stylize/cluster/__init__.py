@@ -1,9 +1,9 @@
 """One picture's tiles on a Dask cluster: each evaluation's tiles run on the workers, the optimizer stays here.
 
-Importing the package registers it with core's hook (``stylize.core.remote``): a run that names a
+Importing the package registers it with core's hook (``stylize.core.evaluation.remote``): a run that names a
 scheduler finds it there; nothing heavy (Dask, the network) is imported until one does.
 """
-from ..core import remote as _remote
+from ..core.evaluation import remote as _remote
 
 
 def _for(settings):

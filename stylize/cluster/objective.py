@@ -14,10 +14,10 @@ from typing import Sequence
 
 import numpy as np
 
-from ..core.objective import WeightedLoss
-from ..core.settings import Settings
-from ..core.tiled_objective import TiledObjective, Totals, add_statistics, make_tiled_objective
-from ..core.tiling import Tiles
+from ..core.evaluation.objective import WeightedLoss
+from ..core.evaluation.tiled_objective import TiledObjective, Totals, add_statistics, make_tiled_objective
+from ..core.evaluation.tiling import Tiles
+from ..core.request.settings import Settings
 from . import worker
 from .connection import check_networks, connect, gather, wait_for, watched
 from .targets import set_cluster_targets

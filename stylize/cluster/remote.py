@@ -1,8 +1,8 @@
 """The Dask cluster as core's ``Remote``: its workers' memory limits for the plan, its objective for the levels."""
 from __future__ import annotations
 
-from ..core.remote import Machines
-from ..core.settings import Settings
+from ..core.evaluation.remote import Machines
+from ..core.request.settings import Settings
 from .connection import connect, watched
 from .objective import ClusterObjective, make_cluster_objective
 

@@ -1,6 +1,6 @@
 """A scale's targets made on the cluster's workers, so that the client never runs the network on a spread scale.
 
-The same sums as ``core.tiled_objective.set_tiled_targets``: the content
+The same sums as ``core.evaluation.tiled_objective.set_tiled_targets``: the content
 target assembled from each tile's core features, each style term's
 statistics added up in tile order (float64, as locally); the tiles' pixels
 go out, their features and statistics come back.
@@ -11,9 +11,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..core.objective import WeightedLoss
-from ..core.tiled_objective import TiledRunner, Totals, add_statistics
-from ..core.tiling import Tiles
+from ..core.evaluation.objective import WeightedLoss
+from ..core.evaluation.tiled_objective import TiledRunner, Totals, add_statistics
+from ..core.evaluation.tiling import Tiles
 from . import worker
 from .connection import gather, wait_for
 from .traffic import Traffic

@@ -20,9 +20,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..core.errors import StylizeError, one_line
-from ..core.objective import WeightedLoss
-from ..core.tiled_objective import TiledObjective, TiledRunner, Totals
-from ..core.tiling import Tile, TileGrid
+from ..core.evaluation.objective import WeightedLoss
+from ..core.evaluation.tiled_objective import TiledObjective, TiledRunner, Totals
+from ..core.evaluation.tiling import Tile, TileGrid
 
 
 class Network(NamedTuple):
@@ -132,7 +132,7 @@ def content_features(network: Network, grid: TileGrid, layers: list[str], index:
 def style_statistics(network: Network, grid: TileGrid, terms: list[WeightedLoss], image: int, index: int,
                      pixels: np.ndarray) -> list[Totals]:
     """A scale's targets, style: each style term's ``target_statistics`` of tile ``index`` of style image
-    ``image`` (the client adds them up in tile order, as ``core.tiled_objective.style_statistics`` does)."""
+    ``image`` (the client adds them up in tile order, as ``core.evaluation.tiled_objective.style_statistics`` does)."""
     layers = sorted({layer for t in terms for layer in t.loss.layers})
     cores, windows = _tile_cores(network, grid, layers, index, pixels)
     return [term.loss.target_statistics({layer: cores[layer] for layer in term.loss.layers},

@@ -4,18 +4,18 @@ The built-in plugins import nothing else of stylize, and neither should a
 third party's: what the core keeps behind this face can then change
 without breaking a plugin.
 """
-from .arrays import squared_norm
-from .config import stylize_home
 from .contracts import (IMAGE, Backend, Callback, Features, Images, Loss, Objective, Optimizer, StartImage,
                         StepResult, StyleTarget, TiledLoss, Tiling, Window, Windows)
+from .contracts.arrays import squared_norm
+from .contracts.options import Option
+from .contracts.receptive import Reach, Step, chain_tiling, make_tiling
 from .errors import (ImageError, ModelError, NumericalError, PluginError, ResourceError, StylizeError,
                      UsageError, one_line)
-from .files import atomic_write, file_digest, move_into_place, staging_folder
-from .images import load_image, resize
-from .masks import resize_regions
-from .memory import LENGTH_STEP, resident_bytes
-from .options import Option
-from .receptive import Reach, Step, chain_tiling, make_tiling
+from .io.config import stylize_home
+from .io.files import atomic_write, file_digest, move_into_place, staging_folder
+from .io.images import load_image, resize
+from .io.masks import resize_regions
+from .planning.memory import LENGTH_STEP, resident_bytes
 
 __all__ = [
     # contracts

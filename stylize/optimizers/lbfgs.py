@@ -37,7 +37,7 @@ class LBFGS(Optimizer):
     ``precision=float32`` runs ``lbfgs32`` instead: the same method kept in
     float32, under a third of the memory, for print sizes where scipy's
     float64 workspace does not fit. ``auto`` (the default) is float64 unless
-    the run plan (``stylize.core.plan.complete``) finds that only float32 fits.
+    the run plan (``stylize.core.planning.plan.complete``) finds that only float32 fits.
     """
 
     options = (Option("history", int, 10, "Correction pairs kept: more remember more curvature, "

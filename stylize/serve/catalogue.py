@@ -1,11 +1,11 @@
 """What the page builds its forms from: the installed plugins with their options, and the settings it may set.
 
 ``catalogue()`` lists every backend, loss, optimizer and start installed,
-each with the options it declares (``stylize.core.options``) and a loss's
+each with the options it declares (``stylize.core.contracts.options``) and a loss's
 generic ``weight`` and ``layers``: a third-party plugin appears on the page
 with its options and their defaults without any change here. The settings
 the page may set, their JSON types, defaults and help come from each
-``Settings`` field's declaration (``stylize.core.fields``), so a new field
+``Settings`` field's declaration (``stylize.core.request.fields``), so a new field
 is offered by the page (under "More settings") without a change here either.
 """
 from __future__ import annotations
@@ -16,11 +16,11 @@ from typing import Any
 
 from stylize.core import plugins
 from stylize.core.errors import StylizeError, one_line
-from stylize.core.fields import FORM, SERVER, Setting, described, offered_by
-from stylize.core.initial import NAMED as NAMED_INITS
-from stylize.core.options import LOSS_OPTIONS, Option, declared
-from stylize.core.presets import PRESETS, QUALITIES
-from stylize.core.settings import Settings
+from stylize.core.request.fields import FORM, SERVER, Setting, described, offered_by
+from stylize.core.request.initial import NAMED as NAMED_INITS
+from stylize.core.contracts.options import LOSS_OPTIONS, Option, declared
+from stylize.core.request.presets import PRESETS, QUALITIES
+from stylize.core.request.settings import Settings
 
 from .config import ServeConfig
 

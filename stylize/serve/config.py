@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stylize.core.config import stylize_home
+from stylize.core.io.config import stylize_home
 from stylize.core.errors import UsageError
 
 DEFAULT_PORT = 8765

@@ -15,11 +15,11 @@ from typing import Any
 
 from stylize.core import plugins
 from stylize.core.errors import StylizeError, UsageError, one_line
-from stylize.core.fields import described, parse_text
-from stylize.core.initial import NAMED as NAMED_INITS
-from stylize.core.options import LOSS_OPTIONS, check, declared
-from stylize.core.presets import PRESETS
-from stylize.core.settings import Settings, settings_from
+from stylize.core.request.fields import described, parse_text
+from stylize.core.request.initial import NAMED as NAMED_INITS
+from stylize.core.contracts.options import LOSS_OPTIONS, check, declared
+from stylize.core.request.presets import PRESETS
+from stylize.core.request.settings import Settings, settings_from
 
 from .catalogue import FIELDS, GROUPS, SERVER_FIELDS, plain
 from .config import ServeConfig

@@ -19,7 +19,7 @@ from typing import Any
 
 from PIL import Image
 
-from stylize.core.settings import read_json
+from stylize.core.request.settings import read_json
 
 from .forms import form_of
 from .uploads import UploadStore

@@ -15,11 +15,11 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from stylize.core import checkpoint as checkpoints
-from stylize.core import events
+from stylize.core.run import checkpoint as checkpoints
+from stylize.core.run import events
 from stylize.core.errors import StylizeError, one_line
-from stylize.core.files import atomic_write
-from stylize.core.job import Cancelled, Job
+from stylize.core.io.files import atomic_write
+from stylize.core.run.job import Cancelled, Job
 
 from .privacy import public_metadata
 from .record import CANCELLED, FAILED, INTERRUPTED, QUEUED, RUNNING, JobRecord

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from stylize.core.settings import Settings
+from stylize.core.request.settings import Settings
 
 from .work import UPLOAD_ID, WorkFolder
 

@@ -16,8 +16,8 @@ import threading
 import time
 from typing import Any, Callable
 
-from stylize.core import events, plan_text
-from stylize.core.job import Job
+from stylize.core.run import events, plan_text
+from stylize.core.run.job import Job
 
 from .uploads import encode_jpeg
 

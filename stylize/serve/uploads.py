@@ -24,8 +24,8 @@ from pathlib import Path
 from PIL import Image
 
 from stylize.core.errors import StylizeError, one_line
-from stylize.core.files import atomic_write
-from stylize.core.images import fit_long_side, load_image, resize, to_uint8
+from stylize.core.io.files import atomic_write
+from stylize.core.io.images import fit_long_side, load_image, resize, to_uint8
 
 from .work import UPLOAD_ID, Refused, WorkFolder, new_upload_stem, regular
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from stylize.core.errors import UsageError
-from stylize.core.options import Option
+from stylize.core.contracts.options import Option
 
 #: An option no plugin has: plugins must accept and ignore options meant for others.
 UNKNOWN_OPTION = "stylize_contract_unknown_option"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from stylize.core.contracts import IMAGE, Features, Images, Loss, Window, tileable
-from stylize.core.options import LOSS_OPTIONS
+from stylize.core.contracts.options import LOSS_OPTIONS
 from .checks import check_declared_options, gradient_errors
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from stylize.core.events import Event
+from stylize.core.run.events import Event
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from typing import Iterator
 import numpy as np
 
 from stylize.core.errors import ImageError, UsageError
-from stylize.core.files import move_into_place
-from stylize.core.images import FORMATS, load_image
+from stylize.core.io.files import move_into_place
+from stylize.core.io.images import FORMATS, load_image
 
 #: Output containers and how FFmpeg encodes them: video codec arguments, and whether audio fits.
 CONTAINERS = {

@@ -21,15 +21,15 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from stylize.core import checkpoint as checkpoints
-from stylize.core import colors
-from stylize.core import events as job_events
+from stylize.core.run import checkpoint as checkpoints
+from stylize.core.run import colors
+from stylize.core.run import events as job_events
 from stylize.core.errors import ImageError, UsageError
-from stylize.core.files import file_digest
-from stylize.core.images import check_new_output, fit_long_side, load_image, resize, save_image
-from stylize.core.inputs import Source, one_or_many
-from stylize.core.job import Cancelled, Job
-from stylize.core.settings import Settings, settings_from
+from stylize.core.io.files import file_digest
+from stylize.core.io.images import check_new_output, fit_long_side, load_image, resize, save_image
+from stylize.core.io.inputs import Source, one_or_many
+from stylize.core.run.job import Cancelled, Job
+from stylize.core.request.settings import Settings, settings_from
 
 from . import events, flow
 from . import frames as media

@@ -14,10 +14,10 @@ from typing import Sequence
 
 import numpy as np
 
-from stylize.core.inputs import Source
-from stylize.core.job import Job
-from stylize.core.objective import make_objective
-from stylize.core.settings import Settings
+from stylize.core.io.inputs import Source
+from stylize.core.run.job import Job
+from stylize.core.evaluation.objective import make_objective
+from stylize.core.request.settings import Settings
 
 from . import flow
 

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from stylize.core.images import fit_long_side, resize, to_uint8
+from stylize.core.io.images import fit_long_side, resize, to_uint8
 
 
 def pan(image: np.ndarray, count: int, length: int, step: float = 2.0,

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from stylize.core import checkpoint as checkpoints
+from stylize.core.run import checkpoint as checkpoints
 from stylize.core.errors import UsageError
-from stylize.core.files import atomic_write
+from stylize.core.io.files import atomic_write
 
 
 class WorkFolder:

@@ -11,7 +11,8 @@ VGG: BGR, 0..255, ImageNet mean subtracted).
 
 One module per contract: ``backend``, ``loss``, ``optimizer``, ``start``; the
 data they exchange in ``features`` and ``level_images``; exact tiled evaluation's
-part of the contract in ``tiled``.
+part of the contract in ``tiled``; beside them, what plugins use:
+``options`` (declared options), ``receptive`` (a backend's ``tiling()``), ``arrays``.
 """
 from .backend import Backend
 from .features import IMAGE, Features

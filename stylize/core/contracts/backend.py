@@ -6,8 +6,8 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from ..options import Option
 from .features import Features
+from .options import Option
 from .tiled import Tiling
 
 
@@ -133,6 +133,6 @@ class Backend(abc.ABC):
 
     def tiling(self, layers: Sequence[str]) -> Tiling | None:
         """How ``layers``' features line up with the input, so that the objective can be evaluated
-        tile by tile with the whole image's result (``stylize.core.tiling``); None (the default):
+        tile by tile with the whole image's result (``stylize.core.evaluation.tiling``); None (the default):
         this network cannot be tiled, the image is always evaluated whole."""
         return None

@@ -6,9 +6,9 @@ from typing import ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from ..options import Option
 from .features import Features
 from .level_images import Images, StyleTarget
+from .options import Option
 
 
 class Loss(abc.ABC):
@@ -21,7 +21,7 @@ class Loss(abc.ABC):
     - ``"image"``: the output image itself, HxWx3 RGB in [0, 1], under the
       key ``IMAGE``; its target is the content image under the same key.
       ``self.layers`` is empty. Its weight is ``default_weight`` per
-      512x512 pixels (see ``stylize.core.objective.content_weight``).
+      512x512 pixels (see ``stylize.core.evaluation.objective.content_weight``).
     """
 
     role: ClassVar[str] = "content"

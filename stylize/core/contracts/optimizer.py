@@ -7,7 +7,7 @@ from typing import Callable, ClassVar, Sequence
 
 import numpy as np
 
-from ..options import Option
+from .options import Option
 
 
 @dataclass
@@ -37,7 +37,7 @@ class StepResult:
 
     @property
     def state(self) -> np.ndarray:
-        """The working image to resume from (``stylize.core.levels.Start``), before any post-processing."""
+        """The working image to resume from (``stylize.core.run.levels.Start``), before any post-processing."""
         return (self.to_state or self.to_image)(self.x)
 
 

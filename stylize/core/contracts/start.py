@@ -6,8 +6,8 @@ from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from ..options import Option
 from .level_images import Images
+from .options import Option
 
 
 class StartImage(abc.ABC):

@@ -3,7 +3,7 @@
 For each group, ``*_class`` finds the plugin (what validation reads: its
 declared options, nothing constructed) and ``make_*`` constructs it for the
 run. The losses are constructed with their layers and weights by
-``core.objective.build_losses``, from ``loss_classes``.
+``core.evaluation.objective.build_losses``, from ``loss_classes``.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ FILE = "file"
 
 
 class _StartSettings(Protocol):
-    """What of ``stylize.core.settings.Settings`` choosing a start reads (settings.py imports this package)."""
+    """What of ``stylize.core.request.settings.Settings`` choosing a start reads (settings.py imports this package)."""
 
     init: str
 

@@ -1,0 +1,1 @@
+"""One evaluation of the objective: the loss terms over a network pass, whole, tile by tile, or remote."""

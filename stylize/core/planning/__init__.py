@@ -1,0 +1,1 @@
+"""The run plan, made once: each level's size, evaluation, optimizer, memory and time."""
