@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lengths", default="1024,2048")
     parser.add_argument("--tile-size", type=int, default=512)
     parser.add_argument("--iterations", type=int, default=4)

@@ -57,7 +57,7 @@ def timed(objective, x) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--length", type=int, default=2048)
     parser.add_argument("--tile-size", type=int, default=512)
     parser.add_argument("--workers", default="1,2", help="worker counts of the LocalCluster rows")
