@@ -32,7 +32,7 @@ DEFAULT_PORT = 8765  # stylize.serve.config.DEFAULT_PORT, repeated to keep --hel
               help="BLAS threads of each run (default: OpenBLAS's own choice).")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="A Dask scheduler (e.g. tcp://10.0.0.5:8786) for every job: the tiles of each tiled scale run "
-                   "on its workers (stylize run --scheduler; docs/cluster.md), overriding the page.")
+                   "on its workers (stylize run --scheduler; docs/cluster.md). The page cannot set one.")
 @click.option("--preview-every", type=click.FloatRange(min=0), default=0.25, show_default=True,
               metavar="SECONDS", help="Time between two live preview images of a run.")
 @click.option("--max-upload-mb", type=click.FloatRange(min=0.001), default=50, show_default=True,
