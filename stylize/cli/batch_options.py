@@ -28,7 +28,7 @@ from . import run as run_cli
 from .backend_options import BACKEND_OPTIONS
 from .checks import check_conflicts
 from .config import PLUGIN_OPTIONS, checked_value, option_name, plugin_items
-from .setting_options import FIELD_OF, option_for, settings_from_options
+from .setting_options import option_for, settings_from_options
 
 #: Options of ``stylize run`` that are not settings but a job's files: every job takes them too.
 FILE_OPTIONS = ("content_mask", "style_masks", "save_every", "save_dir", "checkpoint_every")
@@ -54,7 +54,7 @@ def run_params() -> list[click.Parameter]:
     fields = described(Settings)
     params = [param for param in run_cli.run.params
               if (not param.expose_value or param.name in FILE_OPTIONS or param.name not in named)
-              and BATCH in fields.get(FIELD_OF.get(param.name, param.name), (BATCH_TAKES, None))[0].drivers]
+              and BATCH in fields.get(param.name, (BATCH_TAKES, None))[0].drivers]
     return params + [option_for(name, about, default) for name, (about, default) in fields.items()
                      if BATCH in about.drivers and RUN not in about.drivers]
 

@@ -24,7 +24,7 @@ _TYPES = {int: click.INT, float: click.FLOAT, str: click.STRING}
 
 def option_for(name: str, about: Setting, default) -> click.Option:
     """The click option of field ``name``."""
-    decls = [*dict.fromkeys([*about.flags, long_flag(name, about)]), about.param or name]
+    decls = [*dict.fromkeys([*about.flags, long_flag(name, about)]), name]
     if about.type is bool:
         return click.Option(decls, is_flag=True, default=default, help=about.help)
     if about.choices is not None:
@@ -45,14 +45,10 @@ def setting_options(driver: str = RUN):
     def add(command: click.Command) -> click.Command:
         own = {param.name for param in command.params}
         for name, (about, default) in described(Settings).items():
-            if driver in about.drivers and (about.param or name) not in own:
+            if driver in about.drivers and name not in own:
                 command.params.append(option_for(name, about, default))
         return command
     return add
-
-
-#: Parameter name -> field name, where they differ (``--loss`` gives ``losses``).
-FIELD_OF = {about.param: name for name, (about, _) in described(Settings).items() if about.param}
 
 
 def settings_from_options(ctx: click.Context, given: dict, backend_given: dict) -> Settings:
@@ -64,7 +60,7 @@ def settings_from_options(ctx: click.Context, given: dict, backend_given: dict) 
     """
     preset, quality = given.pop("preset"), given.pop("quality", None)
     options = parse_plugin_options(plugin_items(ctx, given.pop("settings_")))
-    chosen = {FIELD_OF.get(key, key): value for key, value in given.items() if _given(ctx, key)}
+    chosen = {key: value for key, value in given.items() if _given(ctx, key)}
     flags = {key: value for key, value in backend_given.items() if _given(ctx, key)}
     if flags:
         backend = chosen.get("backend", Settings.backend)

@@ -21,7 +21,7 @@ from .checks import check_conflicts
 from .config import configurable
 from .progress import duration
 from .run import run as run_command
-from .setting_options import FIELD_OF, settings_from_options
+from .setting_options import settings_from_options
 
 #: ``stylize run`` options taken over: those of the Settings fields that declare video among their drivers,
 #: --preset, --quality, --set, the backend flags, --config and -q. Not the single content image and its masks,
@@ -31,7 +31,7 @@ TAKEN = set(offered_by(Settings, VIDEO)) | {"styles", "preset", "quality", "sett
 
 
 def _taken(param: click.Parameter) -> bool:
-    return FIELD_OF.get(param.name, param.name) in TAKEN or param.name in BACKEND_OPTIONS or param.name == "config"
+    return param.name in TAKEN or param.name in BACKEND_OPTIONS or param.name == "config"
 
 
 @click.command()

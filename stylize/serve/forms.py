@@ -215,7 +215,6 @@ def form_of(fields: dict[str, Any]) -> dict[str, Any]:
     values become what the page sends (layers comma-separated).
     """
     form: dict[str, Any] = {}
-    about = described(Settings)
     for name in FIELDS:
         if name not in fields:
             continue

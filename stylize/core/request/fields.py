@@ -45,8 +45,6 @@ class Setting:
     drivers: frozenset[str] = EVERY
     #: Command-line spellings; default ``--name-with-dashes``.
     flags: tuple[str, ...] = ()
-    #: The command-line parameter's name where it differs from the field's (``--loss`` is ``losses``).
-    param: str | None = None
     #: A list given by repeating the option (``--loss gram --loss tv``).
     multiple: bool = False
     #: The values allowed, if only a few are.
