@@ -10,6 +10,8 @@ retried by the scheduler on another worker.
 """
 from __future__ import annotations
 
+import functools
+
 from typing import Sequence
 
 import numpy as np
@@ -40,9 +42,14 @@ class ClusterObjective(TiledObjective):
         with watched(client, self.address):
             if not checked:  # else the targets' work checked the workers' network
                 check_networks(client, spec.network, worker.parameters_digest(local.backend))
-            workers = len(client.scheduler_info(n_workers=-1)["workers"])
+            self._sent = (len(client.scheduler_info(n_workers=-1)["workers"]), spec)
             self.spec = client.scatter(spec, broadcast=True, hash=False)
-        self.setup_bytes = workers * _spec_bytes(spec)
+
+    @functools.cached_property
+    def setup_bytes(self) -> int:
+        """Bytes the level's spec took to the workers, once each (pickled again only when a bench asks)."""
+        workers, spec = self._sent
+        return workers * _spec_bytes(spec)
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         with watched(self.client, self.address):  # a lost scheduler: ClusterLost, the run's checkpoint kept
@@ -94,8 +101,7 @@ def make_cluster_objective(backend, losses: Sequence[WeightedLoss], content: np.
     counts the targets' bytes."""
     client = connect(settings.scheduler)  # before the targets' work: a missing cluster is said at once
     layers = sorted({layer for term in losses for layer in term.loss.layers})  # the objective's (Objective.layers)
-    network = worker.Network(settings.backend, tuple(sorted(settings.options_for(settings.backend).items())),
-                             tuple(layers), settings.threads)
+    network = worker.Network.of(settings.backend, settings.options_for(settings.backend), layers, settings.threads)
     traffic, held = Traffic(), []
 
     def on_workers(*args) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..core.errors import StylizeError, one_line
 from ..core.evaluation.objective import WeightedLoss
-from ..core.evaluation.tiled_objective import TiledObjective, TiledRunner, Totals
+from ..core.evaluation.tiled_objective import TiledObjective, TiledRunner, Totals, select_layers
 from ..core.evaluation.tiling import Tile, TileGrid
 
 
@@ -32,6 +32,11 @@ class Network(NamedTuple):
     options: tuple
     layers: tuple
     threads: int | None
+
+    @classmethod
+    def of(cls, backend: str, options: dict[str, Any], layers, threads: int | None) -> "Network":
+        """The network a client's run loads, in a form two runs of the same network compare equal in."""
+        return cls(backend, tuple(sorted(options.items())), tuple(layers), threads)
 
 
 @dataclass
@@ -50,7 +55,7 @@ class LevelSpec:
 
     @property
     def network(self) -> Network:
-        return Network(self.backend, tuple(sorted(self.options.items())), tuple(self.layers), self.threads)
+        return Network.of(self.backend, self.options, self.layers, self.threads)
 
 
 #: This worker process's network (one: a new one replaces the old) and its level's objective (token, objective).
@@ -113,13 +118,17 @@ def _objective(spec: LevelSpec) -> TiledObjective:
     return _LEVEL[1]
 
 
+def _in_span(tile: Tile, pixels: np.ndarray) -> Tile:
+    """``tile`` as a task sees it: its ``pixels`` are the tile's span alone, not the whole image."""
+    return Tile(tile.core, (slice(0, pixels.shape[2]), slice(0, pixels.shape[3])))
+
+
 def _tile_cores(network: Network, grid: TileGrid, layers: list[str], index: int, pixels: np.ndarray):
     """Tile ``index`` of ``grid`` (``pixels``: its span) through the network: its core features (copied out of
     the backend) and its windows."""
     runner = TiledRunner(_network(network), grid, layers)
     tile, windows = runner.tiles[index]
-    here = Tile(tile.core, (slice(0, pixels.shape[2]), slice(0, pixels.shape[3])))
-    cores = runner.forward(pixels, here, windows, backward=False)
+    cores = runner.forward(pixels, _in_span(tile, pixels), windows, backward=False)
     return {layer: np.array(core) for layer, core in cores.items()}, windows
 
 
@@ -135,9 +144,7 @@ def style_statistics(network: Network, grid: TileGrid, terms: list[WeightedLoss]
     ``image`` (the client adds them up in tile order, as ``core.evaluation.tiled_objective.style_statistics`` does)."""
     layers = sorted({layer for t in terms for layer in t.loss.layers})
     cores, windows = _tile_cores(network, grid, layers, index, pixels)
-    return [term.loss.target_statistics({layer: cores[layer] for layer in term.loss.layers},
-                                        {layer: windows[layer].window for layer in term.loss.layers}, image)
-            for term in terms]
+    return [term.loss.target_statistics(*select_layers(cores, windows, term.loss.layers), image) for term in terms]
 
 
 class TileTarget:
@@ -159,8 +166,7 @@ def _forward(objective: TiledObjective, index: int, pixels: np.ndarray, backward
     for term in objective.feature_terms:  # the content terms' targets: this tile's, made on a worker (None: in the spec)
         if term.loss.role == "content" and content is not None:
             term.loss.targets = {layer: TileTarget(windows[layer].window, content[layer]) for layer in term.loss.layers}
-    here = Tile(tile.core, (slice(0, pixels.shape[2]), slice(0, pixels.shape[3])))  # the pixels are the span
-    return objective.runner.forward(pixels, here, windows, backward=backward), windows
+    return objective.runner.forward(pixels, _in_span(tile, pixels), windows, backward=backward), windows
 
 
 def statistics(spec: LevelSpec, index: int, pixels: np.ndarray, content: dict[str, np.ndarray] | None) -> list[Totals]:

@@ -81,7 +81,8 @@ def _add(totals: Totals, sums: Mapping[str, np.ndarray]) -> None:
             totals[key] = value.copy()
 
 
-def _select(cores: Mapping[str, np.ndarray], windows: Mapping[str, LayerWindow], layers: Sequence[str]):
+def select_layers(cores: Mapping[str, np.ndarray], windows: Mapping[str, LayerWindow], layers: Sequence[str]):
+    """A term's share of a tile's pass: its layers' core features and their windows, as its tile methods take them."""
     return {layer: cores[layer] for layer in layers}, {layer: windows[layer].window for layer in layers}
 
 
@@ -118,7 +119,7 @@ class TiledObjective(Objective):
 
     def tile_statistics(self, cores, windows) -> list[Totals]:
         """Each feature term's statistics of one tile's core features (pass 1's share of one tile)."""
-        return [term.loss.tile_statistics(*_select(cores, windows, term.loss.layers)) for term in self.feature_terms]
+        return [term.loss.tile_statistics(*select_layers(cores, windows, term.loss.layers)) for term in self.feature_terms]
 
     def feature_value(self, totals: Sequence[Totals]) -> float:
         """The feature terms' weighted value from the whole image's statistics; records each in ``terms``."""
@@ -143,7 +144,7 @@ class TiledObjective(Objective):
         """Every term's weighted gradient on this tile's core features, put into tile-sized zero arrays."""
         grads: dict[str, np.ndarray] = {}
         for term, sums in zip(self.feature_terms, totals):
-            for layer, g in term.loss.tile_gradient(*_select(cores, windows, term.loss.layers), sums).items():
+            for layer, g in term.loss.tile_gradient(*select_layers(cores, windows, term.loss.layers), sums).items():
                 if layer not in grads:
                     grads[layer] = np.zeros(self.runner.shapes[layer], np.float32)
                 if term.weight != 1.0:
@@ -178,7 +179,7 @@ def style_statistics(backend: Backend, image: np.ndarray, grid: TileGrid, terms:
     for tile, windows in runner.tiles:
         cores = runner.forward(x, tile, windows, backward=False)
         for term, sums in zip(terms, totals):
-            _add(sums, term.loss.target_statistics(*_select(cores, windows, term.loss.layers), index))
+            _add(sums, term.loss.target_statistics(*select_layers(cores, windows, term.loss.layers), index))
     return totals
 
 
