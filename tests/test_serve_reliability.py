@@ -325,3 +325,34 @@ def test_a_damaged_checkpoint_is_replaced_by_the_previous_one_said_on_the_page(c
     assert entry["type"] == "started" and entry["first_step"] == previous
     client.post(f"/api/jobs/{job['id']}/cancel")
     client.entries(job["id"])
+
+
+def test_a_running_jobs_page_gets_only_the_warnings_of_its_own_thread():
+    """The checkpoint logger is the process's: a job made meanwhile on another thread (a resume reading a
+    damaged checkpoint) must not put its warning in the running job's log; that job publishes its own."""
+    import logging
+    import threading
+
+    from stylize.serve.jobs import _Warnings
+
+    class Record:
+        published: list = []
+
+        def publish(self, entry):
+            self.published.append(entry)
+
+        def clean(self, message):
+            return message
+
+    record = Record()
+    log = logging.getLogger(checkpoints.__name__)
+    handler = _Warnings(record)
+    log.addHandler(handler)
+    try:
+        other = threading.Thread(target=log.warning, args=("stylize: warning: another job's checkpoint",))
+        other.start()
+        other.join()
+        log.warning("stylize: warning: this job's checkpoint")
+    finally:
+        log.removeHandler(handler)
+    assert record.published == [{"type": "warning", "message": "this job's checkpoint"}]

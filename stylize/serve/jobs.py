@@ -225,7 +225,7 @@ class JobQueue:
             except Exception:  # showing the run must never stop it
                 log.exception("job %s: could not publish %s", record.id, type(event).__name__)
 
-        warnings = _Warnings(record)  # a checkpoint the disk refused, a damaged one replaced: said on the page
+        warnings = _Warnings(record)  # a checkpoint the disk refused: said on the page
         checkpoint_log = logging.getLogger(checkpoints.__name__)
         checkpoint_log.addHandler(warnings)
         try:
@@ -247,13 +247,19 @@ class JobQueue:
 
 
 class _Warnings(logging.Handler):
-    """Warnings logged while a job runs (only one runs at a time), published in its log for the page."""
+    """Warnings the running job logs, published in its log for the page.
+
+    Made on the thread that runs the job and deaf to the others: the logger is the whole process's, and a job
+    made meanwhile on another thread (a resume reading a damaged checkpoint) publishes its own warnings.
+    """
 
     def __init__(self, record: JobRecord):
         super().__init__(logging.WARNING)
-        self.record = record
+        self.record, self.thread = record, threading.get_ident()
 
     def emit(self, entry: logging.LogRecord) -> None:
+        if entry.thread != self.thread:
+            return
         message = entry.getMessage().removeprefix("stylize: warning: ")
         self.record.publish({"type": "warning", "message": self.record.clean(message)})
 
