@@ -11,7 +11,6 @@ retried by the scheduler on another worker.
 from __future__ import annotations
 
 import functools
-
 from typing import Sequence
 
 import numpy as np
